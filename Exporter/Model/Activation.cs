@@ -1,0 +1,36 @@
+namespace OnnxGpt.Model;
+
+/// <summary>The feed-forward activation. Names follow Hugging Face's <c>activation_function</c> values.</summary>
+public enum Activation
+{
+    /// <summary><c>gelu_new</c>: the tanh approximation GPT-2 uses.</summary>
+    GeluNew,
+
+    /// <summary><c>gelu</c>: the exact erf form.</summary>
+    Gelu,
+
+    /// <summary><c>relu</c>.</summary>
+    Relu,
+}
+
+/// <summary>Maps <see cref="Activation"/> to and from the Hugging Face config spelling.</summary>
+public static class ActivationNames
+{
+    public static string ToConfigName(this Activation activation) => activation switch
+    {
+        Activation.GeluNew => "gelu_new",
+        Activation.Gelu => "gelu",
+        Activation.Relu => "relu",
+        _ => throw new ArgumentOutOfRangeException(nameof(activation), activation, "unknown activation"),
+    };
+
+    /// <summary>Parses a config spelling; <c>gelu_pytorch_tanh</c> and <c>gelu_fast</c> are the same tanh form.</summary>
+    public static Activation Parse(string name, string source = "config") => name switch
+    {
+        "gelu_new" or "gelu_pytorch_tanh" or "gelu_fast" or "gelu_tanh" => Activation.GeluNew,
+        "gelu" => Activation.Gelu,
+        "relu" => Activation.Relu,
+        _ => throw new OnnxGptException(
+            $"{source}: activation_function '{name}' is not supported; expected one of gelu_new, gelu, relu."),
+    };
+}

@@ -1,0 +1,12 @@
+namespace OnnxGpt;
+
+/// <summary>
+/// The one error type for bad models, files and configurations. The message names the file, tensor or field,
+/// what was expected, what was found, and what to do about it.
+/// </summary>
+public sealed class OnnxGptException : Exception
+{
+    public OnnxGptException(string message) : base(message) { }
+
+    public OnnxGptException(string message, Exception inner) : base(message, inner) { }
+}

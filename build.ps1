@@ -1,0 +1,92 @@
+#!/usr/bin/env pwsh
+# One entry point for the project: build | test | demo | bench | pack.
+#   dotnet tool restore && dotnet pwsh ./build.ps1 test
+# Options: -Configuration Release|Debug, -Gpu (build the CLI against the CUDA/TensorRT ONNX Runtime package),
+#          -Filter EXPR (test filter, passed to dotnet test).
+[CmdletBinding()]
+param(
+    [Parameter(Position = 0)]
+    [ValidateSet('build', 'test', 'demo', 'bench', 'pack')]
+    [string]$Target = 'build',
+    [string]$Configuration = 'Release',
+    [switch]$Gpu,
+    [string]$Filter = '',
+    [Parameter(ValueFromRemainingArguments = $true)]
+    [string[]]$Rest = @()
+)
+
+$ErrorActionPreference = 'Stop'
+Set-StrictMode -Version Latest
+$root = $PSScriptRoot
+Set-Location $root
+$env:DOTNET_CLI_TELEMETRY_OPTOUT = '1'
+$env:DOTNET_NOLOGO = '1'
+$env:DOTNET_SKIP_FIRST_TIME_EXPERIENCE = '1'
+
+$flavor = if ($Gpu) { 'Gpu' } else { 'Cpu' }
+$commonArgs = @('-c', $Configuration, "-p:OnnxRuntimeFlavor=$flavor", '--nologo')
+
+function Invoke-Checked([string]$what, [scriptblock]$block) {
+    & $block
+    if ($LASTEXITCODE -ne 0) { throw "$what failed (exit code $LASTEXITCODE)" }
+}
+
+function Invoke-Build {
+    Invoke-Checked 'restore' { dotnet restore OnnxGpt.sln --nologo -p:OnnxRuntimeFlavor=$flavor }
+    Invoke-Checked 'build' { dotnet build OnnxGpt.sln --no-restore @commonArgs }
+}
+
+function Invoke-Cli([string[]]$cliArgs) {
+    $dll = Join-Path $root "Runtime/Cli/bin/$Configuration/net10.0/onnxgpt.dll"
+    Invoke-Checked "onnxgpt $($cliArgs -join ' ')" { dotnet $dll @cliArgs }
+}
+
+switch ($Target) {
+    'build' { Invoke-Build }
+
+    'test' {
+        Invoke-Build
+        $results = Join-Path $root 'artifacts/test-results'
+        if (Test-Path $results) { Remove-Item -Recurse -Force $results }
+        $testArgs = @('test', 'Tests/OnnxGpt.Tests.csproj', '--no-build', '-c', $Configuration, '--nologo',
+            '--logger', 'trx;LogFileName=tests.trx', '--logger', 'console;verbosity=normal', '--results-directory', $results)
+        if ($Filter) { $testArgs += @('--filter', $Filter) }
+        & dotnet @testArgs
+        $testExit = $LASTEXITCODE
+        $trx = Get-ChildItem -Path $results -Filter '*.trx' -Recurse -ErrorAction SilentlyContinue | Select-Object -First 1
+        if (-not $trx) {
+            Write-Output '0 passed, 1 failed'
+            Write-Error "no test results were written (dotnet test exit code $testExit)"
+            exit 1
+        }
+        [xml]$doc = Get-Content $trx.FullName
+        $c = $doc.TestRun.ResultSummary.Counters
+        $passed = [int]$c.passed
+        $failed = [int]$c.failed + [int]$c.error + [int]$c.timeout + [int]$c.aborted
+        $skipped = [int]$c.notExecuted + [int]$c.inconclusive
+        if ($testExit -ne 0 -and $failed -eq 0) { $failed = 1 }
+        $line = "$passed passed, $failed failed"
+        if ($skipped -gt 0) { $line += ", $skipped skipped" }
+        Write-Output $line
+        if ($failed -gt 0 -or $passed -eq 0) { exit 1 }
+        exit 0
+    }
+
+    'demo' {
+        Invoke-Build
+        $model = Join-Path $root 'models/demo'
+        if (-not (Test-Path (Join-Path $model 'model.onnx'))) {
+            Invoke-Cli @('export', '--preset', 'gpt2', '--seed', '1', '--out', $model, '--force')
+        }
+        Invoke-Cli @('inspect', $model)
+    }
+
+    'bench' {
+        Invoke-Build
+        Invoke-Cli (@('bench') + $Rest)
+    }
+
+    'pack' {
+        Invoke-Checked 'pack' { dotnet pack OnnxGpt.sln @commonArgs -o (Join-Path $root 'artifacts/packages') }
+    }
+}
