@@ -1,0 +1,43 @@
+namespace OnnxGpt.Model;
+
+/// <summary>
+/// Keys of the ONNX <c>metadata_props</c> that make an exported model self-describing. Values are JSON unless noted.
+/// </summary>
+public static class MetadataKeys
+{
+    /// <summary>Format version of this metadata (plain integer text).</summary>
+    public const string FormatVersion = "onnxgpt.format_version";
+
+    /// <summary><see cref="GptConfig"/> as Hugging Face GPT-2 <c>config.json</c> fields.</summary>
+    public const string Config = "onnxgpt.config";
+
+    /// <summary><see cref="TokenizerSpec"/>.</summary>
+    public const string Tokenizer = "onnxgpt.tokenizer";
+
+    /// <summary><see cref="GenerationDefaults"/>.</summary>
+    public const string Generation = "onnxgpt.generation";
+
+    /// <summary>I/O convention of the graph (plain text): see <see cref="IoConventions"/>.</summary>
+    public const string IoConvention = "onnxgpt.io_convention";
+
+    /// <summary>Graph flavour (plain text): <c>portable</c> or <c>fused</c>.</summary>
+    public const string GraphFlavor = "onnxgpt.graph";
+
+    /// <summary>Begin/end-of-sequence ids (plain integer text), also inside the config, for tools that read only these.</summary>
+    public const string BosTokenId = "bos_token_id";
+
+    public const string EosTokenId = "eos_token_id";
+}
+
+/// <summary>Names of the graph I/O conventions a host understands.</summary>
+public static class IoConventions
+{
+    /// <summary>
+    /// Hugging Face Optimum / ONNX Runtime GenAI / transformers.js: <c>input_ids</c>, <c>attention_mask</c>,
+    /// <c>position_ids</c>, <c>past_key_values.{i}.key|value</c> (B, H, P, D) → <c>logits</c>, <c>present.{i}.key|value</c>.
+    /// </summary>
+    public const string Optimum = "optimum";
+
+    /// <summary>ONNX Runtime's older GPT-2 convention: int32 ids, stacked <c>past_{i}</c>/<c>present_{i}</c> (2, B, H, P, D).</summary>
+    public const string OrtGpt2 = "ort-gpt2";
+}

