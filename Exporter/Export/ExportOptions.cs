@@ -1,0 +1,23 @@
+using OnnxGpt.Model;
+
+namespace OnnxGpt.Export;
+
+/// <summary>How <see cref="GptExporter"/> writes a model folder.</summary>
+public sealed record ExportOptions
+{
+    public ExternalDataMode ExternalData { get; init; } = ExternalDataMode.Auto;
+
+    /// <summary>Replace an existing, non-empty output folder.</summary>
+    public bool Force { get; init; }
+
+    /// <summary>The tokenizer the model uses, recorded in its metadata. Null: none recorded.</summary>
+    public TokenizerSpec? Tokenizer { get; init; }
+
+    /// <summary>Folder holding the files named by <see cref="TokenizerSpec.Files"/>; they are copied beside the model.</summary>
+    public string? TokenizerSourceFolder { get; init; }
+
+    public GenerationDefaults Generation { get; init; } = new();
+
+    /// <summary>A line on where the weights came from (preset and seed, checkpoint path, training run).</summary>
+    public string? Source { get; init; }
+}
