@@ -142,27 +142,16 @@ public sealed class GptGraph
     private (string X, (string Key, string Value) Present) Block(int i, string x, string maskBias, (string Key, string Value) past)
     {
         string prefix = TensorNames.Block(i);
-        string attn;
-        (string, string) present;
-        using (_g.Scope("attn"))
-        {
-            (attn, present) = Attention(prefix, LayerNormScoped(prefix + "ln_1", x, "ln_1"), maskBias, past);
-        }
-
-        x = _g.Named("attn_residual", "Add", [x, attn]);              // x = x + attn(ln_1(x))
-        string mlp;
-        using (_g.Scope("mlp"))
-        {
-            mlp = Mlp(prefix, LayerNormScoped(prefix + "ln_2", x, "ln_2"));
-        }
-
-        x = _g.Named("mlp_residual", "Add", [x, mlp]);                // x = x + mlp(ln_2(x))
+        var (attn, present) = Attention(prefix, LayerNorm(prefix, "ln_1", x), maskBias, past);
+        x = _g.Named("attn_residual", "Add", [x, attn]);                  // x = x + attn(ln_1(x))
+        x = _g.Named("mlp_residual", "Add", [x, Mlp(prefix, LayerNorm(prefix, "ln_2", x))]);   // x = x + mlp(ln_2(x))
         return (x, present);
     }
 
     private (string Output, (string Key, string Value) Present) Attention(
         string prefix, string x, string maskBias, (string Key, string Value) past)
     {
+        using var _ = _g.Scope("attn");
         int c = _c.Width, h = _c.Heads, d = _c.HeadSize;
         string qkv;
         using (_g.Scope("c_attn"))
@@ -201,6 +190,7 @@ public sealed class GptGraph
 
     private string Mlp(string prefix, string x)
     {
+        using var _ = _g.Scope("mlp");
         string hidden;
         using (_g.Scope("c_fc"))
         {
@@ -231,10 +221,11 @@ public sealed class GptGraph
         return _c.Bias ? _g.Op("Add", y, Weight(name + ".bias")) : y;
     }
 
-    private string LayerNormScoped(string name, string x, string scope)
+    /// <summary>A block's layer norm (<c>ln_1</c>, <c>ln_2</c>) in its own scope.</summary>
+    private string LayerNorm(string blockPrefix, string scope, string x)
     {
         using var _ = _g.Scope(scope);
-        return LayerNorm(name, x);
+        return LayerNorm(blockPrefix + scope, x);
     }
 
     private string LayerNorm(string name, string x)
