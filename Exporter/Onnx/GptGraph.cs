@@ -26,36 +26,54 @@ public sealed class GptGraph
     private readonly Func<string, Tensor, TensorProto> _initializer;
     private readonly HashSet<string> _added = new(StringComparer.Ordinal);
 
-    private GptGraph(GptWeights weights, Func<string, Tensor, TensorProto> initializer)
+    private readonly GptGraphOptions _options;
+
+    private GptGraph(GptWeights weights, Func<string, Tensor, TensorProto> initializer, GptGraphOptions options)
     {
         _w = weights;
         _c = weights.Config;
         _initializer = initializer;
+        _options = options;
     }
 
     /// <summary>
     /// Builds the graph. <paramref name="initializer"/> turns a checkpoint tensor into its initializer; by default
     /// the bytes go inline, an exporter writing external data passes its own.
     /// </summary>
-    public static GraphProto Build(GptWeights weights, Func<string, Tensor, TensorProto>? initializer = null)
+    public static GraphProto Build(GptWeights weights, Func<string, Tensor, TensorProto>? initializer = null) =>
+        Build(weights, initializer, GptGraphOptions.Default);
+
+    /// <summary>Builds the graph with the I/O variant <paramref name="options"/> describes.</summary>
+    public static GraphProto Build(GptWeights weights, Func<string, Tensor, TensorProto>? initializer, GptGraphOptions options)
     {
         ArgumentNullException.ThrowIfNull(weights);
-        return new GptGraph(weights, initializer ?? TensorProtos.Inline).BuildGraph();
+        ArgumentNullException.ThrowIfNull(options);
+        options.Validate();
+        return new GptGraph(weights, initializer ?? TensorProtos.Inline, options).BuildGraph();
     }
 
     private GraphProto BuildGraph()
     {
-        var inputIds = _g.Input("input_ids", DataType.Int64, "batch_size", "sequence_length");
-        var attentionMask = _g.Input("attention_mask", DataType.Int64, "batch_size", "total_sequence_length");
-        var positionIds = _g.Input("position_ids", DataType.Int64, "batch_size", "sequence_length");
+        bool stacked = _options.IoConvention == IoConventions.OrtGpt2;
+        var indexType = stacked ? DataType.Int32 : DataType.Int64;
+        var inputIds = _g.Input("input_ids", indexType, "batch_size", "sequence_length");
+        var attentionMask = _g.Input("attention_mask", indexType, "batch_size", "total_sequence_length");
+        var positionIds = _options.PositionIdsInput ? _g.Input("position_ids", indexType, "batch_size", "sequence_length") : null;
+        var useCacheBranch = _options.UseCacheBranchInput ? _g.Input("use_cache_branch", DataType.Bool, 1) : null;
         var past = new (string Key, string Value)[_c.Layers];
         for (int i = 0; i < _c.Layers; i++)
         {
-            past[i] = (
-                _g.Input($"past_key_values.{i}.key", DataType.Float, "batch_size", _c.Heads, "past_sequence_length", _c.HeadSize),
-                _g.Input($"past_key_values.{i}.value", DataType.Float, "batch_size", _c.Heads, "past_sequence_length", _c.HeadSize));
+            past[i] = stacked
+                ? StackedPast(i)
+                : (_g.Input($"past_key_values.{i}.key", DataType.Float, "batch_size", _c.Heads, "past_sequence_length", _c.HeadSize),
+                   _g.Input($"past_key_values.{i}.value", DataType.Float, "batch_size", _c.Heads, "past_sequence_length", _c.HeadSize));
+            if (useCacheBranch is not null)
+            {
+                past[i] = CacheBranch(i, past[i], useCacheBranch);
+            }
         }
 
+        positionIds ??= PositionsFromMask(inputIds, attentionMask);
         string x = Embed(inputIds, positionIds);                       // (B, T, C)
         string maskBias = AttentionBias(inputIds, attentionMask, past[0].Key);  // (B, 1, T, S)
 
@@ -82,11 +100,64 @@ public sealed class GptGraph
         _g.Output("logits", logits, DataType.Float, "batch_size", "sequence_length", _c.VocabSize);
         for (int i = 0; i < _c.Layers; i++)
         {
+            if (stacked)
+            {
+                _g.Output($"present_{i}", StackedPresent(i, present[i]), DataType.Float, 2, "batch_size", _c.Heads, "total_sequence_length", _c.HeadSize);
+                continue;
+            }
+
             _g.Output($"present.{i}.key", present[i].Key, DataType.Float, "batch_size", _c.Heads, "total_sequence_length", _c.HeadSize);
             _g.Output($"present.{i}.value", present[i].Value, DataType.Float, "batch_size", _c.Heads, "total_sequence_length", _c.HeadSize);
         }
 
         return _g.Graph;
+    }
+
+    /// <summary>ORT GPT-2 convention: layer i's past is one (2, B, H, P, D) input; key and value are its two halves.</summary>
+    private (string Key, string Value) StackedPast(int i)
+    {
+        string stackedPast = _g.Input($"past_{i}", DataType.Float, 2, "batch_size", _c.Heads, "past_sequence_length", _c.HeadSize);
+        using var _ = _g.Scope($"layers.{i}");
+        string key = _g.Named("past_key", "Gather", [stackedPast, _g.ScalarInt64("key_index", 0)], Attr.Int("axis", 0));       // (B, H, P, D)
+        string value = _g.Named("past_value", "Gather", [stackedPast, _g.ScalarInt64("value_index", 1)], Attr.Int("axis", 0));  // (B, H, P, D)
+        return (key, value);
+    }
+
+    /// <summary>ORT GPT-2 convention: present key and value stacked into one (2, B, H, S, D) output.</summary>
+    private string StackedPresent(int i, (string Key, string Value) present)
+    {
+        using var _ = _g.Scope($"layers.{i}");
+        string axis0 = _g.ConstInt64("stack_axis", 0);
+        string key = _g.Named("present_key_unsqueeze", "Unsqueeze", [present.Key, axis0]);        // (1, B, H, S, D)
+        string value = _g.Named("present_value_unsqueeze", "Unsqueeze", [present.Value, axis0]);  // (1, B, H, S, D)
+        return _g.Named("present_stack", "Concat", [key, value], Attr.Int("axis", 0));            // (2, B, H, S, D)
+    }
+
+    /// <summary>A merged decoder's switch: with use_cache_branch false the past counts as empty (length 0).</summary>
+    private (string Key, string Value) CacheBranch(int i, (string Key, string Value) past, string useCacheBranch)
+    {
+        using var _ = _g.Scope($"layers.{i}");
+        using var __ = _g.Scope("cache_branch");
+        string use = _g.OpWith("Cast", [useCacheBranch], Attr.Int("to", (long)DataType.Int64));                       // [1]
+        string pastLen = _g.Node("Shape", [past.Key], 1, "past_len", "", Attr.Int("start", 2), Attr.Int("end", 3))[0];  // [1]
+        string keep = _g.Named("kept_len", "Mul", [pastLen, use]);                                                     // [1]
+        string zero = _g.ConstInt64("start", 0);
+        string axis = _g.ConstInt64("axis", 2);
+        return (_g.Named("key", "Slice", [past.Key, zero, keep, axis]), _g.Named("value", "Slice", [past.Value, zero, keep, axis]));
+    }
+
+    /// <summary>position_ids from the mask: real tokens count from 0, padding gets 0; the last T columns.</summary>
+    private string PositionsFromMask(string inputIds, string attentionMask)
+    {
+        using var _ = _g.Scope("position_ids");
+        string mask = _g.OpWith("Cast", [attentionMask], Attr.Int("to", (long)DataType.Int64));                       // (B, S)
+        string counted = _g.Op("CumSum", mask, _g.ScalarInt64("axis", 1));                                            // (B, S)
+        string positions = _g.Op("Sub", counted, _g.ScalarInt64("one", 1));
+        positions = _g.Op("Max", positions, _g.ScalarInt64("zero", 0));                                               // (B, S)
+        string newLen = _g.Node("Shape", [inputIds], 1, "new_len", "", Attr.Int("start", 1), Attr.Int("end", 2))[0];   // [1]
+        string totalLen = _g.Node("Shape", [attentionMask], 1, "total_len", "", Attr.Int("start", 1), Attr.Int("end", 2))[0]; // [1]
+        string start = _g.Named("start", "Sub", [totalLen, newLen]);
+        return _g.Op("Slice", positions, start, totalLen, _g.ConstInt64("axes", 1));                                  // (B, T)
     }
 
     /// <summary>x = wte[input_ids] + wpe[position_ids].</summary>

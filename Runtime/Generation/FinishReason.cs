@@ -1,0 +1,23 @@
+namespace OnnxGpt.Generation;
+
+/// <summary>Why a sequence stopped generating.</summary>
+public enum FinishReason
+{
+    /// <summary>Still generating.</summary>
+    None,
+
+    /// <summary>It produced the model's end-of-sequence token.</summary>
+    EndOfSequence,
+
+    /// <summary>It produced one of <c>GenerationOptions.StopTokenIds</c>.</summary>
+    StopToken,
+
+    /// <summary>Its text reached one of <c>GenerationOptions.StopStrings</c>.</summary>
+    StopString,
+
+    /// <summary>It produced <c>GenerationOptions.MaxNewTokens</c> tokens.</summary>
+    MaxNewTokens,
+
+    /// <summary>The sequence filled the model's context.</summary>
+    ContextFull,
+}

@@ -1,0 +1,11 @@
+namespace OnnxGpt.Generation;
+
+/// <summary>One token generated for one row of a batch, as streamed by <see cref="Generator.StreamAsync"/>.</summary>
+/// <param name="Row">The row (0 for a single sequence).</param>
+/// <param name="TokenId">The token id.</param>
+/// <param name="Text">
+/// The text this token completes: empty while a multi-byte character is still incomplete, for a stop token, or when
+/// the model has no tokenizer; when the row finishes it also carries any text held back until then.
+/// </param>
+/// <param name="FinishReason">Why the row stopped with this token, or <see cref="Generation.FinishReason.None"/>.</param>
+public readonly record struct GeneratedToken(int Row, int TokenId, string Text, FinishReason FinishReason);

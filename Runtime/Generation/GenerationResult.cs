@@ -1,0 +1,35 @@
+namespace OnnxGpt.Generation;
+
+/// <summary>What one row of a generator produced: see <see cref="Generator.GenerateAll"/>.</summary>
+/// <param name="Row">The row (0 for a single sequence).</param>
+/// <param name="Ids">The whole sequence: prompt followed by the generated tokens (padding is not included).</param>
+/// <param name="PromptLength">How many of <paramref name="Ids"/> came before this generation (the prompt).</param>
+/// <param name="Text">The generated text (stop tokens and stop strings left out), or null when the model has no tokenizer.</param>
+/// <param name="FinishReason">Why generation stopped.</param>
+/// <param name="TimeToFirstToken">From the prompt's <see cref="Generator.Append(System.ReadOnlySpan{int})"/> to the first generated token.</param>
+/// <param name="Elapsed">From the prompt's append to the last generated token.</param>
+public sealed record GenerationResult(
+    int Row,
+    IReadOnlyList<int> Ids,
+    int PromptLength,
+    string? Text,
+    FinishReason FinishReason,
+    TimeSpan TimeToFirstToken,
+    TimeSpan Elapsed)
+{
+    /// <summary>Tokens generated after the prompt.</summary>
+    public int NewTokens => Ids.Count - PromptLength;
+
+    /// <summary>The generated tokens.</summary>
+    public IReadOnlyList<int> NewIds => Ids.Skip(PromptLength).ToArray();
+
+    /// <summary>Decoding speed after the first token (tokens per second); 0 when fewer than two tokens were generated.</summary>
+    public double DecodeTokensPerSecond
+    {
+        get
+        {
+            double seconds = (Elapsed - TimeToFirstToken).TotalSeconds;
+            return NewTokens > 1 && seconds > 0 ? (NewTokens - 1) / seconds : 0;
+        }
+    }
+}

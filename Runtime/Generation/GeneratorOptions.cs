@@ -1,0 +1,19 @@
+namespace OnnxGpt.Generation;
+
+/// <summary>
+/// How a <see cref="Generator"/> runs the model, as opposed to how it picks tokens (<see cref="GenerationOptions"/>).
+/// </summary>
+public sealed record GeneratorOptions
+{
+    /// <summary>
+    /// Keep keys and values between steps (the default). False recomputes the whole sequence every step: the same
+    /// tokens, much slower; for benchmarks and tests. A graph without past inputs always runs this way.
+    /// </summary>
+    public bool UseKvCache { get; init; } = true;
+
+    /// <summary>What to do with a prompt longer than the context.</summary>
+    public PromptTruncation Truncation { get; init; } = PromptTruncation.None;
+
+    /// <summary>Stop a sequence when it produces the model's <c>eos_token_id</c> (the default).</summary>
+    public bool StopAtEndOfSequence { get; init; } = true;
+}

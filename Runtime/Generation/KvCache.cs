@@ -1,0 +1,250 @@
+using Microsoft.ML.OnnxRuntime.Tensors;
+using OnnxGpt.Model;
+using OnnxGpt.Native;
+
+namespace OnnxGpt.Generation;
+
+// Shapes: B batch, H heads, P cached (past) tokens, S = P + T tokens after a step, D head size, Cap capacity.
+
+/// <summary>
+/// The keys and values of every layer, in memory this class owns, laid out as the graph's past inputs want them.
+/// It alone knows the buffer layout and the layer-indexed names.
+/// <para>
+/// Each cache tensor (Optimum: a layer's key and its value, each (B, H, P, D); ORT GPT-2: a layer's stacked
+/// (2, B, H, P, D)) has two buffers of Cap tokens, allocated once. A step feeds the past as a tensor over the first
+/// <c>B·H·P·D</c> floats of one buffer, laid out contiguously for exactly P tokens, and binds the present output
+/// (P + T tokens, also contiguous) to the other buffer, so ONNX Runtime writes it straight into our memory; then
+/// the two swap (ping-pong). This graph convention (present = past ⊕ new) makes every step rewrite the whole
+/// cache once, O(context) copying, but nothing is allocated per token.
+/// </para>
+/// Capacity is what the request can reach (prompt plus new tokens, capped by the context length), not the whole
+/// context; <see cref="EnsureCapacity"/> grows it, keeping the contents. Not thread-safe: one per generator.
+/// </summary>
+public sealed unsafe class KvCache : IDisposable
+{
+    private readonly Pair[] _tensors;
+    private int _current;
+    private bool _disposed;
+
+    internal KvCache(ModelSignature signature, GptConfig config, int batchSize, int capacity)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(batchSize);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(capacity);
+        BatchSize = batchSize;
+        Layers = signature.Layers;
+        Heads = config.Heads;
+        HeadSize = config.HeadSize;
+        _tensors = new Pair[signature.CacheTensors.Count];
+        try
+        {
+            for (int i = 0; i < _tensors.Length; i++)
+            {
+                var t = signature.CacheTensors[i];
+                long[] prefix = t.Stacked ? [2, batchSize, Heads] : [batchSize, Heads];
+                _tensors[i] = new Pair(new NativeName(t.Past), new NativeName(t.Present), prefix);
+            }
+
+            Allocate(capacity, keep: 0);
+        }
+        catch
+        {
+            Dispose();
+            throw;
+        }
+    }
+
+    public int BatchSize { get; }
+
+    public int Layers { get; }
+
+    public int Heads { get; }
+
+    public int HeadSize { get; }
+
+    /// <summary>Tokens each buffer can hold.</summary>
+    public int Capacity { get; private set; }
+
+    /// <summary>Tokens cached now (P).</summary>
+    public int Length { get; private set; }
+
+    /// <summary>Bytes of native memory the cache holds (both buffers of every tensor).</summary>
+    public long AllocatedBytes
+    {
+        get
+        {
+            long total = 0;
+            foreach (var t in _tensors)
+            {
+                total += (t.Buffers[0]?.Bytes ?? 0) + (t.Buffers[1]?.Bytes ?? 0);
+            }
+
+            return total;
+        }
+    }
+
+    /// <summary>
+    /// The cached values of one tensor (Optimum: <c>2·layer</c> is a key, <c>2·layer + 1</c> its value; ORT GPT-2:
+    /// the stacked tensor of layer <c>i</c>), laid out as the past input: (B, H, P, D) or (2, B, H, P, D).
+    /// </summary>
+    public ReadOnlySpan<float> GetTensor(int index)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        ArgumentOutOfRangeException.ThrowIfNegative(index);
+        ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(index, _tensors.Length);
+        var t = _tensors[index];
+        return t.Buffers[_current]!.AsSpan(t.Blocks * Length * HeadSize);
+    }
+
+    /// <summary>Number of cache tensors (see <see cref="GetTensor"/>).</summary>
+    public int TensorCount => _tensors.Length;
+
+    /// <summary>Grows every buffer to hold at least <paramref name="capacity"/> tokens, keeping what is cached.</summary>
+    internal void EnsureCapacity(int capacity)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (capacity > Capacity)
+        {
+            Allocate(capacity, keep: Length);
+        }
+    }
+
+    /// <summary>
+    /// Binds the first <paramref name="pastLength"/> cached tokens as the past inputs and the other buffer of each
+    /// pair as the present outputs of <paramref name="totalLength"/> tokens. <paramref name="pastLength"/> may be
+    /// less than <see cref="Length"/> (0 recomputes everything).
+    /// </summary>
+    internal void Bind(IntPtr binding, IntPtr memoryInfo, int pastLength, int totalLength)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        // The past is everything cached, or nothing (a full recompute); a shorter past needs Truncate first.
+        if ((pastLength != Length && pastLength != 0) || totalLength > Capacity || totalLength < pastLength)
+        {
+            throw new InvalidOperationException(
+                $"cache of {Length} tokens (capacity {Capacity}) cannot bind past {pastLength} and present {totalLength}.");
+        }
+
+        Span<long> shape = stackalloc long[5];
+        foreach (var t in _tensors)
+        {
+            int rank = t.Prefix.Length + 2;
+            t.Prefix.CopyTo(shape);
+            shape[rank - 1] = HeadSize;
+
+            shape[rank - 2] = pastLength;
+            var past = t.Buffers[_current]!;
+            OrtNative.Bind(binding, output: false, t.PastName, memoryInfo, past.Pointer,
+                t.Blocks * pastLength * HeadSize * sizeof(float), shape[..rank], TensorElementType.Float);
+
+            shape[rank - 2] = totalLength;
+            var present = t.Buffers[1 - _current]!;
+            OrtNative.Bind(binding, output: true, t.PresentName, memoryInfo, present.Pointer,
+                t.Blocks * totalLength * HeadSize * sizeof(float), shape[..rank], TensorElementType.Float);
+        }
+    }
+
+    /// <summary>After a run bound by <see cref="Bind"/>: the present buffers now hold the cache of <paramref name="totalLength"/> tokens.</summary>
+    internal void Commit(int totalLength)
+    {
+        _current = 1 - _current;
+        Length = totalLength;
+    }
+
+    /// <summary>Keeps the first <paramref name="length"/> tokens, re-laying each tensor out for the shorter length in place.</summary>
+    internal void Truncate(int length)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        ArgumentOutOfRangeException.ThrowIfNegative(length);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(length, Length);
+        if (length == Length)
+        {
+            return;
+        }
+
+        int d = HeadSize;
+        foreach (var t in _tensors)
+        {
+            float* data = t.Buffers[_current]!.Pointer;
+            // Block j moves from j·Length·D to j·length·D: never forward, so going up in j never overwrites a
+            // block not yet moved; Span.CopyTo handles the overlap within a block.
+            for (long j = 1; j < t.Blocks; j++)
+            {
+                new Span<float>(data + j * Length * d, length * d).CopyTo(new Span<float>(data + j * length * d, length * d));
+            }
+        }
+
+        Length = length;
+    }
+
+    private void Allocate(int capacity, int keep)
+    {
+        foreach (var t in _tensors)
+        {
+            long count = checked(t.Blocks * capacity * HeadSize);
+            var fresh = new NativeBuffer<float>(count);
+            var old = t.Buffers[_current];
+            if (old is not null && keep > 0)
+            {
+                long used = t.Blocks * keep * HeadSize;
+                Buffer.MemoryCopy(old.Pointer, fresh.Pointer, count * sizeof(float), used * sizeof(float));
+            }
+
+            t.Buffers[0]?.Dispose();
+            t.Buffers[1]?.Dispose();
+            t.Buffers[0] = fresh;
+            t.Buffers[1] = null;
+            t.Buffers[1] = new NativeBuffer<float>(count);
+        }
+
+        _current = 0;
+        Capacity = capacity;
+    }
+
+    public void Dispose()
+    {
+        if (_disposed)
+        {
+            return;
+        }
+
+        _disposed = true;
+        foreach (var t in _tensors)
+        {
+            if (t is null)
+            {
+                continue;
+            }
+
+            t.Buffers[0]?.Dispose();
+            t.Buffers[1]?.Dispose();
+            t.PastName.Dispose();
+            t.PresentName.Dispose();
+        }
+    }
+
+    /// <summary>One past/present pair: its names, the dimensions before the token axis, and its two buffers.</summary>
+    private sealed class Pair(NativeName pastName, NativeName presentName, long[] prefix)
+    {
+        public NativeName PastName { get; } = pastName;
+
+        public NativeName PresentName { get; } = presentName;
+
+        /// <summary>(B, H) or (2, B, H).</summary>
+        public long[] Prefix { get; } = prefix;
+
+        /// <summary>Product of <see cref="Prefix"/>: the number of (P, D) blocks.</summary>
+        public long Blocks { get; } = Product(prefix);
+
+        public NativeBuffer<float>?[] Buffers { get; } = new NativeBuffer<float>?[2];
+
+        private static long Product(long[] dims)
+        {
+            long p = 1;
+            foreach (var d in dims)
+            {
+                p *= d;
+            }
+
+            return p;
+        }
+    }
+}

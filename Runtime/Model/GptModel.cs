@@ -1,0 +1,224 @@
+using Microsoft.ML.OnnxRuntime;
+using OnnxGpt.Export;
+using OnnxGpt.Generation;
+
+namespace OnnxGpt.Model;
+
+/// <summary>
+/// A GPT ONNX model loaded once: owns the ONNX Runtime session and knows the model's config, tokenizer,
+/// generation defaults and graph signature. Thread-safe to share: any number of <see cref="Generator"/>s, on any
+/// threads, run on one model. <see cref="Dispose"/> releases the native session; it waits for runs in flight to
+/// finish, and any later use throws <see cref="ObjectDisposedException"/>.
+/// </summary>
+public sealed class GptModel : IDisposable
+{
+    /// <summary>Model files tried, in order, when <see cref="Load"/> is given a folder.</summary>
+    public static IReadOnlyList<string> ModelFileNames { get; } = [ModelFolder.ModelFile, "decoder_model_merged.onnx"];
+
+    private readonly InferenceSession _session;
+    private int _activeRuns;
+    private volatile bool _disposed;
+
+    private GptModel(string modelPath, InferenceSession session)
+    {
+        ModelPath = modelPath;
+        Folder = Path.GetDirectoryName(modelPath) ?? ".";
+        _session = session;
+        Metadata = new Dictionary<string, string>(session.ModelMetadata.CustomMetadataMap, StringComparer.Ordinal);
+        Signature = ModelSignature.Read(session, modelPath);
+        GenerationDefaults? foreignDefaults;
+        (Config, ConfigSource, foreignDefaults) = ModelDescription.ReadConfig(Metadata, modelPath);
+        CheckAgainstGraph();
+        if (Metadata.TryGetValue(MetadataKeys.Tokenizer, out var tokenizer))
+        {
+            TokenizerSpec = TokenizerSpec.FromJson(tokenizer, $"{modelPath} (metadata '{MetadataKeys.Tokenizer}')");
+        }
+
+        GenerationDefaults = Metadata.TryGetValue(MetadataKeys.Generation, out var generation)
+            ? GenerationDefaults.FromJson(generation, $"{modelPath} (metadata '{MetadataKeys.Generation}')")
+            : foreignDefaults ?? new GenerationDefaults();
+    }
+
+    /// <summary>The <c>.onnx</c> file, as a full path.</summary>
+    public string ModelPath { get; }
+
+    /// <summary>The folder holding the model (tokenizer files are looked up here).</summary>
+    public string Folder { get; }
+
+    public GptConfig Config { get; }
+
+    /// <summary>Where <see cref="Config"/> was read: the model's metadata, or a config file beside it.</summary>
+    public string ConfigSource { get; }
+
+    /// <summary>The graph's I/O convention, element types and cache shape.</summary>
+    public ModelSignature Signature { get; }
+
+    /// <summary>The tokenizer the model's metadata names, or null when it names none.</summary>
+    public TokenizerSpec? TokenizerSpec { get; }
+
+    /// <summary>Generation defaults from the model's metadata (or a GenAI config); the built-in defaults otherwise.</summary>
+    public GenerationDefaults GenerationDefaults { get; }
+
+    /// <summary>The model's <c>metadata_props</c>.</summary>
+    public IReadOnlyDictionary<string, string> Metadata { get; }
+
+    /// <summary>Whether <see cref="Dispose"/> has been called.</summary>
+    public bool IsDisposed => _disposed;
+
+    /// <summary>
+    /// Loads a model: a <c>.onnx</c> file, or a folder holding <c>model.onnx</c> (or <c>decoder_model_merged.onnx</c>,
+    /// or the file a <c>genai_config.json</c> names). The session is created with <paramref name="sessionOptions"/>
+    /// (the caller keeps ownership) or with full graph optimisation on the CPU.
+    /// </summary>
+    /// <exception cref="OnnxGptException">The file is missing, is not a loadable ONNX model, is not a decoder this
+    /// runtime understands, or comes with no description (metadata or config file); the message names the path.</exception>
+    public static GptModel Load(string path, SessionOptions? sessionOptions = null)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(path);
+        string modelPath = ResolveModelFile(path);
+        InferenceSession session;
+        SessionOptions? owned = null;
+        try
+        {
+            if (sessionOptions is null)
+            {
+                owned = new SessionOptions { GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL };
+            }
+
+            session = new InferenceSession(modelPath, sessionOptions ?? owned!);
+        }
+        catch (OnnxRuntimeException e)
+        {
+            throw new OnnxGptException($"cannot load the ONNX model '{modelPath}': {e.Message.Trim()} Is it a complete, valid ONNX file?", e);
+        }
+        finally
+        {
+            owned?.Dispose();
+        }
+
+        try
+        {
+            return new GptModel(modelPath, session);
+        }
+        catch
+        {
+            session.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// A generator for one sequence or one batch; see <see cref="Generator"/>. <paramref name="options"/> default to
+    /// the model's <see cref="GenerationDefaults"/>; <paramref name="settings"/> to the KV cache on, no truncation.
+    /// </summary>
+    public Generator CreateGenerator(GenerationOptions? options = null, GeneratorOptions? settings = null)
+    {
+        ThrowIfDisposed();
+        return new Generator(this, options ?? GenerationOptions.FromDefaults(GenerationDefaults), settings ?? new GeneratorOptions());
+    }
+
+    /// <summary>The session, for the runtime's own types; callers must bracket runs with <see cref="EnterRun"/>.</summary>
+    internal InferenceSession Session
+    {
+        get
+        {
+            ThrowIfDisposed();
+            return _session;
+        }
+    }
+
+    /// <summary>Marks a run in flight so <see cref="Dispose"/> waits for it; throws if the model is disposed.</summary>
+    internal void EnterRun()
+    {
+        Interlocked.Increment(ref _activeRuns);
+        if (_disposed)
+        {
+            Interlocked.Decrement(ref _activeRuns);
+            ThrowIfDisposed();
+        }
+    }
+
+    internal void ExitRun() => Interlocked.Decrement(ref _activeRuns);
+
+    internal void ThrowIfDisposed() => ObjectDisposedException.ThrowIf(_disposed, this);
+
+    /// <summary>Releases the session's native memory, after any run in flight has finished.</summary>
+    public void Dispose()
+    {
+        if (_disposed)
+        {
+            return;
+        }
+
+        _disposed = true;
+        var wait = new SpinWait();
+        while (Volatile.Read(ref _activeRuns) > 0)
+        {
+            wait.SpinOnce();
+        }
+
+        _session.Dispose();
+    }
+
+    public override string ToString() =>
+        $"{Path.GetFileName(ModelPath)}: {Config.Layers} layers, {Config.Heads} heads, width {Config.Width}, vocabulary {Config.VocabSize}, " +
+        $"context {Config.ContextLength}, {Signature.Convention} I/O";
+
+    private static string ResolveModelFile(string path)
+    {
+        if (Directory.Exists(path))
+        {
+            var candidates = new List<string>(ModelFileNames);
+            if (ModelDescription.GenAiModelFile(path) is { } named)
+            {
+                candidates.Insert(0, named);
+            }
+
+            foreach (var name in candidates)
+            {
+                string file = Path.Combine(path, name);
+                if (File.Exists(file))
+                {
+                    return Path.GetFullPath(file);
+                }
+            }
+
+            throw new OnnxGptException($"model folder '{path}' holds no model file; looked for {string.Join(", ", candidates)}.");
+        }
+
+        if (!File.Exists(path))
+        {
+            throw new OnnxGptException($"model file '{path}' does not exist; give a .onnx file or a folder holding {ModelFolder.ModelFile}.");
+        }
+
+        return Path.GetFullPath(path);
+    }
+
+    /// <summary>The config and the graph must agree on what the graph states itself.</summary>
+    private void CheckAgainstGraph()
+    {
+        var s = Signature;
+        if (s.HasCache && s.Layers != Config.Layers)
+        {
+            throw Mismatch("n_layer", Config.Layers, $"{s.Layers} layers of past inputs");
+        }
+
+        if (s.Heads is { } heads && heads != Config.Heads)
+        {
+            throw Mismatch("n_head", Config.Heads, $"{heads} heads in its past inputs");
+        }
+
+        if (s.HeadSize is { } d && d != Config.HeadSize)
+        {
+            throw Mismatch("head size (n_embd / n_head)", Config.HeadSize, $"head size {d} in its past inputs");
+        }
+
+        if (s.VocabSize is { } v && v != Config.VocabSize)
+        {
+            throw Mismatch("vocab_size", Config.VocabSize, $"{v} logits per token");
+        }
+
+        OnnxGptException Mismatch(string field, int configValue, string graph) => new(
+            $"{ModelPath}: {ConfigSource} says {field} is {configValue}, but the graph has {graph}; the config does not belong to this model.");
+    }
+}

@@ -1,0 +1,216 @@
+using System.Globalization;
+using Microsoft.ML.OnnxRuntime;
+using Microsoft.ML.OnnxRuntime.Tensors;
+
+namespace OnnxGpt.Model;
+
+/// <summary>
+/// What a decoder graph's inputs and outputs say about it, read from ONNX Runtime's metadata: the I/O convention,
+/// element types, which optional inputs exist, and the cache shape. Two conventions are understood:
+/// <list type="bullet">
+/// <item><see cref="IoConventions.Optimum"/>: <c>past_key_values.{i}.key|value</c> (B, H, P, D) in,
+/// <c>present.{i}.key|value</c> (B, H, P+T, D) out; a merged decoder may add a <c>use_cache_branch</c> input.</item>
+/// <item><see cref="IoConventions.OrtGpt2"/>: one stacked <c>past_{i}</c> (2, B, H, P, D) in, <c>present_{i}</c> out,
+/// usually with int32 ids.</item>
+/// </list>
+/// A graph with no past inputs at all is <see cref="NoCacheConvention"/>: it is run on the whole sequence each step.
+/// </summary>
+public sealed class ModelSignature
+{
+    /// <summary>The convention of a graph without past inputs.</summary>
+    public const string NoCacheConvention = "no-cache";
+
+    public const string InputIds = "input_ids";
+    public const string AttentionMask = "attention_mask";
+    public const string PositionIds = "position_ids";
+    public const string UseCacheBranch = "use_cache_branch";
+    public const string Logits = "logits";
+
+    private ModelSignature(string convention, TensorElementType idsType, TensorElementType? maskType,
+        TensorElementType? positionType, bool useCacheBranch, IReadOnlyList<CacheTensor> cache, int? heads, int? headSize, int? vocab)
+    {
+        Convention = convention;
+        InputIdsType = idsType;
+        AttentionMaskType = maskType;
+        PositionIdsType = positionType;
+        HasUseCacheBranch = useCacheBranch;
+        CacheTensors = cache;
+        Heads = heads;
+        HeadSize = headSize;
+        VocabSize = vocab;
+        Layers = convention == IoConventions.Optimum ? cache.Count / 2 : cache.Count;
+    }
+
+    /// <summary><see cref="IoConventions.Optimum"/>, <see cref="IoConventions.OrtGpt2"/> or <see cref="NoCacheConvention"/>.</summary>
+    public string Convention { get; }
+
+    /// <summary>Element type of <c>input_ids</c> (int64 or int32).</summary>
+    public TensorElementType InputIdsType { get; }
+
+    /// <summary>Element type of <c>attention_mask</c> (int64, int32 or float), or null when the graph has none.</summary>
+    public TensorElementType? AttentionMaskType { get; }
+
+    /// <summary>Element type of <c>position_ids</c>, or null when the graph computes positions itself.</summary>
+    public TensorElementType? PositionIdsType { get; }
+
+    /// <summary>A merged decoder's boolean <c>use_cache_branch</c> input.</summary>
+    public bool HasUseCacheBranch { get; }
+
+    /// <summary>Number of layers with a cache (0 for <see cref="NoCacheConvention"/>).</summary>
+    public int Layers { get; }
+
+    /// <summary>Attention heads, when the past inputs give the number; null when that dimension is symbolic.</summary>
+    public int? Heads { get; }
+
+    /// <summary>Head size, when the past inputs give it; null when that dimension is symbolic.</summary>
+    public int? HeadSize { get; }
+
+    /// <summary>Vocabulary size, when the logits output gives it.</summary>
+    public int? VocabSize { get; }
+
+    public bool HasCache => CacheTensors.Count > 0;
+
+    /// <summary>The cache tensors in binding order: for Optimum key then value of each layer; for ORT GPT-2 one per layer.</summary>
+    internal IReadOnlyList<CacheTensor> CacheTensors { get; }
+
+    /// <summary>One past input and the present output it pairs with.</summary>
+    /// <param name="Stacked">(2, B, H, P, D) rather than (B, H, P, D).</param>
+    internal sealed record CacheTensor(string Past, string Present, bool Stacked);
+
+    /// <summary>Reads the signature of <paramref name="session"/>; <paramref name="source"/> names the model file in messages.</summary>
+    internal static ModelSignature Read(InferenceSession session, string source)
+    {
+        var inputs = session.InputMetadata;
+        var outputs = session.OutputMetadata;
+
+        var ids = Require(inputs, InputIds, source, "input");
+        CheckType(ids, InputIds, source, TensorElementType.Int64, TensorElementType.Int32);
+        TensorElementType? maskType = null;
+        if (inputs.TryGetValue(AttentionMask, out var mask))
+        {
+            CheckType(mask, AttentionMask, source, TensorElementType.Int64, TensorElementType.Int32, TensorElementType.Float);
+            maskType = mask.ElementDataType;
+        }
+
+        TensorElementType? positionType = null;
+        if (inputs.TryGetValue(PositionIds, out var positions))
+        {
+            CheckType(positions, PositionIds, source, TensorElementType.Int64, TensorElementType.Int32);
+            positionType = positions.ElementDataType;
+        }
+
+        bool useCacheBranch = false;
+        if (inputs.TryGetValue(UseCacheBranch, out var branch))
+        {
+            CheckType(branch, UseCacheBranch, source, TensorElementType.Bool);
+            useCacheBranch = true;
+        }
+
+        var logits = Require(outputs, Logits, source, "output");
+        CheckType(logits, Logits, source, TensorElementType.Float);
+        int? vocab = logits.Dimensions is { Length: 3 } ld && ld[2] > 0 ? ld[2] : null;
+
+        var cache = new List<CacheTensor>();
+        string convention;
+        int? heads = null, headSize = null;
+        if (inputs.ContainsKey("past_key_values.0.key"))
+        {
+            convention = IoConventions.Optimum;
+            for (int i = 0; inputs.ContainsKey($"past_key_values.{i}.key"); i++)
+            {
+                foreach (var part in new[] { "key", "value" })
+                {
+                    string past = $"past_key_values.{i}.{part}", present = $"present.{i}.{part}";
+                    var meta = Require(inputs, past, source, "input");
+                    CheckCache(meta, past, source, 4);
+                    Require(outputs, present, source, "output");
+                    (heads, headSize) = HeadsFrom(meta, 1, heads, headSize, past, source);
+                    cache.Add(new CacheTensor(past, present, Stacked: false));
+                }
+            }
+        }
+        else if (inputs.ContainsKey("past_0"))
+        {
+            convention = IoConventions.OrtGpt2;
+            for (int i = 0; inputs.ContainsKey($"past_{i}"); i++)
+            {
+                string past = $"past_{i}", present = $"present_{i}";
+                var meta = inputs[past];
+                CheckCache(meta, past, source, 5);
+                Require(outputs, present, source, "output");
+                (heads, headSize) = HeadsFrom(meta, 2, heads, headSize, past, source);
+                cache.Add(new CacheTensor(past, present, Stacked: true));
+            }
+        }
+        else
+        {
+            convention = NoCacheConvention;
+        }
+
+        // Past inputs must be numbered 0..L-1 with nothing left over (a gap means a graph we do not understand).
+        var known = new HashSet<string>(StringComparer.Ordinal) { InputIds, AttentionMask, PositionIds, UseCacheBranch };
+        foreach (var c in cache)
+        {
+            known.Add(c.Past);
+        }
+
+        foreach (var name in inputs.Keys)
+        {
+            if (!known.Contains(name))
+            {
+                throw new OnnxGptException(
+                    $"{source}: graph input '{name}' is not one this runtime knows how to feed; expected input_ids, attention_mask, " +
+                    "position_ids, use_cache_branch and past_key_values.{i}.key|value (or past_{i}) numbered from 0.");
+            }
+        }
+
+        return new ModelSignature(convention, ids.ElementDataType, maskType, positionType, useCacheBranch, cache, heads, headSize, vocab);
+    }
+
+    private static NodeMetadata Require(IReadOnlyDictionary<string, NodeMetadata> map, string name, string source, string kind)
+    {
+        if (map.TryGetValue(name, out var meta))
+        {
+            return meta;
+        }
+
+        throw new OnnxGptException(
+            $"{source}: the graph has no {kind} '{name}'; its {kind}s are {string.Join(", ", map.Keys)}. Expected a decoder-only " +
+            "language model with input_ids and logits (and past_key_values.{i}.key|value → present.{i}.key|value for a KV cache).");
+    }
+
+    private static void CheckType(NodeMetadata meta, string name, string source, params TensorElementType[] allowed)
+    {
+        if (!meta.IsTensor || Array.IndexOf(allowed, meta.ElementDataType) < 0)
+        {
+            string found = meta.IsTensor ? meta.ElementDataType.ToString() : meta.OnnxValueType.ToString();
+            throw new OnnxGptException(
+                $"{source}: '{name}' has element type {found}; expected {string.Join(" or ", allowed)}.");
+        }
+    }
+
+    private static void CheckCache(NodeMetadata meta, string name, string source, int rank)
+    {
+        CheckType(meta, name, source, TensorElementType.Float);
+        if (meta.Dimensions.Length != rank)
+        {
+            throw new OnnxGptException(
+                $"{source}: '{name}' has rank {meta.Dimensions.Length}; expected {rank} ({(rank == 4 ? "batch, heads, past, head_size" : "2, batch, heads, past, head_size")}).");
+        }
+    }
+
+    private static (int? Heads, int? HeadSize) HeadsFrom(NodeMetadata meta, int headAxis, int? heads, int? headSize, string name, string source)
+    {
+        int? h = meta.Dimensions[headAxis] > 0 ? meta.Dimensions[headAxis] : null;
+        int? d = meta.Dimensions[headAxis + 2] > 0 ? meta.Dimensions[headAxis + 2] : null;
+        if ((heads is not null && h is not null && h != heads) || (headSize is not null && d is not null && d != headSize))
+        {
+            throw new OnnxGptException(
+                $"{source}: '{name}' has {Format(h)} heads of size {Format(d)}, but earlier layers have {Format(heads)} of size {Format(headSize)}.");
+        }
+
+        return (heads ?? h, headSize ?? d);
+    }
+
+    private static string Format(int? value) => value?.ToString(CultureInfo.InvariantCulture) ?? "?";
+}

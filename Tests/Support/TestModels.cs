@@ -1,0 +1,67 @@
+using Google.Protobuf;
+using OnnxGpt.Export;
+using OnnxGpt.Model;
+using OnnxGpt.Onnx;
+using OnnxGpt.Onnx.Proto;
+using OnnxGpt.Reference;
+
+namespace OnnxGpt.Tests.Support;
+
+/// <summary>Small models on disk for runtime tests, and the reference's greedy continuation to compare with.</summary>
+internal static class TestModels
+{
+    /// <summary>Exports <paramref name="weights"/> with OnnxGpt's exporter (metadata included) into <c>folder</c>.</summary>
+    public static string Export(GptWeights weights, TempFolder tmp, string name = "m", ExportOptions? options = null)
+    {
+        string folder = tmp.Sub(name);
+        GptExporter.Export(weights, folder, options);
+        return folder;
+    }
+
+    /// <summary>
+    /// Writes a graph variant as a model exported elsewhere would be: <c>model.onnx</c> with no OnnxGpt metadata,
+    /// and (unless <paramref name="configJson"/> is null) a <c>config.json</c> beside it.
+    /// </summary>
+    public static string WriteForeign(GptWeights weights, TempFolder tmp, GptGraphOptions graph, string? configJson, string name = "foreign")
+    {
+        string folder = tmp.Sub(name);
+        Directory.CreateDirectory(folder);
+        var model = new ModelProto { IrVersion = GptGraph.IrVersion, ProducerName = "tests", Graph = GptGraph.Build(weights, null, graph) };
+        model.OpsetImport.Add(new OperatorSetIdProto { Domain = "", Version = GptGraph.Opset });
+        File.WriteAllBytes(Path.Combine(folder, ModelFolder.ModelFile), model.ToByteArray());
+        if (configJson is not null)
+        {
+            File.WriteAllText(Path.Combine(folder, ModelFolder.ConfigFile), configJson);
+        }
+
+        return folder;
+    }
+
+    /// <summary>Greedy continuation by the reference forward pass (argmax, lowest id on ties), recomputing each step.</summary>
+    public static int[] ReferenceGreedy(GptWeights weights, int[] prompt, int newTokens, int? stopId = null)
+    {
+        var seq = prompt.Select(t => (long)t).ToList();
+        var produced = new List<int>();
+        for (int i = 0; i < newTokens && seq.Count < weights.Config.ContextLength + 1; i++)
+        {
+            var logits = ReferenceGpt.Logits(weights, [seq.ToArray()])[0][^1];
+            int best = 0;
+            for (int v = 1; v < logits.Length; v++)
+            {
+                if (logits[v] > logits[best])
+                {
+                    best = v;
+                }
+            }
+
+            produced.Add(best);
+            seq.Add(best);
+            if (best == stopId || seq.Count >= weights.Config.ContextLength)
+            {
+                break;
+            }
+        }
+
+        return [.. produced];
+    }
+}
