@@ -534,9 +534,10 @@ public sealed unsafe class Generator : IDisposable
             long needed = (long)_batch * t * _vocab;
             if (_wideLogits is null || _wideLogits.Length < needed)
             {
+                // Without the cache every step feeds the whole sequence: size for the capacity once, not per step.
                 _wideLogits?.Dispose();
                 _wideLogits = null;
-                _wideLogits = new NativeBuffer<float>(needed);
+                _wideLogits = new NativeBuffer<float>(_useCache ? needed : Math.Max(needed, (long)_batch * _capacity * _vocab));
             }
 
             logits = _wideLogits;

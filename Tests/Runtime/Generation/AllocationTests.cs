@@ -1,0 +1,53 @@
+using OnnxGpt.Generation;
+using OnnxGpt.Model;
+using OnnxGpt.Tests.Support;
+
+namespace OnnxGpt.Tests.Runtime.Generation;
+
+/// <summary>The per-token path allocates (next to) nothing on the managed heap, however long the context.</summary>
+[TestClass]
+public sealed class AllocationTests
+{
+    private const double BoundBytesPerToken = 1024;
+
+    [TestMethod]
+    [DataRow(1, true)]
+    [DataRow(3, true)]
+    [DataRow(1, false)]
+    public void SteadyStateTokenAllocatesUnderOneKibAtShortAndLongContext(int batch, bool useCache)
+    {
+        var config = new GptConfig { VocabSize = 500, ContextLength = 160, Width = 32, Layers = 2, Heads = 4 };
+        var weights = TestWeights.Random(config, seed: 51, scale: 0.1);
+        using var tmp = TestPaths.NewTemp();
+        using var model = GptModel.Load(TestModels.Export(weights, tmp));
+        using var generator = model.CreateGenerator(
+            new GenerationOptions { DoSample = false, MaxNewTokens = 150 }, new GeneratorOptions { UseKvCache = useCache });
+        generator.AppendBatch(Enumerable.Range(0, batch).Select(b => Enumerable.Range(1, 6 + b).ToArray()).ToArray());
+
+        Step(generator, 8);                        // prefill and warm-up
+        double early = Measure(generator, 24);     // context ~ 16..40
+        Step(generator, 80);
+        double late = Measure(generator, 24);      // context ~ 120..144
+        Assert.IsFalse(generator.IsDone, "test setup: generation must still be running");
+
+        Console.WriteLine($"batch {batch}, cache {useCache}: {early:F1} bytes/token early, {late:F1} late");
+        Assert.IsLessThan(BoundBytesPerToken, early, $"{early:F1} managed bytes per token at short context");
+        Assert.IsLessThan(BoundBytesPerToken, late, $"{late:F1} managed bytes per token at long context");
+        Assert.IsLessThanOrEqualTo(early + 16, late, $"allocation grows with context: {early:F1} -> {late:F1} bytes per token");
+    }
+
+    private static void Step(Generator generator, int tokens)
+    {
+        for (int i = 0; i < tokens; i++)
+        {
+            generator.GenerateNextToken();
+        }
+    }
+
+    private static double Measure(Generator generator, int tokens)
+    {
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        Step(generator, tokens);
+        return (GC.GetAllocatedBytesForCurrentThread() - before) / (double)tokens;
+    }
+}
