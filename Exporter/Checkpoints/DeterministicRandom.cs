@@ -1,4 +1,5 @@
 using System.Numerics;
+using System.Runtime.CompilerServices;
 using System.Text;
 
 namespace OnnxGpt.Checkpoints;
@@ -54,16 +55,20 @@ public sealed class DeterministicRandom
     }
 
     /// <summary>The next 64 random bits.</summary>
-    public ulong NextUInt64()
+    public ulong NextUInt64() => Next(ref _s0, ref _s1, ref _s2, ref _s3);
+
+    /// <summary>One step of xoshiro256**.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static ulong Next(ref ulong s0, ref ulong s1, ref ulong s2, ref ulong s3)
     {
-        ulong result = BitOperations.RotateLeft(_s1 * 5, 7) * 9;
-        ulong t = _s1 << 17;
-        _s2 ^= _s0;
-        _s3 ^= _s1;
-        _s1 ^= _s2;
-        _s0 ^= _s3;
-        _s2 ^= t;
-        _s3 = BitOperations.RotateLeft(_s3, 45);
+        ulong result = BitOperations.RotateLeft(s1 * 5, 7) * 9;
+        ulong t = s1 << 17;
+        s2 ^= s0;
+        s3 ^= s1;
+        s1 ^= s2;
+        s0 ^= s3;
+        s2 ^= t;
+        s3 = BitOperations.RotateLeft(s3, 45);
         return result;
     }
 
@@ -115,13 +120,45 @@ public sealed class DeterministicRandom
         return u * factor;
     }
 
-    /// <summary>Fills <paramref name="destination"/> with normal samples: <c>(float)(mean + std · NextNormal())</c> each.</summary>
+    /// <summary>
+    /// Fills <paramref name="destination"/> with normal samples: exactly <c>(float)(mean + std · NextNormal())</c>
+    /// for each element in turn, computed pairwise on a local copy of the state for speed.
+    /// </summary>
     public void FillNormal(Span<float> destination, double mean, double std)
     {
-        for (int i = 0; i < destination.Length; i++)
+        int i = 0;
+        if (_hasSpare && destination.Length > 0)
         {
-            destination[i] = (float)(mean + std * NextNormal());
+            destination[i++] = (float)(mean + std * _spare);
+            _hasSpare = false;
         }
+
+        ulong s0 = _s0, s1 = _s1, s2 = _s2, s3 = _s3;
+        while (i < destination.Length)
+        {
+            double u, v, s;
+            do
+            {
+                u = 2.0 * ((Next(ref s0, ref s1, ref s2, ref s3) >> 11) * (1.0 / (1UL << 53))) - 1.0;
+                v = 2.0 * ((Next(ref s0, ref s1, ref s2, ref s3) >> 11) * (1.0 / (1UL << 53))) - 1.0;
+                s = u * u + v * v;
+            }
+            while (s >= 1.0 || s == 0.0);
+
+            double factor = Math.Sqrt(-2.0 * DeterministicMath.Log(s) / s);
+            destination[i++] = (float)(mean + std * (u * factor));
+            if (i < destination.Length)
+            {
+                destination[i++] = (float)(mean + std * (v * factor));
+            }
+            else
+            {
+                _spare = v * factor;
+                _hasSpare = true;
+            }
+        }
+
+        (_s0, _s1, _s2, _s3) = (s0, s1, s2, s3);
     }
 
     /// <summary>Shuffles in place (Fisher–Yates, from the end).</summary>

@@ -150,20 +150,29 @@ public static class SafetensorsWriter
                 int n = Math.Min(ChunkElements, data.Length - start);
                 var values = data.AsSpan(start, n);
                 var bytes = buffer.AsSpan(0, n * size);
-                for (int i = 0; i < n; i++)
+                switch (dtype)
                 {
-                    switch (dtype)
-                    {
-                        case SafetensorsDType.F32:
-                            BinaryPrimitives.WriteSingleLittleEndian(bytes[(4 * i)..], values[i]);
-                            break;
-                        case SafetensorsDType.F16:
+                    case SafetensorsDType.F16:
+                        for (int i = 0; i < n; i++)
+                        {
                             BinaryPrimitives.WriteUInt16LittleEndian(bytes[(2 * i)..], BitConverter.HalfToUInt16Bits((Half)values[i]));
-                            break;
-                        default:
+                        }
+
+                        break;
+                    case SafetensorsDType.BF16:
+                        for (int i = 0; i < n; i++)
+                        {
                             BinaryPrimitives.WriteUInt16LittleEndian(bytes[(2 * i)..], ToBFloat16(values[i]));
-                            break;
-                    }
+                        }
+
+                        break;
+                    default: // F32 on a big-endian machine
+                        for (int i = 0; i < n; i++)
+                        {
+                            BinaryPrimitives.WriteSingleLittleEndian(bytes[(4 * i)..], values[i]);
+                        }
+
+                        break;
                 }
 
                 stream.Write(bytes);

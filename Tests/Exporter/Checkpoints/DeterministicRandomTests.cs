@@ -95,6 +95,35 @@ public sealed class DeterministicRandomTests
     }
 
     [TestMethod]
+    public void FillNormalIsTheSameSequenceAsNextNormal()
+    {
+        // FillNormal has its own fast loop; odd lengths leave a spare that the next call must use first.
+        var fast = new DeterministicRandom(8);
+        var slow = new DeterministicRandom(8);
+        var filled = new float[7 + 1 + 4 + 3];
+        fast.FillNormal(filled.AsSpan(0, 7), 0.5, 2);
+        fast.FillNormal(filled.AsSpan(7, 1), 0.5, 2);
+        fast.FillNormal(filled.AsSpan(8, 0), 0.5, 2);
+        fast.FillNormal(filled.AsSpan(8, 4), 0.5, 2);
+        double next = fast.NextNormal();
+        fast.FillNormal(filled.AsSpan(12, 3), 0.5, 2);
+
+        var expected = new float[filled.Length];
+        for (int i = 0; i < expected.Length; i++)
+        {
+            if (i == 12)
+            {
+                Assert.AreEqual(slow.NextNormal(), next);
+            }
+
+            expected[i] = (float)(0.5 + 2 * slow.NextNormal());
+        }
+
+        CollectionAssert.AreEqual(expected, filled);
+        Assert.AreEqual(slow.NextUInt64(), fast.NextUInt64(), "both left in the same state");
+    }
+
+    [TestMethod]
     public void UniformDrawsStayInRangeAndCoverIt()
     {
         var random = new DeterministicRandom(3);
