@@ -105,5 +105,19 @@ public sealed class ExportCommandTests
         StringAssert.Contains(text, "float [batch_size, 4, total_sequence_length, 8]");
         StringAssert.Contains(text, "onnxgpt.config");
         StringAssert.Contains(text, $"parameters  {HfCheckpoint.Load(TestPaths.TinyRandomGpt2).Config.ParameterCount:N0}");
+
+        (code, text, _) = Cli("inspect", tmp.Sub("m"), "--load");
+        Assert.AreEqual(0, code);
+        StringAssert.Contains(text, "loaded by ONNX Runtime");
+    }
+
+    [TestMethod]
+    public void InspectOfAFileThatIsNotAModelNamesIt()
+    {
+        using var tmp = TestPaths.NewTemp();
+        File.WriteAllBytes(tmp.Sub("model.onnx"), [0xFF, 0xFF, 0xFF, 0x01, 0x02]);
+        var (code, _, err) = Cli("inspect", tmp.Sub("model.onnx"));
+        Assert.AreEqual(1, code);
+        StringAssert.Contains(err, tmp.Sub("model.onnx"));
     }
 }
