@@ -9,8 +9,8 @@ namespace OnnxGpt.Generation;
 /// divided by the penalty, negative ones multiplied, each distinct token once), then greedy argmax (lowest id on
 /// ties) or: temperature, top-k (ties with the k-th logit kept), top-p (the smallest set of most likely tokens
 /// whose probability reaches p, at least one), and a draw from the renormalised distribution with
-/// <see cref="Xoshiro256StarStar"/>. Top-k uses a k-element heap and top-p a histogram of the probabilities, not a sort of the whole vocabulary.
-/// Not thread-safe (the random state advances); use one sampler per generator.
+/// <see cref="Xoshiro256StarStar"/>. Top-k uses a k-element heap and top-p a histogram of the probabilities, so
+/// no step sorts the whole vocabulary. Not thread-safe (the random state advances); one sampler per generator.
 /// </summary>
 public sealed class Sampler
 {

@@ -88,23 +88,23 @@ public static class SessionOptionsFactory
     {
         if (providers.Count == 0)
         {
-            throw new ArgumentException("SessionSettings.Providers is empty; expected at least one provider (cpu, cuda, ...).", nameof(providers));
+            throw new ArgumentException("SessionSettings.Providers is empty; expected at least one provider (cpu, cuda, ...).", nameof(SessionSettings.Providers));
         }
 
         var names = new HashSet<string>();
         for (var i = 0; i < providers.Count; i++)
         {
-            var provider = providers[i] ?? throw new ArgumentException($"SessionSettings.Providers[{i}] is null.", nameof(providers));
+            var provider = providers[i] ?? throw new ArgumentException($"SessionSettings.Providers[{i}] is null.", nameof(SessionSettings.Providers));
             if (!names.Add(provider.Name))
             {
-                throw new ArgumentException($"Execution provider '{provider.Name}' is listed twice in ({string.Join(", ", providers)}); expected each once.", nameof(providers));
+                throw new ArgumentException($"Execution provider '{provider.Name}' is listed twice in ({string.Join(", ", providers)}); expected each once.", nameof(SessionSettings.Providers));
             }
 
             if (provider is CpuProvider && i != providers.Count - 1)
             {
                 throw new ArgumentException(
                     $"Execution provider 'cpu' is at position {i + 1} of {providers.Count} ({string.Join(", ", providers)}); it must come last, as ONNX Runtime always tries it last.",
-                    nameof(providers));
+                    nameof(SessionSettings.Providers));
             }
 
             var (value, what) = provider switch
@@ -118,7 +118,7 @@ public static class SessionOptionsFactory
             };
             if (what is not null)
             {
-                throw new ArgumentOutOfRangeException(nameof(providers), value, $"Execution provider '{provider.Name}': the {what} must be >= 0; found {value}.");
+                throw new ArgumentOutOfRangeException(nameof(SessionSettings.Providers), value, $"Execution provider '{provider.Name}': the {what} must be >= 0; found {value}.");
             }
         }
     }

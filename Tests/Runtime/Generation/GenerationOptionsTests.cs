@@ -60,7 +60,9 @@ public sealed class GenerationOptionsTests
     {
         var defaults = new GenerationDefaults { MaxNewTokens = 200, DoSample = true, Temperature = 0.8, TopK = 40, TopP = 0.95, RepetitionPenalty = 1.1 };
         var options = GenerationOptions.FromDefaults(defaults);
-        Assert.AreEqual(new GenerationOptions { MaxNewTokens = 200, DoSample = true, Temperature = 0.8, TopK = 40, TopP = 0.95, RepetitionPenalty = 1.1, StopTokenIds = options.StopTokenIds, StopStrings = options.StopStrings }, options);
+        var expected = new GenerationOptions { MaxNewTokens = 200, DoSample = true, Temperature = 0.8, TopK = 40, TopP = 0.95, RepetitionPenalty = 1.1 };
+        Assert.AreEqual(expected with { StopTokenIds = options.StopTokenIds, StopStrings = options.StopStrings }, options);
+        Assert.IsNull(options.Seed);
         var overridden = options with { Temperature = 0.2, Seed = 5 };
         Assert.AreEqual(0.2, overridden.Temperature);
         Assert.AreEqual(40, overridden.TopK, "fields not overridden keep the model's value");

@@ -114,6 +114,23 @@ public sealed class TokenizerFactoryTests
     }
 
     [TestMethod]
+    public void AddedTokenBeyondTheVocabularyIsSplitOutAndDecoded()
+    {
+        var json = File.ReadAllText(TinyFile("tokenizer.json"));
+        const string find = "\"added_tokens\": [";
+        Assert.Contains(find, json);
+        using var tmp = TestPaths.NewTemp();
+        File.WriteAllText(tmp.Sub("tokenizer.json"), ReplaceFirst(json, find,
+            find + "{\"id\": 1000, \"content\": \"<|pad|>\", \"special\": true, \"single_word\": false, \"lstrip\": false, \"rstrip\": false, \"normalized\": false},"));
+        var tokenizer = TokenizerFactory.Create(new TokenizerSpec { Kind = TokenizerSpec.TokenizerJsonKind }, tmp.Path);
+        Assert.AreEqual(1001, tokenizer.VocabularySize);
+        var ids = tokenizer.Encode("a<|pad|>b<|endoftext|>");
+        CollectionAssert.AreEqual(new[] { 65, 1000, 66, 0 }, ids);
+        Assert.AreEqual("a<|pad|>b<|endoftext|>", tokenizer.Decode(ids));
+        Assert.IsTrue(tokenizer.IsSpecialToken(1000));
+    }
+
+    [TestMethod]
     public void UnknownKindIsAnError()
     {
         var e = Assert.ThrowsExactly<OnnxGptException>(() => TokenizerFactory.Create(new TokenizerSpec { Kind = "sentencepiece" }));
