@@ -1,4 +1,5 @@
 using OnnxGpt.Model;
+using OnnxGpt.Onnx;
 
 namespace OnnxGpt.Export;
 
@@ -6,6 +7,9 @@ namespace OnnxGpt.Export;
 public sealed record ExportOptions
 {
     public ExternalDataMode ExternalData { get; init; } = ExternalDataMode.Auto;
+
+    /// <summary>Graph flavour and weight quantization.</summary>
+    public GraphOptions Graph { get; init; } = GraphOptions.Portable;
 
     /// <summary>Replace an existing, non-empty output folder.</summary>
     public bool Force { get; init; }

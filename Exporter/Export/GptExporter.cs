@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Runtime.InteropServices;
 using Google.Protobuf;
 using OnnxGpt.Model;
 using OnnxGpt.Onnx;
@@ -36,10 +35,10 @@ public static class GptExporter
             using (data)
             {
                 int done = 0, total = weights.Names.Count();
-                graph = GptGraph.Build(weights, (name, tensor) =>
+                graph = GptGraph.Build(weights, options.Graph, weight =>
                 {
-                    progress?.Report($"weights {++done}/{total}: {name} {tensor.ShapeText}");
-                    return data is null ? TensorProtos.Inline(name, tensor) : data.Append(name, tensor);
+                    progress?.Report($"weights {++done}/{total}: {weight.Name} {weight.ShapeText}");
+                    return data is null ? TensorProtos.Inline(weight) : data.Append(weight);
                 });
             }
 
@@ -53,6 +52,10 @@ public static class GptExporter
                 DocString = "A GPT language model exported by OnnxGpt.",
             };
             model.OpsetImport.Add(new OperatorSetIdProto { Domain = "", Version = GptGraph.Opset });
+            if (options.Graph.Flavor == GraphFlavor.Fused)
+            {
+                model.OpsetImport.Add(new OperatorSetIdProto { Domain = GptGraph.MicrosoftDomain, Version = 1 });
+            }
             foreach (var (key, value) in Metadata(weights.Config, options))
             {
                 model.MetadataProps.Add(new StringStringEntryProto { Key = key, Value = value });
@@ -84,8 +87,12 @@ public static class GptExporter
     public static IEnumerable<(string Key, string Value)> Metadata(GptConfig config, ExportOptions options)
     {
         yield return (MetadataKeys.FormatVersion, "1");
-        yield return (MetadataKeys.IoConvention, IoConventions.Optimum);
-        yield return (MetadataKeys.GraphFlavor, "portable");
+        yield return (MetadataKeys.IoConvention, options.Graph.IoConvention);
+        yield return (MetadataKeys.GraphFlavor, options.Graph.Flavor == GraphFlavor.Fused ? "fused" : "portable");
+        if (options.Graph.Quantization != WeightQuantization.None)
+        {
+            yield return (MetadataKeys.Quantization, $"{options.Graph.Quantization.ToString().ToLowerInvariant()}, block {options.Graph.BlockSize}");
+        }
         yield return (MetadataKeys.Config, config.ToJson(indented: false));
         if (options.Tokenizer is { } tokenizer)
         {
@@ -178,7 +185,7 @@ public static class GptExporter
     {
         private readonly FileStream _stream = new(path, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 20);
 
-        public TensorProto Append(string name, Tensor tensor)
+        public TensorProto Append(WeightData weight)
         {
             long pad = (ExternalAlignment - _stream.Position % ExternalAlignment) % ExternalAlignment;
             if (pad > 0)
@@ -187,9 +194,8 @@ public static class GptExporter
             }
 
             long offset = _stream.Position;
-            var bytes = MemoryMarshal.AsBytes(tensor.Data.AsSpan());
-            _stream.Write(bytes);
-            return TensorProtos.External(name, tensor.Shape, ModelFolder.ExternalDataFile, offset, bytes.Length);
+            _stream.Write(weight.Bytes);
+            return TensorProtos.External(weight, ModelFolder.ExternalDataFile, offset);
         }
 
         public void Dispose() => _stream.Dispose();

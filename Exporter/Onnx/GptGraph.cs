@@ -8,8 +8,9 @@ namespace OnnxGpt.Onnx;
 // F feed-forward width, V vocabulary.
 
 /// <summary>
-/// Builds the portable GPT graph: standard <c>ai.onnx</c> operators only, so it runs on any execution provider
-/// and shows each step plainly in Netron. I/O follows the Hugging Face Optimum convention
+/// Builds the GPT graph. The portable flavour uses standard <c>ai.onnx</c> operators only, so it runs on any
+/// execution provider and shows each step plainly in Netron; the fused flavour uses ONNX Runtime's contrib operators
+/// (see <see cref="GraphFlavor.Fused"/>). Both follow the Hugging Face Optimum I/O convention
 /// (<see cref="IoConventions.Optimum"/>).
 /// </summary>
 public sealed class GptGraph
@@ -20,36 +21,43 @@ public sealed class GptGraph
     /// <summary>ONNX IR version written (IR 10 goes with opset 21).</summary>
     public const int IrVersion = 10;
 
+    /// <summary>The contrib operator domain of ONNX Runtime, used by the fused flavour.</summary>
+    public const string MicrosoftDomain = "com.microsoft";
+
+    /// <summary>Fused graph input: how many final positions get logits (0 = all). Defaults to 0, so callers that do not know it get every position.</summary>
+    public const string LogitsToKeepInput = "num_logits_to_keep";
+
     private readonly OnnxGraphBuilder _g = new("gpt");
     private readonly GptWeights _w;
     private readonly GptConfig _c;
-    private readonly Func<string, Tensor, TensorProto> _initializer;
+    private readonly Func<WeightData, TensorProto> _initializer;
     private readonly HashSet<string> _added = new(StringComparer.Ordinal);
+    private readonly GraphOptions _options;
+    private readonly bool _fused;
 
-    private readonly GptGraphOptions _options;
-
-    private GptGraph(GptWeights weights, Func<string, Tensor, TensorProto> initializer, GptGraphOptions options)
+    private GptGraph(GptWeights weights, GraphOptions options, Func<WeightData, TensorProto> initializer)
     {
         _w = weights;
         _c = weights.Config;
+        _options = options.Validate();
+        _fused = options.Flavor == GraphFlavor.Fused;
         _initializer = initializer;
-        _options = options;
+        if (_fused && _c.HeadSize % 8 != 0)
+        {
+            throw new OnnxGptException(
+                $"the fused graph's GroupQueryAttention needs a head size that is a multiple of 8; this model has head size {_c.HeadSize} " +
+                $"(n_embd {_c.Width} / n_head {_c.Heads}). Export it with --graph portable.");
+        }
     }
 
     /// <summary>
     /// Builds the graph. <paramref name="initializer"/> turns a checkpoint tensor into its initializer; by default
     /// the bytes go inline, an exporter writing external data passes its own.
     /// </summary>
-    public static GraphProto Build(GptWeights weights, Func<string, Tensor, TensorProto>? initializer = null) =>
-        Build(weights, initializer, GptGraphOptions.Default);
-
-    /// <summary>Builds the graph with the I/O variant <paramref name="options"/> describes.</summary>
-    public static GraphProto Build(GptWeights weights, Func<string, Tensor, TensorProto>? initializer, GptGraphOptions options)
+    public static GraphProto Build(GptWeights weights, GraphOptions? options = null, Func<WeightData, TensorProto>? initializer = null)
     {
         ArgumentNullException.ThrowIfNull(weights);
-        ArgumentNullException.ThrowIfNull(options);
-        options.Validate();
-        return new GptGraph(weights, initializer ?? TensorProtos.Inline, options).BuildGraph();
+        return new GptGraph(weights, options ?? GraphOptions.Portable, initializer ?? TensorProtos.Inline).BuildGraph();
     }
 
     private GraphProto BuildGraph()
@@ -74,15 +82,17 @@ public sealed class GptGraph
         }
 
         positionIds ??= PositionsFromMask(inputIds, attentionMask);
+        string? logitsToKeep = _fused ? LogitsToKeep() : null;
         string x = Embed(inputIds, positionIds);                       // (B, T, C)
-        string maskBias = AttentionBias(inputIds, attentionMask, past[0].Key);  // (B, 1, T, S)
+        // Portable: an additive bias (B, 1, T, S). Fused: GroupQueryAttention's per-row lengths.
+        var mask = _fused ? SequenceLengths(attentionMask) : (AttentionBias(inputIds, attentionMask, past[0].Key), null);
 
         var present = new (string Key, string Value)[_c.Layers];
         for (int i = 0; i < _c.Layers; i++)
         {
             using (_g.Scope($"layers.{i}"))
             {
-                (x, present[i]) = Block(i, x, maskBias, past[i]);
+                (x, present[i]) = Block(i, x, mask, past[i]);
             }
         }
 
@@ -94,7 +104,7 @@ public sealed class GptGraph
 
         using (_g.Scope("lm_head"))
         {
-            logits = Head(x);
+            logits = Head(x, logitsToKeep);
         }
 
         _g.Output("logits", logits, DataType.Float, "batch_size", "sequence_length", _c.VocabSize);
@@ -207,20 +217,43 @@ public sealed class GptGraph
         return _g.Op("Where", allowed, open, closed);                                            // (B, 1, T, S)
     }
 
+    /// <summary>
+    /// GroupQueryAttention's view of the mask: <c>seqlens_k</c> (B) = real tokens per row − 1 and the scalar
+    /// <c>total_sequence_length</c>, both int32. The fused graph expects each row's tokens to start at cache
+    /// position 0 (padding, if any, on the right), which is how the host lays out its in-place cache.
+    /// </summary>
+    private (string SeqLensK, string? Total) SequenceLengths(string attentionMask)
+    {
+        using var _ = _g.Scope("attn_mask");
+        string lengths = _g.Node("ReduceSum", [attentionMask, _g.ConstInt64("axes", 1)], 1, "lengths", "", Attr.Int("keepdims", 0))[0]; // (B)
+        string last = _g.Named("last_index", "Sub", [lengths, _g.ScalarInt64("one", 1)]);
+        string seqLensK = _g.Node("Cast", [last], 1, "seqlens_k", "", Attr.Int("to", (long)DataType.Int32))[0];
+        string total = Squeeze(_g.Node("Shape", [attentionMask], 1, "total_len", "", Attr.Int("start", 1), Attr.Int("end", 2))[0], "total_len");
+        return (seqLensK, _g.Node("Cast", [total], 1, "total_sequence_length", "", Attr.Int("to", (long)DataType.Int32))[0]);
+    }
+
+    /// <summary>The optional <c>num_logits_to_keep</c> input: an int64 scalar whose initializer (0, every position) is its default.</summary>
+    private string LogitsToKeep()
+    {
+        _g.Input(LogitsToKeepInput, DataType.Int64);
+        _g.DefaultFor(LogitsToKeepInput, TensorProtos.Inline(new WeightData(LogitsToKeepInput, [], DataType.Int64, new byte[8])));
+        return LogitsToKeepInput;
+    }
+
     private string Squeeze(string oneElement, string name) => _g.Named(name + "_scalar", "Squeeze", [oneElement]);
 
     /// <summary>One transformer block, as nanoGPT's Block.forward: two residual lines.</summary>
-    private (string X, (string Key, string Value) Present) Block(int i, string x, string maskBias, (string Key, string Value) past)
+    private (string X, (string Key, string Value) Present) Block(int i, string x, (string Bias, string? Total) mask, (string Key, string Value) past)
     {
         string prefix = TensorNames.Block(i);
-        var (attn, present) = Attention(prefix, LayerNorm(prefix, "ln_1", x), maskBias, past);
+        var (attn, present) = Attention(prefix, LayerNorm(prefix, "ln_1", x), mask, past);
         x = _g.Named("attn_residual", "Add", [x, attn]);                  // x = x + attn(ln_1(x))
         x = _g.Named("mlp_residual", "Add", [x, Mlp(prefix, LayerNorm(prefix, "ln_2", x))]);   // x = x + mlp(ln_2(x))
         return (x, present);
     }
 
     private (string Output, (string Key, string Value) Present) Attention(
-        string prefix, string x, string maskBias, (string Key, string Value) past)
+        string prefix, string x, (string Bias, string? Total) mask, (string Key, string Value) past)
     {
         using var _ = _g.Scope("attn");
         int c = _c.Width, h = _c.Heads, d = _c.HeadSize;
@@ -229,6 +262,31 @@ public sealed class GptGraph
         {
             qkv = Linear(prefix + "attn.c_attn", x);                                  // (B, T, 3C)
         }
+
+        string y;
+        (string Key, string Value) present;
+        if (_fused)
+        {
+            // Packed q|k|v straight from c_attn; past and present may be one buffer (B, H, capacity, D).
+            var outs = _g.Node("GroupQueryAttention", [qkv, "", "", past.Key, past.Value, mask.Bias, mask.Total!], 3, null, MicrosoftDomain,
+                Attr.Int("num_heads", h), Attr.Int("kv_num_heads", h));
+            (y, present) = (outs[0], (outs[1], outs[2]));                            // (B, T, C)
+        }
+        else
+        {
+            (y, present) = PortableAttention(qkv, mask.Bias, past);
+        }
+
+        using (_g.Scope("c_proj"))
+        {
+            return (Linear(prefix + "attn.c_proj", y), present);                     // (B, T, C)
+        }
+    }
+
+    /// <summary>Causal self-attention from standard operators, with the cache as past ⊕ new.</summary>
+    private (string Output, (string Key, string Value) Present) PortableAttention(string qkv, string maskBias, (string Key, string Value) past)
+    {
+        int c = _c.Width, h = _c.Heads, d = _c.HeadSize;
 
         var split = _g.Node("Split", [qkv, _g.ConstInt64("split_sizes", c, c, c)], 3, null, "", Attr.Int("axis", 2));
         string heads = _g.ConstInt64("heads_shape", 0, 0, h, d);
@@ -247,10 +305,7 @@ public sealed class GptGraph
         string y = _g.Named("weighted_values", "MatMul", [probs, presentValue]);       // (B, H, T, D)
         y = _g.Node("Transpose", [y], 1, "merge_transpose", "", Attr.Ints("perm", 0, 2, 1, 3))[0]; // (B, T, H, D)
         y = _g.Named("merge_heads", "Reshape", [y, _g.ConstInt64("merged_shape", 0, 0, c)]);     // (B, T, C)
-        using (_g.Scope("c_proj"))
-        {
-            return (Linear(prefix + "attn.c_proj", y), (presentKey, presentValue));     // (B, T, C)
-        }
+        return (y, (presentKey, presentValue));
     }
 
     private string SplitHeads(string which, string x, string headsShape)
@@ -288,8 +343,49 @@ public sealed class GptGraph
     /// <summary>x @ W (+ b), with W in Conv1D layout [in, out].</summary>
     private string Linear(string name, string x)
     {
-        string y = _g.Op("MatMul", x, Weight(name + ".weight"));
+        string y = _options.Quantization == WeightQuantization.None
+            ? _g.Op("MatMul", x, Weight(name + ".weight"))
+            : QuantizedMatMul(name + ".weight", x, transposeConv1D: true);
         return _c.Bias ? _g.Op("Add", y, Weight(name + ".bias")) : y;
+    }
+
+    /// <summary>
+    /// x @ W through <c>MatMulNBits</c>: W is stored as N rows of K (Conv1D weights [K, N] are transposed first; the
+    /// head [V, C] already is), cut into blocks with one scale each. Activations are quantized to int8 per block
+    /// inside the kernel (accuracy level 4), which is what makes it fast on CPUs with int8 dot products.
+    /// </summary>
+    private string QuantizedMatMul(string name, string x, bool transposeConv1D)
+    {
+        var tensor = _w[name];
+        int rowsIn = tensor.Shape[0], colsIn = tensor.Shape[1];
+        int n = transposeConv1D ? colsIn : rowsIn, k = transposeConv1D ? rowsIn : colsIn;
+        int bits = _options.Quantization == WeightQuantization.Int4 ? 4 : 8, block = _options.BlockSize;
+        string quantName = $"{name}.q{bits}", scaleName = $"{name}.scales";
+        if (_added.Add(quantName))
+        {
+            float[] rows = transposeConv1D ? Transpose(tensor.Data, rowsIn, colsIn) : tensor.Data;
+            var (packed, scales) = BlockQuantizer.Quantize(rows, n, k, bits, block);
+            int blocks = (k + block - 1) / block;
+            _g.Initializer(_initializer(new WeightData(quantName, [n, blocks, block * bits / 8], DataType.Uint8, packed)));
+            _g.Initializer(_initializer(new WeightData(scaleName, [(long)n * blocks], scales)));
+        }
+
+        return _g.Node("MatMulNBits", [x, quantName, scaleName], 1, null, MicrosoftDomain,
+            Attr.Int("K", k), Attr.Int("N", n), Attr.Int("bits", bits), Attr.Int("block_size", block), Attr.Int("accuracy_level", 4))[0];
+    }
+
+    private static float[] Transpose(float[] data, int rows, int cols)
+    {
+        var result = new float[data.Length];
+        for (int r = 0; r < rows; r++)
+        {
+            for (int c = 0; c < cols; c++)
+            {
+                result[(long)c * rows + r] = data[(long)r * cols + c];
+            }
+        }
+
+        return result;
     }
 
     /// <summary>A block's layer norm (<c>ln_1</c>, <c>ln_2</c>) in its own scope.</summary>
@@ -306,16 +402,31 @@ public sealed class GptGraph
             Attr.Int("axis", -1), Attr.Float("epsilon", (float)_c.LayerNormEpsilon))[0];
     }
 
-    /// <summary>logits = x @ head^T, head being wte (tied) or lm_head.weight, both [V, C]; Gemm reads it transposed in place.</summary>
-    private string Head(string x)
+    /// <summary>
+    /// logits = x @ head^T, head being wte (tied) or lm_head.weight, both [V, C]; Gemm reads it transposed in place.
+    /// With <paramref name="logitsToKeep"/> (fused graph) only the last k positions are projected (0 keeps all).
+    /// </summary>
+    private string Head(string x, string? logitsToKeep)
     {
-        string head = Weight(_c.TiedHead ? TensorNames.Wte : TensorNames.LmHead);
-        string flat = _g.Named("flatten", "Reshape", [x, _g.ConstInt64("flat_shape", -1, _c.Width)]);    // (B*T, C)
-        string logits = _g.Node("Gemm", [flat, head], 1, null, "", Attr.Int("transB", 1))[0];            // (B*T, V)
+        if (logitsToKeep is not null)
+        {
+            string start = _g.Named("keep_start", "Neg", [_g.Named("keep_count", "Unsqueeze", [logitsToKeep, _g.ConstInt64("axis0", 0)])]);
+            x = _g.Named("keep_last", "Slice", [x, start, _g.ConstInt64("keep_end", long.MaxValue), _g.ConstInt64("keep_axis", 1)]); // (B, T', C)
+        }
+
+        string headName = _c.TiedHead ? TensorNames.Wte : TensorNames.LmHead;
+        if (_options.Quantization != WeightQuantization.None)
+        {
+            return QuantizedMatMul(headName, x, transposeConv1D: false);                                  // (B, T', V)
+        }
+
+        string head = Weight(headName);
+        string flat = _g.Named("flatten", "Reshape", [x, _g.ConstInt64("flat_shape", -1, _c.Width)]);    // (B*T', C)
+        string logits = _g.Node("Gemm", [flat, head], 1, null, "", Attr.Int("transB", 1))[0];            // (B*T', V)
         string shape = _g.Named("logits_shape", "Concat",
             [_g.Node("Shape", [x], 1, "batch_and_time", "", Attr.Int("start", 0), Attr.Int("end", 2))[0], _g.ConstInt64("vocab", _c.VocabSize)],
             Attr.Int("axis", 0));
-        return _g.Named("unflatten", "Reshape", [logits, shape]);                                        // (B, T, V)
+        return _g.Named("unflatten", "Reshape", [logits, shape]);                                        // (B, T', V)
     }
 
     /// <summary>The initializer for a checkpoint tensor, added on first use (a tied head reuses wte).</summary>
@@ -323,7 +434,7 @@ public sealed class GptGraph
     {
         if (_added.Add(name))
         {
-            _g.Initializer(_initializer(name, _w[name]));
+            _g.Initializer(_initializer(new WeightData(name, _w[name])));
         }
 
         return name;

@@ -82,6 +82,18 @@ public sealed class OnnxGraphBuilder
         return proto.Name;
     }
 
+    /// <summary>Gives a declared graph input a default value: an initializer of the same name, which callers may override.</summary>
+    public void DefaultFor(string inputName, TensorProto value)
+    {
+        ArgumentNullException.ThrowIfNull(value);
+        if (value.Name != inputName || _graph.Input.All(i => i.Name != inputName))
+        {
+            throw new InvalidOperationException($"'{inputName}' is not a graph input, so it cannot have a default.");
+        }
+
+        _graph.Initializer.Add(value);
+    }
+
     /// <summary>A small 1-D int64 constant, named in the current scope.</summary>
     public string ConstInt64(string name, params long[] values) => Constant(name, DataType.Int64, [values.Length], MemoryMarshal.AsBytes(values.AsSpan()));
 

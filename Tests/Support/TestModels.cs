@@ -22,11 +22,11 @@ internal static class TestModels
     /// Writes a graph variant as a model exported elsewhere would be: <c>model.onnx</c> with no OnnxGpt metadata,
     /// and (unless <paramref name="configJson"/> is null) a <c>config.json</c> beside it.
     /// </summary>
-    public static string WriteForeign(GptWeights weights, TempFolder tmp, GptGraphOptions graph, string? configJson, string name = "foreign")
+    public static string WriteForeign(GptWeights weights, TempFolder tmp, GraphOptions graph, string? configJson, string name = "foreign")
     {
         string folder = tmp.Sub(name);
         Directory.CreateDirectory(folder);
-        var model = new ModelProto { IrVersion = GptGraph.IrVersion, ProducerName = "tests", Graph = GptGraph.Build(weights, null, graph) };
+        var model = new ModelProto { IrVersion = GptGraph.IrVersion, ProducerName = "tests", Graph = GptGraph.Build(weights, graph) };
         model.OpsetImport.Add(new OperatorSetIdProto { Domain = "", Version = GptGraph.Opset });
         File.WriteAllBytes(Path.Combine(folder, ModelFolder.ModelFile), model.ToByteArray());
         if (configJson is not null)

@@ -29,9 +29,10 @@ internal static class TestWeights
         return new GptWeights(config, tensors);
     }
 
-    public static GptConfig Small(int heads = 2, Activation activation = Activation.GeluNew, bool bias = true, bool tied = true, int layers = 2) => new()
+    /// <summary>A small shape; <paramref name="width"/> 16 gives head sizes 4-16, the fused graph needs multiples of 8.</summary>
+    public static GptConfig Small(int heads = 2, Activation activation = Activation.GeluNew, bool bias = true, bool tied = true, int layers = 2, int width = 16) => new()
     {
-        VocabSize = 53, ContextLength = 24, Width = 16, Layers = layers, Heads = heads, Activation = activation,
+        VocabSize = 53, ContextLength = 24, Width = width, Layers = layers, Heads = heads, Activation = activation,
         Bias = bias, TiedHead = tied, InnerWidth = heads == 1 ? 24 : null,
     };
 

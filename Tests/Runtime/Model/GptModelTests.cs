@@ -74,7 +74,7 @@ public sealed class GptModelTests
     {
         var weights = TestWeights.Random(TestWeights.Small(), seed: 43);
         using var tmp = TestPaths.NewTemp();
-        string folder = TestModels.WriteForeign(weights, tmp, GptGraphOptions.Default, configJson: null);
+        string folder = TestModels.WriteForeign(weights, tmp, GraphOptions.Portable, configJson: null);
         var e = Assert.ThrowsExactly<OnnxGptException>(() => GptModel.Load(folder));
         StringAssert.Contains(e.Message, "config.json");
         StringAssert.Contains(e.Message, "genai_config.json");
@@ -87,7 +87,7 @@ public sealed class GptModelTests
     {
         var weights = TestWeights.Random(TestWeights.Small(), seed: 44);
         using var tmp = TestPaths.NewTemp();
-        string folder = TestModels.WriteForeign(weights, tmp, GptGraphOptions.Default, configJson: null);
+        string folder = TestModels.WriteForeign(weights, tmp, GraphOptions.Portable, configJson: null);
         File.Move(Path.Combine(folder, ModelFolder.ModelFile), Path.Combine(folder, "decoder.onnx"));
         File.WriteAllText(Path.Combine(folder, "genai_config.json"), """
             {
@@ -115,7 +115,7 @@ public sealed class GptModelTests
     {
         var weights = TestWeights.Random(TestWeights.Small(), seed: 45);
         using var tmp = TestPaths.NewTemp();
-        string folder = TestModels.WriteForeign(weights, tmp, GptGraphOptions.Default, (weights.Config with { Layers = 3 }).ToJson());
+        string folder = TestModels.WriteForeign(weights, tmp, GraphOptions.Portable, (weights.Config with { Layers = 3 }).ToJson());
         var e = Assert.ThrowsExactly<OnnxGptException>(() => GptModel.Load(folder));
         StringAssert.Contains(e.Message, "n_layer is 3");
         StringAssert.Contains(e.Message, "2 layers");

@@ -30,7 +30,7 @@ public sealed class GraphConventionTests
     {
         var weights = TestWeights.Random(TestWeights.Small(heads: 2), seed: 31);
         using var tmp = TestPaths.NewTemp();
-        var graph = new GptGraphOptions { IoConvention = convention, PositionIdsInput = positionIds, UseCacheBranchInput = useCacheBranch };
+        var graph = new GraphOptions { IoConvention = convention, PositionIdsInput = positionIds, UseCacheBranchInput = useCacheBranch };
         using var model = GptModel.Load(TestModels.WriteForeign(weights, tmp, graph, weights.Config.ToJson()));
 
         var s = model.Signature;
@@ -65,7 +65,7 @@ public sealed class GraphConventionTests
     {
         var weights = TestWeights.Random(TestWeights.Small(heads: 2), seed: 32);
         using var tmp = TestPaths.NewTemp();
-        using var stacked = GptModel.Load(TestModels.WriteForeign(weights, tmp, new GptGraphOptions { IoConvention = IoConventions.OrtGpt2 }, weights.Config.ToJson(), "stacked"));
+        using var stacked = GptModel.Load(TestModels.WriteForeign(weights, tmp, new GraphOptions { IoConvention = IoConventions.OrtGpt2 }, weights.Config.ToJson(), "stacked"));
         using var split = GptModel.Load(TestModels.Export(weights, tmp, "split"));
         using var a = stacked.CreateGenerator(Greedy);
         using var b = split.CreateGenerator(Greedy);

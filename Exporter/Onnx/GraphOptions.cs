@@ -1,0 +1,84 @@
+using OnnxGpt.Model;
+
+namespace OnnxGpt.Onnx;
+
+/// <summary>Which operators the graph uses.</summary>
+public enum GraphFlavor
+{
+    /// <summary>Standard ai.onnx operators only: any execution provider, the clearest Netron picture.</summary>
+    Portable,
+
+    /// <summary>
+    /// ONNX Runtime's contrib operators where they are faster: <c>GroupQueryAttention</c> with past and present sharing
+    /// one buffer (the KV cache is written in place), <c>MatMulNBits</c> for quantized weights, and a
+    /// <c>num_logits_to_keep</c> input so generation computes the output projection for the last position only.
+    /// </summary>
+    Fused,
+}
+
+/// <summary>Weight-only block quantization of the projection matrices (fused graph only).</summary>
+public enum WeightQuantization
+{
+    None,
+
+    /// <summary>8-bit, symmetric, one float scale per block.</summary>
+    Int8,
+
+    /// <summary>4-bit, symmetric, one float scale per block (as llama.cpp's Q4_0).</summary>
+    Int4,
+}
+
+/// <summary>How <see cref="GptGraph"/> builds the graph.</summary>
+public sealed record GraphOptions
+{
+    public GraphFlavor Flavor { get; init; } = GraphFlavor.Portable;
+
+    public WeightQuantization Quantization { get; init; } = WeightQuantization.None;
+
+    /// <summary>Values per quantization block along the input dimension.</summary>
+    public int BlockSize { get; init; } = 32;
+
+    /// <summary>
+    /// The I/O convention (portable graph only): <see cref="IoConventions.Optimum"/> (the default: int64 ids,
+    /// <c>past_key_values.{i}.key|value</c>) or <see cref="IoConventions.OrtGpt2"/> (int32 ids and mask, one stacked
+    /// <c>past_{i}</c> / <c>present_{i}</c> of shape (2, B, H, P, D) per layer), for hosts that expect it.
+    /// </summary>
+    public string IoConvention { get; init; } = IoConventions.Optimum;
+
+    /// <summary>Take <c>position_ids</c> as an input (the default); false computes them in the graph from
+    /// <c>attention_mask</c> (cumulative sum minus one), as some Optimum exports do. Portable graph only.</summary>
+    public bool PositionIdsInput { get; init; } = true;
+
+    /// <summary>
+    /// Add a merged decoder's boolean <c>use_cache_branch</c> input (shape [1]): false takes the past as empty, true
+    /// uses it. Portable graph only.
+    /// </summary>
+    public bool UseCacheBranchInput { get; init; }
+
+    public static GraphOptions Portable { get; } = new();
+
+    public GraphOptions Validate()
+    {
+        if (IoConvention is not (IoConventions.Optimum or IoConventions.OrtGpt2))
+        {
+            throw new OnnxGptException($"graph I/O convention '{IoConvention}' is unknown; expected '{IoConventions.Optimum}' or '{IoConventions.OrtGpt2}'.");
+        }
+
+        if (Flavor == GraphFlavor.Fused && (IoConvention != IoConventions.Optimum || !PositionIdsInput || UseCacheBranchInput))
+        {
+            throw new OnnxGptException("the fused graph has the Optimum I/O convention only (with position_ids, without use_cache_branch).");
+        }
+
+        if (Quantization != WeightQuantization.None && Flavor != GraphFlavor.Fused)
+        {
+            throw new OnnxGptException($"quantization {Quantization} needs the fused graph (MatMulNBits); the portable graph uses standard operators only.");
+        }
+
+        if (BlockSize < 16 || (BlockSize & (BlockSize - 1)) != 0)
+        {
+            throw new OnnxGptException($"quantization block size must be a power of two, at least 16; found {BlockSize}.");
+        }
+
+        return this;
+    }
+}
