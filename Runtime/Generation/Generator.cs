@@ -1,66 +1,55 @@
 using System.Diagnostics;
 using System.Runtime.CompilerServices;
-using Microsoft.ML.OnnxRuntime;
-using Microsoft.ML.OnnxRuntime.Tensors;
+using System.Text;
 using OnnxGpt.Model;
-using OnnxGpt.Native;
+using OnnxGpt.Tokenization;
 
 namespace OnnxGpt.Generation;
-
-// Shapes: B batch, T tokens fed this step, P cached tokens, S = P + T, V vocabulary, C context length.
 
 /// <summary>
 /// Generates tokens for one sequence or one batch of sequences on a shared <see cref="GptModel"/>, keeping the
 /// keys and values in a <see cref="KvCache"/> it owns. The lifecycle: <see cref="Append(ReadOnlySpan{int})"/> a
-/// prompt, then <see cref="GenerateNextToken"/> until <see cref="IsDone"/> (or <see cref="StreamAsync"/> /
-/// <see cref="GenerateAll"/>); <see cref="Append(ReadOnlySpan{int})"/> again to continue a conversation, and
+/// prompt (or <see cref="AppendText(string)"/>), then <see cref="GenerateNextToken"/> until <see cref="IsDone"/>
+/// (or <see cref="StreamAsync"/> / <see cref="GenerateAll"/>); append again to continue a conversation, and
 /// <see cref="RewindTo"/> to drop tokens from the end without recomputing the prefix.
 /// <para>
 /// A batch holds rows of different lengths, left-padded: padding is masked out (<c>attention_mask</c> 0) and
-/// positions count only real tokens, so each row computes exactly what it would alone. Each row stops on its own
-/// (end of sequence, stop token, stop string, max new tokens, full context); a finished row no longer changes.
+/// positions count only real tokens, so each row computes what it would alone. Each row stops on its own (end of
+/// sequence, stop token, stop string, max new tokens, full context); a finished row no longer changes.
 /// </para>
 /// <para>
 /// The sequence never exceeds the model's context length: a prompt that does not fit is an error (or is cut, with
 /// <see cref="PromptTruncation.Left"/>), and generation stops cleanly with <see cref="FinishReason.ContextFull"/>.
 /// An empty prompt starts from the model's <c>bos_token_id</c>; a model without one refuses it.
 /// </para>
-/// Generating a token allocates nothing on the managed heap (inputs, outputs and the cache live in native memory
-/// bound once per step). Not thread-safe: use one generator per thread; many may share one model.
+/// The model runs on the tokens not yet seen when a token is wanted: a prompt in one step, then one token per
+/// step. That step allocates nothing on the managed heap (see <see cref="DecoderStep"/>); with a tokenizer, each
+/// token's text piece is one small string. Not thread-safe: one generator per thread; many may share one model.
 /// </summary>
-public sealed unsafe class Generator : IDisposable
+public sealed class Generator : IDisposable
 {
+    // What a slot holds. Padding is 0: the decoder step masks it out.
     private const byte PadSlot = 0;
     private const byte PromptSlot = 1;
     private const byte GeneratedSlot = 2;
 
-    /// <summary>What padding slots hold: any valid token id works, since the mask hides them.</summary>
+    /// <summary>What padding slots hold: any valid id works, since the mask hides them.</summary>
     private const int PadToken = 0;
 
     private readonly GptModel _model;
-    private readonly ModelSignature _signature;
+    private readonly DecoderStep _step;
     private readonly Sampler _sampler;
+    private readonly ITextTokenizer? _tokenizer;
     private readonly int _vocab;
     private readonly int _context;
     private readonly int[] _stopIds;
     private readonly int _eos;
-    private readonly OrtIoBinding _binding;
-    private readonly RunOptions _runOptions;
-    private readonly IntPtr _memoryInfo;
-    private readonly NativeName _idsName = new(ModelSignature.InputIds);
-    private readonly NativeName _maskName = new(ModelSignature.AttentionMask);
-    private readonly NativeName _positionsName = new(ModelSignature.PositionIds);
-    private readonly NativeName _branchName = new(ModelSignature.UseCacheBranch);
-    private readonly NativeName _logitsName = new(ModelSignature.Logits);
     private readonly float[] _scratch;
-    private readonly bool _useCache;
 
-    private KvCache? _cache;
     private int _batch;
     private int _capacity;
-    private int _slots;      // tokens in the sequence, padding included: fed plus pending
-    private int _fed;        // tokens whose keys and values are in the cache
-    private int _appendStart;
+    private int _slots;        // tokens in the sequence, padding included
+    private int _appendStart;  // the slot where the last append began
     private bool _logitsValid;
     private bool _disposed;
 
@@ -80,32 +69,32 @@ public sealed unsafe class Generator : IDisposable
     private long[] _lastTokenAt = [];
     private long _appendedAt;
 
-    // Native memory bound to the graph.
-    private NativeBuffer<long>? _ids;
-    private NativeBuffer<long>? _positions;
-    private NativeBuffer<long>? _mask;
-    private NativeBuffer<byte>? _branch;
-    private NativeBuffer<float>? _logits;
-    private NativeBuffer<float>? _wideLogits;
+    // Per row, with a tokenizer: the generated text, streamed through a UTF-8-safe decoder and the stop strings.
+    private StreamingDecoder[] _decoders = [];
+    private StopStringMatcher[] _matchers = [];
+    private StringBuilder[] _texts = [];
+    private string[] _pieces = [];
 
     internal Generator(GptModel model, GenerationOptions options, GeneratorOptions settings)
     {
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(settings);
         _model = model;
-        _signature = model.Signature;
         Options = options;
         Settings = settings;
         _sampler = new Sampler(options);
+        _tokenizer = settings.DecodeText ? model.Tokenizer : null;
+        if (_tokenizer is null && options.StopStrings.Count > 0)
+        {
+            throw new OnnxGptException($"{model.ModelPath}: stop strings need text, but the model has no tokenizer (and DecodeText is {settings.DecodeText}).");
+        }
+
         _vocab = model.Config.VocabSize;
         _context = model.Config.ContextLength;
         _eos = settings.StopAtEndOfSequence && model.Config.EosTokenId is { } eos ? eos : -1;
         _stopIds = [.. options.StopTokenIds];
-        _useCache = settings.UseKvCache && _signature.HasCache;
         _scratch = new float[Sampler.ScratchLength(_vocab)];
-        _memoryInfo = OrtMemoryInfo.DefaultInstance.DangerousGetHandle();
-        _runOptions = new RunOptions();
-        _binding = model.Session.CreateIoBinding();
+        _step = new DecoderStep(model, settings.UseKvCache);
     }
 
     public GptModel Model => _model;
@@ -116,17 +105,20 @@ public sealed unsafe class Generator : IDisposable
     /// <summary>How the model is run.</summary>
     public GeneratorOptions Settings { get; }
 
-    /// <summary>Rows in the batch; 0 until the first <see cref="Append(ReadOnlySpan{int})"/>.</summary>
+    /// <summary>The seed the sampler uses (the options' seed, or the one picked at random).</summary>
+    public ulong Seed => _sampler.Seed;
+
+    /// <summary>Rows in the batch; 0 until the first append.</summary>
     public int BatchSize => _batch;
 
-    /// <summary>Tokens in the sequence (for a batch: the longest row, padding included).</summary>
+    /// <summary>Tokens in the sequence (for a batch: slots, the longest row and padding included).</summary>
     public int Length => _slots;
 
     /// <summary>Whether keys and values are kept between steps (false: each step recomputes the whole sequence).</summary>
-    public bool UsesKvCache => _useCache;
+    public bool UsesKvCache => _step.UsesCache;
 
-    /// <summary>The cache, once the first prompt has been appended (null for a graph without past inputs).</summary>
-    public KvCache? Cache => _cache;
+    /// <summary>The cache, once a prompt has been appended (null for a graph without past inputs).</summary>
+    public KvCache? Cache => _step.Cache;
 
     /// <summary>True when every row has finished (see <see cref="GetFinishReason"/>).</summary>
     public bool IsDone
@@ -153,10 +145,7 @@ public sealed unsafe class Generator : IDisposable
     /// <summary>The token each row got in the last <see cref="GenerateNextToken"/>, or -1 for a row that had already finished.</summary>
     public ReadOnlySpan<int> LastTokens => _lastTokens;
 
-    /// <summary>
-    /// Tokens dropped from the front by <see cref="PromptTruncation.Left"/> at the last append, in the row that lost
-    /// the most; 0 when nothing was cut.
-    /// </summary>
+    /// <summary>Tokens dropped from the front by <see cref="PromptTruncation.Left"/> at the last append (the most in any row).</summary>
     public int TruncatedTokens { get; private set; }
 
     /// <summary>Why <paramref name="row"/> stopped, or <see cref="FinishReason.None"/> while it is generating.</summary>
@@ -172,22 +161,52 @@ public sealed unsafe class Generator : IDisposable
     /// <summary>How many tokens of <see cref="GetSequence"/> came before the generation that followed the last append.</summary>
     public int GetPromptLength(int row) => _promptLength[CheckRow(row)];
 
+    /// <summary>The text generated for the row since the last append (null without a tokenizer).</summary>
+    public string? GetText(int row)
+    {
+        CheckRow(row);
+        return _tokenizer is null ? null : _texts[row].ToString();
+    }
+
+    /// <summary>The text the row's last token completed (empty while a character is incomplete, or without a tokenizer).</summary>
+    public string GetLastPiece(int row) => _batch == 0 || _tokenizer is null ? string.Empty : _pieces[CheckRow(row)];
+
     /// <summary>The logits for the row's next token (runs the model on pending tokens if needed).</summary>
     public ReadOnlySpan<float> GetNextTokenLogits(int row)
     {
         CheckRow(row);
         EnsureLogits();
-        return _logits!.Slice((long)row * _vocab, _vocab);
+        return _step.NextLogits(row);
     }
 
-    /// <summary>Appends tokens to a single sequence (the first call starts it with a batch of one).</summary>
+    /// <summary>Appends tokens to a single sequence (the first call starts it, with a batch of one).</summary>
     /// <exception cref="OnnxGptException">A token id is outside the vocabulary; the sequence would not fit the
     /// context; or the prompt is empty and the model has no <c>bos_token_id</c>.</exception>
     public void Append(ReadOnlySpan<int> tokens) => AppendBatch([tokens.ToArray()]);
 
+    /// <summary>Encodes <paramref name="text"/> with the model's tokenizer and appends it.</summary>
+    /// <exception cref="OnnxGptException">The model has no tokenizer, or see <see cref="Append(ReadOnlySpan{int})"/>.</exception>
+    public void AppendText(string text) => AppendTextBatch([text]);
+
+    /// <summary>Encodes one text per row and appends them as a batch (see <see cref="AppendBatch"/>).</summary>
+    public void AppendTextBatch(IReadOnlyList<string> texts)
+    {
+        ArgumentNullException.ThrowIfNull(texts);
+        var tokenizer = _tokenizer ?? throw new OnnxGptException(
+            $"{_model.ModelPath}: the model has no tokenizer to encode text with; append token ids instead.");
+        var rows = new int[texts.Count][];
+        for (int b = 0; b < rows.Length; b++)
+        {
+            rows[b] = tokenizer.Encode(texts[b] ?? throw new ArgumentNullException(nameof(texts), $"text {b} is null."));
+        }
+
+        AppendBatch(rows);
+    }
+
     /// <summary>
     /// Appends one chunk of tokens to each row of a batch (the first call fixes the batch size). Rows of different
-    /// lengths are left-padded within the chunk. On the first call an empty row starts from <c>bos_token_id</c>.
+    /// lengths are left-padded within the chunk; an empty row appends nothing to that row, except on the first
+    /// append, where it starts from <c>bos_token_id</c>.
     /// </summary>
     /// <exception cref="OnnxGptException">A token id is outside the vocabulary (the message names it and the
     /// vocabulary size); the longest row would not fit the context (the message gives both numbers); or a prompt is
@@ -208,24 +227,21 @@ public sealed unsafe class Generator : IDisposable
         }
 
         var chunks = new int[rows.Count][];
+        int longest = 0;
         for (int b = 0; b < rows.Count; b++)
         {
             var row = rows[b] ?? throw new ArgumentNullException(nameof(rows), $"row {b} is null.");
             CheckIds(row, b, rows.Count);
             chunks[b] = row;
-            if (row.Length == 0 && (_batch == 0 || _slots == 0))
+            if (row.Length == 0 && _slots == 0)
             {
                 chunks[b] = _model.Config.BosTokenId is { } bos
                     ? [bos]
                     : throw new OnnxGptException(
                         $"{RowName(b, rows.Count)}the prompt is empty and the model has no bos_token_id to start from; give at least one token.");
             }
-        }
 
-        int longest = 0;
-        foreach (var c in chunks)
-        {
-            longest = Math.Max(longest, c.Length);
+            longest = Math.Max(longest, chunks[b].Length);
         }
 
         if (longest == 0)
@@ -238,11 +254,6 @@ public sealed unsafe class Generator : IDisposable
         {
             if (Settings.Truncation == PromptTruncation.Left)
             {
-                if (_batch == 0)
-                {
-                    StartBatch(rows.Count);
-                }
-
                 RestartTruncated(chunks);
                 return;
             }
@@ -256,7 +267,7 @@ public sealed unsafe class Generator : IDisposable
                     $"model's context of {_context} tokens; RewindTo a shorter length first or choose left truncation.");
         }
 
-        if (_signature.AttentionMaskType is null && (_slots > 0 || Array.Exists(chunks, c => c.Length != longest)))
+        if (_model.Signature.AttentionMaskType is null && (_slots > 0 || Array.Exists(chunks, c => c.Length != longest)))
         {
             throw new OnnxGptException(
                 $"{_model.ModelPath}: the graph has no attention_mask input, so it cannot mask padding; give rows of equal length and append once.");
@@ -300,6 +311,7 @@ public sealed unsafe class Generator : IDisposable
             _finish[b] = Options.MaxNewTokens == 0 ? FinishReason.MaxNewTokens
                 : _slots >= _context ? FinishReason.ContextFull
                 : FinishReason.None;
+            ResetText(b);
         }
     }
 
@@ -340,7 +352,7 @@ public sealed unsafe class Generator : IDisposable
             }
 
             int length = _rowLength[b];
-            int token = _sampler.Sample(_logits!.Slice((long)b * _vocab, _vocab), _rowTokens[b].AsSpan(0, length), _scratch);
+            int token = _sampler.Sample(_step.NextLogits(b), _rowTokens[b].AsSpan(0, length), _scratch);
             SetSlot(at, token, GeneratedSlot, length);
             _rowTokens[b][length] = token;
             _rowLength[b] = length + 1;
@@ -352,7 +364,13 @@ public sealed unsafe class Generator : IDisposable
             }
 
             _lastTokenAt[b] = now;
-            _finish[b] = StopReason(token, _newTokens[b]);
+            var reason = StopReason(token, _newTokens[b]);
+            if (_tokenizer is not null)
+            {
+                reason = AddText(b, token, reason);
+            }
+
+            _finish[b] = reason;
         }
 
         _slots++;
@@ -364,6 +382,12 @@ public sealed unsafe class Generator : IDisposable
                 if (_finish[b] == FinishReason.None)
                 {
                     _finish[b] = FinishReason.ContextFull;
+                    if (_tokenizer is not null)
+                    {
+                        string rest = FinishText(b);
+                        _pieces[b] += rest;
+                        _texts[b].Append(rest);
+                    }
                 }
             }
         }
@@ -371,8 +395,8 @@ public sealed unsafe class Generator : IDisposable
 
     /// <summary>
     /// Keeps the first <paramref name="length"/> tokens of the sequence (for a batch: slots, padding included) and
-    /// drops the rest. The cache keeps the prefix, so generation continues without recomputing it; rows that had
-    /// finished after that point generate again.
+    /// drops the rest. The cache keeps the prefix, so generation continues without recomputing it (only the last
+    /// kept token is fed again); rows that had finished after that point generate again.
     /// </summary>
     public void RewindTo(int length)
     {
@@ -385,14 +409,7 @@ public sealed unsafe class Generator : IDisposable
         }
 
         _slots = length;
-        if (_useCache)
-        {
-            // Keep at least one token to feed, so the next step has logits to sample from.
-            int keep = Math.Max(0, Math.Min(_fed, length - 1));
-            _cache!.Truncate(keep);
-            _fed = keep;
-        }
-
+        _step.Truncate(Math.Max(0, length - 1));  // keep a token to feed, so the next step has logits to sample from
         _appendStart = Math.Min(_appendStart, length);
         _logitsValid = false;
         for (int b = 0; b < _batch; b++)
@@ -427,12 +444,14 @@ public sealed unsafe class Generator : IDisposable
             {
                 _finish[b] = FinishReason.ContextFull;
             }
+
+            ReplayText(b);
         }
     }
 
     /// <summary>
-    /// Generates until every row is done, yielding each token as it comes (row by row within a step).
-    /// The token is checked between steps.
+    /// Generates until every row is done, yielding each token as it comes (row by row within a step), with the
+    /// text it completes. The cancellation token is checked between steps.
     /// </summary>
     public async IAsyncEnumerable<GeneratedToken> StreamAsync([EnumeratorCancellation] CancellationToken cancellationToken = default)
     {
@@ -445,7 +464,7 @@ public sealed unsafe class Generator : IDisposable
             {
                 if (_lastTokens[b] >= 0)
                 {
-                    yield return new GeneratedToken(b, _lastTokens[b], string.Empty, _finish[b]);
+                    yield return new GeneratedToken(b, _lastTokens[b], GetLastPiece(b), _finish[b]);
                 }
             }
 
@@ -453,7 +472,8 @@ public sealed unsafe class Generator : IDisposable
         }
     }
 
-    /// <summary>Generates until every row is done and returns what each row produced. The token is checked between steps.</summary>
+    /// <summary>Generates until every row is done and returns what each row produced. The cancellation token is checked between steps.</summary>
+    /// <exception cref="InvalidOperationException">Nothing has been appended yet.</exception>
     public IReadOnlyList<GenerationResult> GenerateAll(CancellationToken cancellationToken = default)
     {
         ThrowIfDisposed();
@@ -471,7 +491,7 @@ public sealed unsafe class Generator : IDisposable
         return Results();
     }
 
-    /// <summary>What each row has produced since the last append.</summary>
+    /// <summary>What each row has produced since the last append, so far.</summary>
     public IReadOnlyList<GenerationResult> Results()
     {
         var results = new GenerationResult[_batch];
@@ -479,122 +499,27 @@ public sealed unsafe class Generator : IDisposable
         {
             var first = _firstTokenAt[b] == 0 ? TimeSpan.Zero : Stopwatch.GetElapsedTime(_appendedAt, _firstTokenAt[b]);
             var last = _lastTokenAt[b] == 0 ? TimeSpan.Zero : Stopwatch.GetElapsedTime(_appendedAt, _lastTokenAt[b]);
-            results[b] = new GenerationResult(b, GetSequence(b).ToArray(), _promptLength[b], null, _finish[b], first, last);
+            results[b] = new GenerationResult(b, GetSequence(b).ToArray(), _promptLength[b], GetText(b), _finish[b], first, last);
         }
 
         return results;
     }
 
     /// <summary>
-    /// Runs the model on the pending tokens and hands <paramref name="observer"/> the logits of every one of them:
-    /// (row, index of the token in the sequence, padding included, its logits). For scoring text.
+    /// Runs the model on the pending tokens and hands <paramref name="observer"/> the logits of each (row, index in
+    /// the sequence with padding, logits). For scoring text.
     /// </summary>
-    internal void Forward(LogitsObserver? observer)
+    internal void Score(DecoderStep.LogitsObserver observer)
     {
         ThrowIfDisposed();
-        if (_batch == 0 || _slots == 0)
+        if (_batch == 0)
         {
-            throw new InvalidOperationException("Append tokens before running the model.");
+            throw new InvalidOperationException("Append tokens before scoring them.");
         }
 
-        int past = _useCache ? _fed : 0;
-        int t = _slots - past;
-        int total = _slots;
-        IntPtr binding = _binding.DangerousGetHandle();
-        Span<long> shape = stackalloc long[3];
-
-        WriteInputs(past, t, total);
-        shape[0] = _batch;
-        shape[1] = t;
-        BindIndexInput(binding, _idsName, _ids!, _signature.InputIdsType, shape[..2]);
-        if (_signature.PositionIdsType is { } positionType)
-        {
-            BindIndexInput(binding, _positionsName, _positions!, positionType, shape[..2]);
-        }
-
-        if (_signature.AttentionMaskType is { } maskType)
-        {
-            shape[1] = total;
-            BindIndexInput(binding, _maskName, _mask!, maskType, shape[..2]);
-        }
-
-        if (_signature.HasUseCacheBranch)
-        {
-            *_branch!.Pointer = past > 0 ? (byte)1 : (byte)0;
-            shape[0] = 1;
-            OrtNative.Bind(binding, output: false, _branchName, _memoryInfo, _branch.Pointer, 1, shape[..1], TensorElementType.Bool);
-        }
-
-        _cache?.Bind(binding, _memoryInfo, past, total);
-
-        bool wide = t > 1 || observer is not null;
-        NativeBuffer<float> logits = _logits!;
-        if (wide)
-        {
-            long needed = (long)_batch * t * _vocab;
-            if (_wideLogits is null || _wideLogits.Length < needed)
-            {
-                // Without the cache every step feeds the whole sequence: size for the capacity once, not per step.
-                _wideLogits?.Dispose();
-                _wideLogits = null;
-                _wideLogits = new NativeBuffer<float>(_useCache ? needed : Math.Max(needed, (long)_batch * _capacity * _vocab));
-            }
-
-            logits = _wideLogits;
-        }
-
-        shape[0] = _batch;
-        shape[1] = t;
-        shape[2] = _vocab;
-        OrtNative.Bind(binding, output: true, _logitsName, _memoryInfo, logits.Pointer, (long)_batch * t * _vocab * sizeof(float), shape, TensorElementType.Float);
-
-        _model.EnterRun();
-        try
-        {
-            _model.Session.RunWithBinding(_runOptions, _binding);
-        }
-        catch (OnnxRuntimeException e)
-        {
-            throw new OnnxGptException($"{_model.ModelPath}: ONNX Runtime failed on a step of {t} new and {past} cached tokens: {e.Message}", e);
-        }
-        finally
-        {
-            _model.ExitRun();
-        }
-
-        if (_useCache)
-        {
-            _cache!.Commit(total);
-            _fed = total;
-        }
-
-        if (wide)
-        {
-            for (int b = 0; b < _batch; b++)
-            {
-                _wideLogits!.Slice(((long)b * t + t - 1) * _vocab, _vocab).CopyTo(_logits!.Slice((long)b * _vocab, _vocab));
-                if (observer is not null)
-                {
-                    for (int i = 0; i < t; i++)
-                    {
-                        observer(b, total - t + i, _wideLogits.Slice(((long)b * t + i) * _vocab, _vocab));
-                    }
-                }
-            }
-
-            if (_useCache)
-            {
-                // A prompt's logits are needed once; keep only the one row per sequence the next steps use.
-                _wideLogits!.Dispose();
-                _wideLogits = null;
-            }
-        }
-
+        _step.Run(_slotToken, _slotPosition, _slotKind, _slots, observer);
         _logitsValid = true;
     }
-
-    /// <summary>Receives the logits of one token: its row, its index in the sequence, the logits.</summary>
-    internal delegate void LogitsObserver(int row, int index, ReadOnlySpan<float> logits);
 
     public void Dispose()
     {
@@ -604,32 +529,15 @@ public sealed unsafe class Generator : IDisposable
         }
 
         _disposed = true;
-        if (!_binding.IsInvalid)
-        {
-            OrtNative.ClearBindings(_binding.DangerousGetHandle());
-        }
-
-        _binding.Dispose();
-        _runOptions.Dispose();
-        _cache?.Dispose();
-        _ids?.Dispose();
-        _positions?.Dispose();
-        _mask?.Dispose();
-        _branch?.Dispose();
-        _logits?.Dispose();
-        _wideLogits?.Dispose();
-        _idsName.Dispose();
-        _maskName.Dispose();
-        _positionsName.Dispose();
-        _branchName.Dispose();
-        _logitsName.Dispose();
+        _step.Dispose();
     }
 
     private void EnsureLogits()
     {
         if (!_logitsValid)
         {
-            Forward(null);
+            _step.Run(_slotToken, _slotPosition, _slotKind, _slots, null);
+            _logitsValid = true;
         }
     }
 
@@ -648,64 +556,85 @@ public sealed unsafe class Generator : IDisposable
         return newTokens >= Options.MaxNewTokens ? FinishReason.MaxNewTokens : FinishReason.None;
     }
 
+    /// <summary>Streams the token's text through the decoder and stop strings; a stop string ends the row.</summary>
+    private FinishReason AddText(int b, int token, FinishReason reason)
+    {
+        string piece;
+        if (reason is FinishReason.EndOfSequence or FinishReason.StopToken)
+        {
+            piece = FinishText(b);  // a stop token's own text is left out
+        }
+        else
+        {
+            piece = _matchers[b].Push(_decoders[b].Append(token));
+            if (_matchers[b].IsStopped)
+            {
+                reason = FinishReason.StopString;
+            }
+            else if (reason != FinishReason.None)
+            {
+                piece += FinishText(b);
+            }
+        }
+
+        _pieces[b] = piece;
+        _texts[b].Append(piece);
+        return reason;
+    }
+
+    /// <summary>The row ends: whatever the decoder and the stop-string matcher still hold back.</summary>
+    private string FinishText(int b) => _matchers[b].Push(_decoders[b].Flush()) + _matchers[b].Flush();
+
+    private void ResetText(int b)
+    {
+        if (_tokenizer is null)
+        {
+            return;
+        }
+
+        _decoders[b].Reset();
+        _matchers[b] = new StopStringMatcher(Options.StopStrings);
+        _texts[b].Clear();
+        _pieces[b] = string.Empty;
+    }
+
+    /// <summary>After a rewind: the row's text rebuilt from the generated tokens that remain.</summary>
+    private void ReplayText(int b)
+    {
+        if (_tokenizer is null)
+        {
+            return;
+        }
+
+        ResetText(b);
+        for (int s = _appendStart; s < _slots; s++)
+        {
+            int at = b * _capacity + s;
+            if (_slotKind[at] != GeneratedSlot || _slotToken[at] == _eos || Array.IndexOf(_stopIds, _slotToken[at]) >= 0)
+            {
+                continue;
+            }
+
+            _texts[b].Append(_matchers[b].Push(_decoders[b].Append(_slotToken[at])));
+        }
+
+        if (_matchers[b].IsStopped)
+        {
+            _finish[b] = FinishReason.StopString;
+        }
+        else if (_finish[b] != FinishReason.None)
+        {
+            _texts[b].Append(FinishText(b));
+        }
+
+        _pieces[b] = string.Empty;
+    }
+
     private void SetSlot(int at, int token, byte kind, int position)
     {
         _slotToken[at] = token;
         _slotKind[at] = kind;
         _slotPosition[at] = position;
-    }
-
-    /// <summary>Writes input_ids and position_ids (B, T) for slots [past, total) and attention_mask (B, S) for [0, total).</summary>
-    private void WriteInputs(int past, int t, int total)
-    {
-        for (int b = 0; b < _batch; b++)
-        {
-            int row = b * _capacity;
-            for (int i = 0; i < t; i++)
-            {
-                WriteIndex(_ids!, _signature.InputIdsType, (long)b * t + i, _slotToken[row + past + i]);
-                if (_signature.PositionIdsType is { } positionType)
-                {
-                    WriteIndex(_positions!, positionType, (long)b * t + i, _slotPosition[row + past + i]);
-                }
-            }
-
-            if (_signature.AttentionMaskType is { } maskType)
-            {
-                for (int s = 0; s < total; s++)
-                {
-                    WriteIndex(_mask!, maskType, (long)b * total + s, _slotKind[row + s] == PadSlot ? 0 : 1);
-                }
-            }
-        }
-    }
-
-    private static void WriteIndex(NativeBuffer<long> buffer, TensorElementType type, long index, int value)
-    {
-        switch (type)
-        {
-            case TensorElementType.Int64:
-                buffer.Pointer[index] = value;
-                break;
-            case TensorElementType.Int32:
-                ((int*)buffer.Pointer)[index] = value;
-                break;
-            default:
-                ((float*)buffer.Pointer)[index] = value;
-                break;
-        }
-    }
-
-    private void BindIndexInput(IntPtr binding, NativeName name, NativeBuffer<long> buffer, TensorElementType type, ReadOnlySpan<long> shape)
-    {
-        long count = 1;
-        foreach (var d in shape)
-        {
-            count *= d;
-        }
-
-        int size = type == TensorElementType.Int64 ? 8 : 4;
-        OrtNative.Bind(binding, output: false, name, _memoryInfo, buffer.Pointer, count * size, shape, type);
     }
 
     private void StartBatch(int batch)
@@ -720,15 +649,28 @@ public sealed unsafe class Generator : IDisposable
         _firstTokenAt = new long[batch];
         _lastTokenAt = new long[batch];
         _lastTokens.AsSpan().Fill(-1);
-        _logits = new NativeBuffer<float>((long)batch * _vocab);
-        _branch = new NativeBuffer<byte>(1);
         for (int b = 0; b < batch; b++)
         {
             _rowTokens[b] = [];
         }
+
+        if (_tokenizer is not null)
+        {
+            _decoders = new StreamingDecoder[batch];
+            _matchers = new StopStringMatcher[batch];
+            _texts = new StringBuilder[batch];
+            _pieces = new string[batch];
+            for (int b = 0; b < batch; b++)
+            {
+                _decoders[b] = new StreamingDecoder(_tokenizer);
+                _matchers[b] = new StopStringMatcher(Options.StopStrings);
+                _texts[b] = new StringBuilder(Math.Min(Options.MaxNewTokens, _context) * 4);  // ~4 characters a token: no growth while generating
+                _pieces[b] = string.Empty;
+            }
+        }
     }
 
-    /// <summary>Grows every per-slot buffer and the cache to <paramref name="capacity"/> tokens, keeping their contents.</summary>
+    /// <summary>Grows every per-slot array and the decoder step's buffers to <paramref name="capacity"/> slots, keeping their contents.</summary>
     private void EnsureCapacity(int capacity)
     {
         if (capacity <= _capacity)
@@ -745,60 +687,47 @@ public sealed unsafe class Generator : IDisposable
             Array.Resize(ref _rowTokens[b], capacity);
         }
 
-        long cells = (long)_batch * capacity;
-        ReplaceBuffer(ref _ids, cells);
-        ReplaceBuffer(ref _positions, cells);
-        ReplaceBuffer(ref _mask, cells);
-        if (_signature.HasCache)
-        {
-            if (_cache is null)
-            {
-                _cache = new KvCache(_signature, _model.Config, _batch, capacity);
-            }
-            else
-            {
-                _cache.EnsureCapacity(capacity);
-            }
-        }
-
+        _step.Allocate(_batch, capacity);
         _capacity = capacity;
+    }
 
-        T[] Regrow<T>(T[] array, int from, int to)
+    private T[] Regrow<T>(T[] array, int from, int to)
+    {
+        var fresh = new T[_batch * to];
+        for (int b = 0; b < _batch && from > 0; b++)
         {
-            var fresh = new T[_batch * to];
-            for (int b = 0; b < _batch && from > 0; b++)
-            {
-                Array.Copy(array, b * from, fresh, b * to, from);
-            }
-
-            return fresh;
+            Array.Copy(array, b * from, fresh, b * to, from);
         }
 
-        static void ReplaceBuffer(ref NativeBuffer<long>? buffer, long length)
-        {
-            buffer?.Dispose();
-            buffer = null;
-            buffer = new NativeBuffer<long>(length);
-        }
+        return fresh;
     }
 
     /// <summary>Left truncation: each row's whole sequence plus its new chunk, cut to fit, appended afresh.</summary>
     private void RestartTruncated(int[][] chunks)
     {
         int keep = _context - Math.Min(Options.MaxNewTokens, _context / 2);
-        var rows = new int[_batch][];
+        var rows = new int[chunks.Length][];
         int dropped = 0;
-        for (int b = 0; b < _batch; b++)
+        for (int b = 0; b < chunks.Length; b++)
         {
-            var whole = new int[_rowLength[b] + chunks[b].Length];
-            _rowTokens[b].AsSpan(0, _rowLength[b]).CopyTo(whole);
-            chunks[b].CopyTo(whole, _rowLength[b]);
+            int kept = _batch == 0 ? 0 : _rowLength[b];
+            var whole = new int[kept + chunks[b].Length];
+            if (kept > 0)
+            {
+                _rowTokens[b].AsSpan(0, kept).CopyTo(whole);
+            }
+
+            chunks[b].CopyTo(whole, kept);
             int cut = Math.Max(0, whole.Length - keep);
             dropped = Math.Max(dropped, cut);
             rows[b] = whole[cut..];
         }
 
-        RewindTo(0);
+        if (_slots > 0)
+        {
+            RewindTo(0);
+        }
+
         AppendBatch(rows);
         TruncatedTokens = dropped;
     }

@@ -16,4 +16,10 @@ public sealed record GeneratorOptions
 
     /// <summary>Stop a sequence when it produces the model's <c>eos_token_id</c> (the default).</summary>
     public bool StopAtEndOfSequence { get; init; } = true;
+
+    /// <summary>
+    /// Decode generated tokens to text with the model's tokenizer, when it has one (the default): streamed pieces,
+    /// result text and stop strings need it. False keeps generation to token ids.
+    /// </summary>
+    public bool DecodeText { get; init; } = true;
 }

@@ -1,6 +1,10 @@
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.ML.OnnxRuntime;
 using OnnxGpt.Export;
 using OnnxGpt.Generation;
+using OnnxGpt.Providers;
+using OnnxGpt.Tokenization;
 
 namespace OnnxGpt.Model;
 
@@ -16,14 +20,16 @@ public sealed class GptModel : IDisposable
     public static IReadOnlyList<string> ModelFileNames { get; } = [ModelFolder.ModelFile, "decoder_model_merged.onnx"];
 
     private readonly InferenceSession _session;
+    private readonly Lazy<ITextTokenizer?> _tokenizer;
     private int _activeRuns;
     private volatile bool _disposed;
 
-    private GptModel(string modelPath, InferenceSession session)
+    private GptModel(string modelPath, InferenceSession session, IReadOnlyList<ExecutionProviderOptions> providers)
     {
         ModelPath = modelPath;
         Folder = Path.GetDirectoryName(modelPath) ?? ".";
         _session = session;
+        Providers = providers;
         Metadata = new Dictionary<string, string>(session.ModelMetadata.CustomMetadataMap, StringComparer.Ordinal);
         Signature = ModelSignature.Read(session, modelPath);
         GenerationDefaults? foreignDefaults;
@@ -33,6 +39,21 @@ public sealed class GptModel : IDisposable
         {
             TokenizerSpec = TokenizerSpec.FromJson(tokenizer, $"{modelPath} (metadata '{MetadataKeys.Tokenizer}')");
         }
+        else
+        {
+            // Exported elsewhere: tokenizer files beside the model, or GPT-2's own vocabulary by its size.
+            try
+            {
+                TokenizerSpec = TokenizerFactory.Infer(Folder, Config.VocabSize);
+            }
+            catch (OnnxGptException)
+            {
+                TokenizerSpec = null;
+            }
+        }
+
+        _tokenizer = new Lazy<ITextTokenizer?>(
+            () => TokenizerSpec is { } spec ? TokenizerFactory.Create(spec, Folder) : null, LazyThreadSafetyMode.ExecutionAndPublication);
 
         GenerationDefaults = Metadata.TryGetValue(MetadataKeys.Generation, out var generation)
             ? GenerationDefaults.FromJson(generation, $"{modelPath} (metadata '{MetadataKeys.Generation}')")
@@ -53,8 +74,18 @@ public sealed class GptModel : IDisposable
     /// <summary>The graph's I/O convention, element types and cache shape.</summary>
     public ModelSignature Signature { get; }
 
-    /// <summary>The tokenizer the model's metadata names, or null when it names none.</summary>
+    /// <summary>
+    /// The tokenizer the model's metadata names (for a model exported elsewhere: the one its folder holds, or GPT-2's
+    /// for a 50257-token vocabulary), or null when there is none.
+    /// </summary>
     public TokenizerSpec? TokenizerSpec { get; }
+
+    /// <summary>The tokenizer built from <see cref="TokenizerSpec"/> on first use, or null when there is none.</summary>
+    /// <exception cref="OnnxGptException">The spec names files that are missing or unreadable.</exception>
+    public ITextTokenizer? Tokenizer => _tokenizer.Value;
+
+    /// <summary>The execution providers the session was created with, in order, CPU last.</summary>
+    public IReadOnlyList<ExecutionProviderOptions> Providers { get; }
 
     /// <summary>Generation defaults from the model's metadata (or a GenAI config); the built-in defaults otherwise.</summary>
     public GenerationDefaults GenerationDefaults { get; }
@@ -67,38 +98,44 @@ public sealed class GptModel : IDisposable
 
     /// <summary>
     /// Loads a model: a <c>.onnx</c> file, or a folder holding <c>model.onnx</c> (or <c>decoder_model_merged.onnx</c>,
-    /// or the file a <c>genai_config.json</c> names). The session is created with <paramref name="sessionOptions"/>
-    /// (the caller keeps ownership) or with full graph optimisation on the CPU.
+    /// or the file a <c>genai_config.json</c> names), on the execution providers <paramref name="settings"/> asks for
+    /// (by default the CPU with full graph optimisation). A provider that is not available is an error unless the
+    /// settings allow CPU fallback, which is then logged on <paramref name="logger"/> as a warning.
     /// </summary>
     /// <exception cref="OnnxGptException">The file is missing, is not a loadable ONNX model, is not a decoder this
-    /// runtime understands, or comes with no description (metadata or config file); the message names the path.</exception>
-    public static GptModel Load(string path, SessionOptions? sessionOptions = null)
+    /// runtime understands, or comes with no description (metadata or config file); the message names the path.
+    /// Or a requested provider is not available.</exception>
+    public static GptModel Load(string path, SessionSettings? settings = null, ILogger? logger = null)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
         string modelPath = ResolveModelFile(path);
+        using var prepared = SessionOptionsFactory.Create(settings ?? new SessionSettings(), logger ?? NullLogger.Instance);
+        return Create(modelPath, prepared.Options, prepared.Providers);
+    }
+
+    /// <summary>Loads a model with session options the caller built (and keeps ownership of).</summary>
+    public static GptModel Load(string path, SessionOptions sessionOptions)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(path);
+        ArgumentNullException.ThrowIfNull(sessionOptions);
+        return Create(ResolveModelFile(path), sessionOptions, []);
+    }
+
+    private static GptModel Create(string modelPath, SessionOptions options, IReadOnlyList<ExecutionProviderOptions> providers)
+    {
         InferenceSession session;
-        SessionOptions? owned = null;
         try
         {
-            if (sessionOptions is null)
-            {
-                owned = new SessionOptions { GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL };
-            }
-
-            session = new InferenceSession(modelPath, sessionOptions ?? owned!);
+            session = new InferenceSession(modelPath, options);
         }
         catch (OnnxRuntimeException e)
         {
             throw new OnnxGptException($"cannot load the ONNX model '{modelPath}': {e.Message.Trim()} Is it a complete, valid ONNX file?", e);
         }
-        finally
-        {
-            owned?.Dispose();
-        }
 
         try
         {
-            return new GptModel(modelPath, session);
+            return new GptModel(modelPath, session, providers);
         }
         catch
         {

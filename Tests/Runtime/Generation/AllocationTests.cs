@@ -1,3 +1,4 @@
+using OnnxGpt.Export;
 using OnnxGpt.Generation;
 using OnnxGpt.Model;
 using OnnxGpt.Tests.Support;
@@ -11,15 +12,20 @@ public sealed class AllocationTests
     private const double BoundBytesPerToken = 1024;
 
     [TestMethod]
-    [DataRow(1, true)]
-    [DataRow(3, true)]
-    [DataRow(1, false)]
-    public void SteadyStateTokenAllocatesUnderOneKibAtShortAndLongContext(int batch, bool useCache)
+    [DataRow(1, true, false)]
+    [DataRow(3, true, false)]
+    [DataRow(1, false, false)]
+    [DataRow(2, true, true)]
+    public void SteadyStateTokenAllocatesUnderOneKibAtShortAndLongContext(int batch, bool useCache, bool text)
     {
         var config = new GptConfig { VocabSize = 500, ContextLength = 160, Width = 32, Layers = 2, Heads = 4 };
         var weights = TestWeights.Random(config, seed: 51, scale: 0.1);
         using var tmp = TestPaths.NewTemp();
-        using var model = GptModel.Load(TestModels.Export(weights, tmp));
+        // With text, each token's piece is one short string (a character tokenizer over 500 letters).
+        var tokenizer = text
+            ? new TokenizerSpec { Kind = TokenizerSpec.CharKind, Characters = Enumerable.Range(0, 500).Select(i => ((char)(0x100 + i)).ToString()).ToArray() }
+            : null;
+        using var model = GptModel.Load(TestModels.Export(weights, tmp, options: new ExportOptions { Tokenizer = tokenizer }));
         using var generator = model.CreateGenerator(
             new GenerationOptions { DoSample = false, MaxNewTokens = 150 }, new GeneratorOptions { UseKvCache = useCache });
         generator.AppendBatch(Enumerable.Range(0, batch).Select(b => Enumerable.Range(1, 6 + b).ToArray()).ToArray());
@@ -30,7 +36,8 @@ public sealed class AllocationTests
         double late = Measure(generator, 24);      // context ~ 120..144
         Assert.IsFalse(generator.IsDone, "test setup: generation must still be running");
 
-        Console.WriteLine($"batch {batch}, cache {useCache}: {early:F1} bytes/token early, {late:F1} late");
+        Assert.AreEqual(text, generator.GetText(0) is not null);
+        Console.WriteLine($"batch {batch}, cache {useCache}, text {text}: {early:F1} bytes/token early, {late:F1} late");
         Assert.IsLessThan(BoundBytesPerToken, early, $"{early:F1} managed bytes per token at short context");
         Assert.IsLessThan(BoundBytesPerToken, late, $"{late:F1} managed bytes per token at long context");
         Assert.IsLessThanOrEqualTo(early + 16, late, $"allocation grows with context: {early:F1} -> {late:F1} bytes per token");
