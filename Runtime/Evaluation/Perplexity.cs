@@ -1,0 +1,94 @@
+using OnnxGpt.Generation;
+using OnnxGpt.Model;
+
+namespace OnnxGpt.Evaluation;
+
+/// <summary>
+/// Mean negative log-likelihood and perplexity of a token sequence. Text longer than the context is scored with a
+/// sliding window, as Hugging Face's perplexity guide does: windows of the context length start every
+/// <c>stride</c> tokens, and each window scores only the tokens no earlier window scored, so every token is scored
+/// once and (after the first window) with at least <c>context - stride</c> tokens before it.
+/// </summary>
+public static class Perplexity
+{
+    /// <param name="model">The model.</param>
+    /// <param name="tokens">At least two token ids; the first is context only, every later one is scored.</param>
+    /// <param name="stride">Tokens between window starts; default half the context length.</param>
+    /// <param name="cancellationToken">Checked between windows.</param>
+    /// <exception cref="ArgumentException">Fewer than two tokens, or a stride outside [1, context].</exception>
+    /// <exception cref="OnnxGptException">A token id is outside the vocabulary.</exception>
+    public static PerplexityResult Evaluate(GptModel model, IReadOnlyList<int> tokens, int? stride = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(tokens);
+        if (tokens.Count < 2)
+        {
+            throw new ArgumentException($"scoring needs at least two tokens (the first is only context); found {tokens.Count}.", nameof(tokens));
+        }
+
+        int context = model.Config.ContextLength;
+        int step = stride ?? Math.Max(1, context / 2);
+        if (step < 1 || step > context)
+        {
+            throw new ArgumentOutOfRangeException(nameof(stride), step, $"the stride must be between 1 and the context length {context}.");
+        }
+
+        var settings = new GeneratorOptions { DecodeText = false, StopAtEndOfSequence = false };
+        using var generator = model.CreateGenerator(new GenerationOptions { DoSample = false, MaxNewTokens = 0 }, settings);
+        double total = 0;
+        int scored = 0, windows = 0, scoredUpTo = 1;   // tokens [1, scoredUpTo) are scored
+        int begin = 0;
+        while (true)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            int end = Math.Min(begin + context, tokens.Count);
+            var window = new int[end - begin];
+            for (int i = 0; i < window.Length; i++)
+            {
+                window[i] = tokens[begin + i];
+            }
+
+            int first = scoredUpTo;     // the first token this window scores
+            generator.RewindTo(0);
+            generator.Append(window);
+            generator.Score((_, index, logits) =>
+            {
+                // The logits at sequence index j predict token begin + j + 1.
+                int target = begin + index + 1;
+                if (target >= first && target < end)
+                {
+                    total += NegativeLogLikelihood(logits, tokens[target]);
+                    scored++;
+                }
+            });
+            windows++;
+            scoredUpTo = end;
+            if (end == tokens.Count)
+            {
+                break;
+            }
+
+            begin += step;
+        }
+
+        return new PerplexityResult(total / scored, scored, windows);
+    }
+
+    /// <summary>-log softmax(logits)[target], in double precision.</summary>
+    internal static double NegativeLogLikelihood(ReadOnlySpan<float> logits, int target)
+    {
+        float max = float.NegativeInfinity;
+        foreach (var x in logits)
+        {
+            max = Math.Max(max, x);
+        }
+
+        double sum = 0;
+        foreach (var x in logits)
+        {
+            sum += Math.Exp(x - max);
+        }
+
+        return Math.Log(sum) - (logits[target] - max);
+    }
+}

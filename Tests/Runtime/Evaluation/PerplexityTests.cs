@@ -1,0 +1,64 @@
+using OnnxGpt.Evaluation;
+using OnnxGpt.Model;
+using OnnxGpt.Reference;
+using OnnxGpt.Tests.Support;
+
+namespace OnnxGpt.Tests.Runtime.Evaluation;
+
+[TestClass]
+public sealed class PerplexityTests
+{
+    [TestMethod]
+    [DataRow(10, null, 1)]     // shorter than the context (24): one window
+    [DataRow(50, 8, 5)]        // sliding: windows start every 8 tokens until one reaches the end
+    [DataRow(50, null, 4)]     // default stride: half the context
+    public void MeanNllEqualsTheReferenceOverTheSameWindows(int length, int? stride, int windows)
+    {
+        var weights = TestWeights.Random(TestWeights.Small(heads: 2), seed: 71);
+        using var tmp = TestPaths.NewTemp();
+        using var model = GptModel.Load(TestModels.Export(weights, tmp));
+        var tokens = Enumerable.Range(0, length).Select(i => (i * 31 + 7) % 53).ToArray();
+
+        var result = Perplexity.Evaluate(model, tokens, stride);
+
+        // The reference, window by window: each token scored once, by the first window that reaches it.
+        int context = 24, step = stride ?? 12, scoredUpTo = 1, count = 0, seen = 0;
+        double total = 0;
+        for (int begin = 0; ; begin += step)
+        {
+            int end = Math.Min(begin + context, length);
+            var logits = ReferenceGpt.Logits(weights, [tokens[begin..end].Select(t => (long)t).ToArray()])[0];
+            for (int target = Math.Max(scoredUpTo, begin + 1); target < end; target++)
+            {
+                total += Perplexity.NegativeLogLikelihood(logits[target - begin - 1], tokens[target]);
+                count++;
+            }
+
+            seen++;
+            scoredUpTo = end;
+            if (end == length)
+            {
+                break;
+            }
+        }
+
+        Assert.AreEqual(length - 1, result.Tokens, "every token after the first is scored once");
+        Assert.AreEqual(count, result.Tokens);
+        Assert.AreEqual(windows, result.Windows);
+        Assert.AreEqual(seen, result.Windows);
+        Assert.AreEqual(total / count, result.MeanNll, 1e-4, "mean NLL against the reference");
+        Assert.AreEqual(Math.Exp(result.MeanNll), result.Perplexity, 1e-9);
+        Assert.IsGreaterThan(0.0, result.MeanNll);
+    }
+
+    [TestMethod]
+    public void OneTokenCannotBeScored()
+    {
+        var weights = TestWeights.Random(TestWeights.Small(), seed: 72);
+        using var tmp = TestPaths.NewTemp();
+        using var model = GptModel.Load(TestModels.Export(weights, tmp));
+        var e = Assert.ThrowsExactly<ArgumentException>(() => Perplexity.Evaluate(model, [5]));
+        StringAssert.Contains(e.Message, "at least two tokens");
+        Assert.ThrowsExactly<OnnxGptException>(() => Perplexity.Evaluate(model, [5, 99]));
+    }
+}
