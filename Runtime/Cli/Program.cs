@@ -7,6 +7,9 @@ public static class Program
     [
         new Commands.ExportCommand(),
         new Commands.InspectCommand(),
+        new Commands.GenerateCommand(),
+        new Commands.EvalCommand(),
+        new Commands.BenchCommand(),
     ];
 
     public static int Main(string[] args) => Run(args, Console.Out, Console.Error);
