@@ -5,6 +5,7 @@ using OnnxGpt.Model;
 using OnnxGpt.Onnx;
 using OnnxGpt.Reference;
 using OnnxGpt.Tests.Support;
+using OnnxGpt.Tokenization;
 using GenAiModel = Microsoft.ML.OnnxRuntimeGenAI.Model;
 
 namespace OnnxGpt.Tests.Runtime.GenAi;
@@ -157,6 +158,8 @@ public sealed class GenAiGenerationTests
         using var sequences = tokenizer.Encode("Hello world, this is");
         long[] prompt = sequences[0].ToArray().Select(t => (long)t).ToArray();
         Assert.IsGreaterThan(1, prompt.Length, "the text encodes to several tokens");
+        var ours = TokenizerFactory.Create(TokenizerDetection.Detect(source, weights.Config)!, folder);
+        CollectionAssert.AreEqual(ours.Encode("Hello world, this is"), sequences[0].ToArray(), "our tokenizer and GenAI's agree");
         using var generatorParams = Greedy(model);
         generatorParams.SetSearchOption("max_length", prompt.Length + 12);
         using var generator = new Generator(model, generatorParams);
