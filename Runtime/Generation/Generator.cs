@@ -273,6 +273,14 @@ public sealed class Generator : IDisposable
                 $"{_model.ModelPath}: the graph has no attention_mask input, so it cannot mask padding; give rows of equal length and append once.");
         }
 
+        if (_model.Signature.IsFused && (Array.Exists(chunks, c => c.Length != longest) || HasPadding()))
+        {
+            throw new OnnxGptException(
+                $"{_model.ModelPath}: this fused graph (GroupQueryAttention) expects every row's tokens to start at cache position 0, " +
+                "so rows cannot be left-padded for it: batch rows of equal length (appending to rows that are all still in step), " +
+                "generate them one at a time, or export with --graph portable.");
+        }
+
         if (_batch == 0)
         {
             StartBatch(rows.Count);
@@ -628,6 +636,20 @@ public sealed class Generator : IDisposable
         }
 
         _pieces[b] = string.Empty;
+    }
+
+    /// <summary>Whether any row has a padding slot (left padding, or a row that finished before the others).</summary>
+    private bool HasPadding()
+    {
+        for (int b = 0; b < _batch; b++)
+        {
+            if (_rowLength[b] != _slots)
+            {
+                return true;
+            }
+        }
+
+        return false;
     }
 
     private void SetSlot(int at, int token, byte kind, int position)
