@@ -35,6 +35,9 @@ public sealed class Generator : IDisposable
     /// <summary>What padding slots hold: any valid id works, since the mask hides them.</summary>
     private const int PadToken = 0;
 
+    /// <summary>Most logits one prompt step produces (16 Mi floats, 64 MiB): longer prompts are fed in chunks.</summary>
+    private const long MaxPromptLogits = 1L << 24;
+
     private readonly GptModel _model;
     private readonly DecoderStep _step;
     private readonly Sampler _sampler;
@@ -75,6 +78,7 @@ public sealed class Generator : IDisposable
     {
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(settings);
+        ArgumentOutOfRangeException.ThrowIfNegative(settings.PrefillChunkTokens);
         _model = model;
         Options = options;
         Settings = settings;
@@ -282,7 +286,7 @@ public sealed class Generator : IDisposable
             StartBatch(rows.Count);
         }
 
-        EnsureCapacity(Math.Min(_context, _slots + longest + Options.MaxNewTokens));
+        EnsureCapacity((int)Math.Min(_context, (long)_slots + longest + Options.MaxNewTokens));
         for (int b = 0; b < _batch; b++)
         {
             var chunk = chunks[b];
@@ -340,7 +344,7 @@ public sealed class Generator : IDisposable
         EnsureLogits();
         if (_slots == _capacity)
         {
-            EnsureCapacity(Math.Min(_context, _capacity + Math.Max(16, Options.MaxNewTokens)));
+            EnsureCapacity((int)Math.Min(_context, (long)_capacity + Math.Max(16, Options.MaxNewTokens)));
         }
 
         long now = Stopwatch.GetTimestamp();
@@ -514,7 +518,7 @@ public sealed class Generator : IDisposable
             throw new InvalidOperationException("Append tokens before scoring them.");
         }
 
-        _step.Run(_slotToken, _slotPosition, _slotKind, _slots, observer);
+        Feed(observer);
         _logitsValid = true;
     }
 
@@ -533,9 +537,29 @@ public sealed class Generator : IDisposable
     {
         if (!_logitsValid)
         {
-            _step.Run(_slotToken, _slotPosition, _slotKind, _slots, null);
+            Feed(null);
             _logitsValid = true;
         }
+    }
+
+    /// <summary>
+    /// Runs the model on the pending tokens. With the cache, a long prompt goes in chunks, so the logits of one
+    /// step (batch × chunk × vocabulary floats) stay under <see cref="MaxPromptLogits"/> however long the prompt.
+    /// </summary>
+    private void Feed(DecoderStep.LogitsObserver? observer)
+    {
+        if (!_step.UsesCache)
+        {
+            _step.Run(_slotToken, _slotPosition, _slotKind, _slots, observer);
+            return;
+        }
+
+        long chunk = Settings.PrefillChunkTokens > 0 ? Settings.PrefillChunkTokens : Math.Max(16, MaxPromptLogits / ((long)_batch * _vocab));
+        do
+        {
+            _step.Run(_slotToken, _slotPosition, _slotKind, (int)Math.Min(_slots, _step.Cached + chunk), observer);
+        }
+        while (_step.Cached < _slots);
     }
 
     private FinishReason StopReason(int token, int newTokens)
