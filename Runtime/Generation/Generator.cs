@@ -15,14 +15,16 @@ namespace OnnxGpt.Generation;
 /// A batch holds rows of different lengths, left-padded: padding is masked out (<c>attention_mask</c> 0) and
 /// positions count only real tokens, so each row computes what it would alone. Each row stops on its own (end of
 /// sequence, stop token, stop string, max new tokens, full context); a finished row no longer changes.
+/// With the fused graph the cache is laid out differently (each row's tokens from cache position 0, written in
+/// place, see <see cref="KvCache.IsInPlace"/>), but the sequence, its slots and all the above stay the same.
 /// </para>
 /// <para>
 /// The sequence never exceeds the model's context length: a prompt that does not fit is an error (or is cut, with
 /// <see cref="PromptTruncation.Left"/>), and generation stops cleanly with <see cref="FinishReason.ContextFull"/>.
 /// An empty prompt starts from the model's <c>bos_token_id</c>; a model without one refuses it.
 /// </para>
-/// The model runs on the tokens not yet seen when a token is wanted: a prompt in one step, then one token per
-/// step. That step allocates nothing on the managed heap: inputs, outputs and the cache live in native memory
+/// The model runs on the tokens not yet seen when a token is wanted: a prompt in one step (or chunks), then one
+/// token per step; with the fused graph only the last position of each row is projected to logits. That step allocates nothing on the managed heap: inputs, outputs and the cache live in native memory
 /// bound to the graph; with a tokenizer, each token's text piece is one small string. Not thread-safe: one generator per thread; many may share one model.
 /// </summary>
 public sealed class Generator : IDisposable
@@ -273,14 +275,6 @@ public sealed class Generator : IDisposable
                 $"{_model.ModelPath}: the graph has no attention_mask input, so it cannot mask padding; give rows of equal length and append once.");
         }
 
-        if (_model.Signature.IsFused && (Array.Exists(chunks, c => c.Length != longest) || HasPadding()))
-        {
-            throw new OnnxGptException(
-                $"{_model.ModelPath}: this fused graph (GroupQueryAttention) expects every row's tokens to start at cache position 0, " +
-                "so rows cannot be left-padded for it: batch rows of equal length (appending to rows that are all still in step), " +
-                "generate them one at a time, or export with --graph portable.");
-        }
-
         if (_batch == 0)
         {
             StartBatch(rows.Count);
@@ -407,7 +401,10 @@ public sealed class Generator : IDisposable
         }
 
         _slots = length;
-        _step.Truncate(Math.Max(0, length - 1));  // keep a token to feed, so the next step has logits to sample from
+        if (!_step.InPlace)
+        {
+            _step.Truncate(Math.Max(0, length - 1));  // keep a token to feed, so the next step has logits to sample from
+        }
         _appendStart = Math.Min(_appendStart, length);
         _logitsValid = false;
         for (int b = 0; b < _batch; b++)
@@ -447,6 +444,11 @@ public sealed class Generator : IDisposable
             {
                 _finish[b] = _texts[b].Replay(GeneratedText(b), _finish[b]);
             }
+        }
+
+        if (_step.InPlace)
+        {
+            _step.TruncateRows(_rowLength);   // each row keeps its last token to feed again
         }
     }
 
@@ -507,8 +509,8 @@ public sealed class Generator : IDisposable
     }
 
     /// <summary>
-    /// Runs the model on the pending tokens and hands <paramref name="observer"/> the logits of each (row, index in
-    /// the sequence with padding, logits). For scoring text.
+    /// Runs the model on the pending tokens and hands <paramref name="observer"/> the logits after each real token
+    /// (row, the token's index in the row's sequence, logits); padding is left out. For scoring text.
     /// </summary>
     internal void Score(DecoderStep.LogitsObserver observer)
     {
@@ -544,10 +546,33 @@ public sealed class Generator : IDisposable
 
     /// <summary>
     /// Runs the model on the pending tokens. With the cache, a long prompt goes in chunks, so the logits of one
-    /// step (batch × chunk × vocabulary floats) stay under <see cref="MaxPromptLogits"/> however long the prompt.
+    /// step (batch × chunk × vocabulary floats) stay under <see cref="MaxPromptLogits"/> however long the prompt
+    /// (with the fused graph's in-place cache, <see cref="DecoderStep.RunRows"/> picks the chunk).
     /// </summary>
     private void Feed(DecoderStep.LogitsObserver? observer)
     {
+        if (_step.InPlace)
+        {
+            // Rows at their own lengths; without the cache, every step starts again from an empty one.
+            if (!_step.UsesCache)
+            {
+                _step.ForgetRows();
+            }
+
+            do
+            {
+                _step.RunRows(_rowTokens, _rowLength, Settings.PrefillChunkTokens, observer);
+            }
+            while (_step.HasPending(_rowLength));
+
+            if (!_step.UsesCache)
+            {
+                _step.ForgetRows();
+            }
+
+            return;
+        }
+
         if (!_step.UsesCache)
         {
             _step.Run(_slotToken, _slotPosition, _slotKind, _slots, observer);
@@ -588,20 +613,6 @@ public sealed class Generator : IDisposable
                 yield return _slotToken[at];
             }
         }
-    }
-
-    /// <summary>Whether any row has a padding slot (left padding, or a row that finished before the others).</summary>
-    private bool HasPadding()
-    {
-        for (int b = 0; b < _batch; b++)
-        {
-            if (_rowLength[b] != _slots)
-            {
-                return true;
-            }
-        }
-
-        return false;
     }
 
     private void SetSlot(int at, int token, byte kind, int position)

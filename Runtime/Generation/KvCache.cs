@@ -8,29 +8,41 @@ namespace OnnxGpt.Generation;
 
 /// <summary>
 /// The keys and values of every layer, in memory this class owns, laid out as the graph's past inputs want them.
-/// It alone knows the buffer layout and the layer-indexed names.
-/// <para>
-/// Each cache tensor (Optimum: a layer's key and its value, each (B, H, P, D); ORT GPT-2: a layer's stacked
-/// (2, B, H, P, D)) has two buffers of Cap tokens, allocated once. A step feeds the past as a tensor over the first
-/// <c>B·H·P·D</c> floats of one buffer, laid out contiguously for exactly P tokens, and binds the present output
-/// (P + T tokens, also contiguous) to the other buffer, so ONNX Runtime writes it straight into our memory; then
-/// the two swap (ping-pong). This graph convention (present = past ⊕ new) makes every step rewrite the whole
-/// cache once, O(context) copying, but nothing is allocated per token.
-/// </para>
+/// It alone knows the buffer layout and the layer-indexed names. Two layouts:
+/// <list type="bullet">
+/// <item><b>Ping-pong</b> (portable graphs, present = past ⊕ new): each cache tensor (Optimum: a layer's key and its
+/// value, each (B, H, P, D); ORT GPT-2: a layer's stacked (2, B, H, P, D)) has two buffers of Cap tokens. A step
+/// feeds the past as a tensor over the first <c>B·H·P·D</c> floats of one buffer, laid out contiguously for exactly
+/// P tokens, and binds the present output (P + T tokens, also contiguous) to the other buffer, so ONNX Runtime
+/// writes it straight into our memory; then the two swap. Every step rewrites the whole cache once (O(context)
+/// copying), but nothing is allocated per token. Rows share one length: padding is masked.</item>
+/// <item><b>In place</b> (<see cref="IsInPlace"/>, the fused graph's GroupQueryAttention): one buffer per tensor of
+/// shape (B, H, Cap, D), bound as both the past input and the present output; the graph writes each new key and
+/// value at its row's length and copies nothing else. Rows are right-padded: row b's tokens sit at positions
+/// 0 .. <see cref="GetRowLength"/>(b) − 1 of each head, and each row has its own length.</item>
+/// </list>
 /// Capacity is what the request can reach (prompt plus new tokens, capped by the context length), not the whole
 /// context; <see cref="EnsureCapacity"/> grows it, keeping the contents. Not thread-safe: one per generator.
 /// </summary>
 public sealed unsafe class KvCache : IDisposable
 {
     private readonly Pair[] _tensors;
+    private readonly int[] _rowLengths;
     private int _current;
     private bool _disposed;
 
-    internal KvCache(ModelSignature signature, GptConfig config, int batchSize, int capacity)
+    internal KvCache(ModelSignature signature, GptConfig config, int batchSize, int capacity, bool inPlace = false)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(batchSize);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(capacity);
+        if (inPlace && signature.CacheTensors.Any(t => t.Stacked))
+        {
+            throw new ArgumentException("an in-place cache needs separate key and value tensors (the Optimum convention).", nameof(inPlace));
+        }
+
         BatchSize = batchSize;
+        IsInPlace = inPlace;
+        _rowLengths = new int[batchSize];
         Layers = signature.Layers;
         Heads = config.Heads;
         HeadSize = config.HeadSize;
@@ -61,13 +73,30 @@ public sealed unsafe class KvCache : IDisposable
 
     public int HeadSize { get; }
 
-    /// <summary>Tokens each buffer can hold.</summary>
+    /// <summary>
+    /// One buffer per tensor, (B, H, <see cref="Capacity"/>, D), written in place by the graph, each row with its own
+    /// length (see <see cref="GetRowLength"/>); false: two buffers per tensor used in turn (ping-pong).
+    /// </summary>
+    public bool IsInPlace { get; }
+
+    /// <summary>Tokens each buffer can hold (per row).</summary>
     public int Capacity { get; private set; }
 
-    /// <summary>Tokens cached now (P).</summary>
+    /// <summary>Tokens cached now (P); in place, the longest row's length.</summary>
     public int Length { get; private set; }
 
-    /// <summary>Bytes of native memory the cache holds (both buffers of every tensor).</summary>
+    /// <summary>Changes whenever the buffers are replaced (growth), so a binding over them must be redone.</summary>
+    internal int Version { get; private set; }
+
+    /// <summary>Tokens cached for <paramref name="row"/>: <see cref="Length"/> for a ping-pong cache, the row's own length in place.</summary>
+    public int GetRowLength(int row)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(row);
+        ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(row, BatchSize);
+        return IsInPlace ? _rowLengths[row] : Length;
+    }
+
+    /// <summary>Bytes of native memory the cache holds (every buffer of every tensor: two each for ping-pong, one in place).</summary>
     public long AllocatedBytes
     {
         get
@@ -84,7 +113,8 @@ public sealed unsafe class KvCache : IDisposable
 
     /// <summary>
     /// The cached values of one tensor (Optimum: <c>2·layer</c> is a key, <c>2·layer + 1</c> its value; ORT GPT-2:
-    /// the stacked tensor of layer <c>i</c>), laid out as the past input: (B, H, P, D) or (2, B, H, P, D).
+    /// the stacked tensor of layer <c>i</c>), laid out as the past input: (B, H, P, D) or (2, B, H, P, D). In place,
+    /// the whole buffer (B, H, <see cref="Capacity"/>, D), of which each row's first <see cref="GetRowLength"/> positions hold values.
     /// </summary>
     public ReadOnlySpan<float> GetTensor(int index)
     {
@@ -92,7 +122,7 @@ public sealed unsafe class KvCache : IDisposable
         ArgumentOutOfRangeException.ThrowIfNegative(index);
         ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(index, _tensors.Length);
         var t = _tensors[index];
-        return t.Buffers[_current]!.AsSpan(t.Blocks * Length * HeadSize);
+        return t.Buffers[_current]!.AsSpan(t.Blocks * (IsInPlace ? Capacity : Length) * HeadSize);
     }
 
     /// <summary>Number of cache tensors (see <see cref="GetTensor"/>).</summary>
@@ -116,6 +146,11 @@ public sealed unsafe class KvCache : IDisposable
     internal void Bind(IntPtr binding, IntPtr memoryInfo, int pastLength, int totalLength)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
+        if (IsInPlace)
+        {
+            throw new InvalidOperationException("an in-place cache is bound with BindInPlace.");
+        }
+
         // The past is everything cached, or nothing (a full recompute); a shorter past needs Truncate first.
         if ((pastLength != Length && pastLength != 0) || totalLength > Capacity || totalLength < pastLength)
         {
@@ -142,6 +177,48 @@ public sealed unsafe class KvCache : IDisposable
         }
     }
 
+    /// <summary>
+    /// In place: binds each tensor's one buffer as both its past input and its present output, over the whole batch
+    /// (B, H, Cap, D) when <paramref name="row"/> is −1, else over that row's part (1, H, Cap, D), which is
+    /// contiguous. The binding stays valid until the buffers are replaced (<see cref="Version"/> changes).
+    /// </summary>
+    internal void BindInPlace(IntPtr binding, IntPtr memoryInfo, int row)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (!IsInPlace || row < -1 || row >= BatchSize)
+        {
+            throw new InvalidOperationException($"cannot bind row {row} of a {(IsInPlace ? "" : "ping-pong ")}cache of {BatchSize} rows in place.");
+        }
+
+        Span<long> shape = [row < 0 ? BatchSize : 1, Heads, Capacity, HeadSize];
+        long rowFloats = (long)Heads * Capacity * HeadSize;
+        long bytes = shape[0] * rowFloats * sizeof(float);
+        foreach (var t in _tensors)
+        {
+            float* data = t.Buffers[0]!.Pointer + (row < 0 ? 0 : row * rowFloats);
+            OrtNative.Bind(binding, output: false, t.PastName, memoryInfo, data, bytes, shape, TensorElementType.Float);
+            OrtNative.Bind(binding, output: true, t.PresentName, memoryInfo, data, bytes, shape, TensorElementType.Float);
+        }
+    }
+
+    /// <summary>In place, after a run: <paramref name="row"/> now holds <paramref name="length"/> tokens.</summary>
+    internal void SetRowLength(int row, int length)
+    {
+        if (!IsInPlace || (uint)length > (uint)Capacity)
+        {
+            throw new InvalidOperationException($"row {row} cannot hold {length} tokens in a cache of capacity {Capacity}.");
+        }
+
+        _rowLengths[row] = length;
+        int longest = 0;
+        foreach (var l in _rowLengths)
+        {
+            longest = Math.Max(longest, l);
+        }
+
+        Length = longest;
+    }
+
     /// <summary>After a run bound by <see cref="Bind"/>: the present buffers now hold the cache of <paramref name="totalLength"/> tokens.</summary>
     internal void Commit(int totalLength)
     {
@@ -149,12 +226,27 @@ public sealed unsafe class KvCache : IDisposable
         Length = totalLength;
     }
 
-    /// <summary>Keeps the first <paramref name="length"/> tokens, re-laying each tensor out for the shorter length in place.</summary>
+    /// <summary>
+    /// Keeps the first <paramref name="length"/> tokens, re-laying each tensor out for the shorter length in place;
+    /// an in-place cache just cuts every row's length to at most <paramref name="length"/>.
+    /// </summary>
     internal void Truncate(int length)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         ArgumentOutOfRangeException.ThrowIfNegative(length);
         ArgumentOutOfRangeException.ThrowIfGreaterThan(length, Length);
+        if (IsInPlace)
+        {
+            // Nothing moves: a row's length is all that says which positions hold values.
+            for (int b = 0; b < BatchSize; b++)
+            {
+                _rowLengths[b] = Math.Min(_rowLengths[b], length);
+            }
+
+            Length = Math.Min(Length, length);
+            return;
+        }
+
         if (length == Length)
         {
             return;
@@ -184,19 +276,35 @@ public sealed unsafe class KvCache : IDisposable
             var old = t.Buffers[_current];
             if (old is not null && keep > 0)
             {
-                long used = t.Blocks * keep * HeadSize;
-                Buffer.MemoryCopy(old.Pointer, fresh.Pointer, count * sizeof(float), used * sizeof(float));
+                if (IsInPlace)
+                {
+                    // Each (row, head) block keeps its first `keep` positions at the new stride.
+                    long oldStride = (long)Capacity * HeadSize, newStride = (long)capacity * HeadSize, used = (long)keep * HeadSize;
+                    for (long j = 0; j < t.Blocks; j++)
+                    {
+                        Buffer.MemoryCopy(old.Pointer + j * oldStride, fresh.Pointer + j * newStride, newStride * sizeof(float), used * sizeof(float));
+                    }
+                }
+                else
+                {
+                    long used = t.Blocks * keep * HeadSize;
+                    Buffer.MemoryCopy(old.Pointer, fresh.Pointer, count * sizeof(float), used * sizeof(float));
+                }
             }
 
             t.Buffers[0]?.Dispose();
             t.Buffers[1]?.Dispose();
             t.Buffers[0] = fresh;
             t.Buffers[1] = null;
-            t.Buffers[1] = new NativeBuffer<float>(count);
+            if (!IsInPlace)
+            {
+                t.Buffers[1] = new NativeBuffer<float>(count);
+            }
         }
 
         _current = 0;
         Capacity = capacity;
+        Version++;
     }
 
     public void Dispose()

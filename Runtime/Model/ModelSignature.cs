@@ -31,9 +31,10 @@ public sealed class ModelSignature
 
     private ModelSignature(string convention, TensorElementType idsType, TensorElementType? maskType,
         TensorElementType? positionType, bool useCacheBranch, IReadOnlyList<CacheTensor> cache, int? heads, int? headSize, int? vocab,
-        bool fused)
+        bool fused, bool logitsToKeep)
     {
         IsFused = fused;
+        HasLogitsToKeep = logitsToKeep;
         Convention = convention;
         InputIdsType = idsType;
         AttentionMaskType = maskType;
@@ -76,10 +77,17 @@ public sealed class ModelSignature
     public bool HasCache => CacheTensors.Count > 0;
 
     /// <summary>
-    /// OnnxGpt's fused graph flavour (GroupQueryAttention): it expects each row's tokens to start at cache
-    /// position 0, so it cannot take left-padded rows; a batch's rows must have equal lengths.
+    /// OnnxGpt's fused graph flavour (GroupQueryAttention): past and present share one buffer per cache tensor of
+    /// shape (B, H, capacity, D), written in place, and each row's tokens start at cache position 0 (its length is
+    /// carried by the attention mask). The generator keeps such a cache right-padded (see <see cref="Generation.KvCache.IsInPlace"/>).
     /// </summary>
     public bool IsFused { get; }
+
+    /// <summary>
+    /// The graph has the optional int64 scalar input <c>num_logits_to_keep</c> (an overridable initializer,
+    /// default 0 = every position): k &gt; 0 projects only the last k positions to logits.
+    /// </summary>
+    public bool HasLogitsToKeep { get; }
 
     /// <summary>The cache tensors in binding order: for Optimum key then value of each layer; for ORT GPT-2 one per layer.</summary>
     internal IReadOnlyList<CacheTensor> CacheTensors { get; }
@@ -175,9 +183,11 @@ public sealed class ModelSignature
             }
         }
 
+        bool logitsToKeep = session.OverridableInitializerMetadata.TryGetValue(LogitsToKeep, out var keep)
+            && keep.IsTensor && keep.ElementDataType == TensorElementType.Int64;
         bool fused = session.OverridableInitializerMetadata.ContainsKey(LogitsToKeep)
             || (session.ModelMetadata.CustomMetadataMap.TryGetValue(MetadataKeys.GraphFlavor, out var flavor) && flavor == "fused");
-        return new ModelSignature(convention, ids.ElementDataType, maskType, positionType, useCacheBranch, cache, heads, headSize, vocab, fused);
+        return new ModelSignature(convention, ids.ElementDataType, maskType, positionType, useCacheBranch, cache, heads, headSize, vocab, fused, logitsToKeep);
     }
 
     private static NodeMetadata Require(IReadOnlyDictionary<string, NodeMetadata> map, string name, string source, string kind)

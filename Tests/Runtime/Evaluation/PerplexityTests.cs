@@ -1,5 +1,7 @@
 using OnnxGpt.Evaluation;
+using OnnxGpt.Export;
 using OnnxGpt.Model;
+using OnnxGpt.Onnx;
 using OnnxGpt.Reference;
 using OnnxGpt.Tests.Support;
 
@@ -9,14 +11,17 @@ namespace OnnxGpt.Tests.Runtime.Evaluation;
 public sealed class PerplexityTests
 {
     [TestMethod]
-    [DataRow(10, null, 1)]     // shorter than the context (24): one window
-    [DataRow(50, 8, 5)]        // sliding: windows start every 8 tokens until one reaches the end
-    [DataRow(50, null, 4)]     // default stride: half the context
-    public void MeanNllEqualsTheReferenceOverTheSameWindows(int length, int? stride, int windows)
+    [DataRow(10, null, 1, false)]     // shorter than the context (24): one window
+    [DataRow(50, 8, 5, false)]        // sliding: windows start every 8 tokens until one reaches the end
+    [DataRow(50, null, 4, false)]     // default stride: half the context
+    [DataRow(50, 8, 5, true)]         // the fused graph: every position's logits (num_logits_to_keep 0)
+    public void MeanNllEqualsTheReferenceOverTheSameWindows(int length, int? stride, int windows, bool fused)
     {
         var weights = TestWeights.Random(TestWeights.Small(heads: 2), seed: 71);
         using var tmp = TestPaths.NewTemp();
-        using var model = GptModel.Load(TestModels.Export(weights, tmp));
+        var graph = new GraphOptions { Flavor = fused ? GraphFlavor.Fused : GraphFlavor.Portable };
+        using var model = GptModel.Load(TestModels.Export(weights, tmp, options: new ExportOptions { Graph = graph }));
+        Assert.AreEqual(fused, model.Signature.HasLogitsToKeep);
         var tokens = Enumerable.Range(0, length).Select(i => (i * 31 + 7) % 53).ToArray();
 
         var result = Perplexity.Evaluate(model, tokens, stride);

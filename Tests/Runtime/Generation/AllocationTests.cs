@@ -1,6 +1,7 @@
 using OnnxGpt.Export;
 using OnnxGpt.Generation;
 using OnnxGpt.Model;
+using OnnxGpt.Onnx;
 using OnnxGpt.Tests.Support;
 
 namespace OnnxGpt.Tests.Runtime.Generation;
@@ -12,11 +13,14 @@ public sealed class AllocationTests
     private const double BoundBytesPerToken = 1024;
 
     [TestMethod]
-    [DataRow(1, true, false)]
-    [DataRow(3, true, false)]
-    [DataRow(1, false, false)]
-    [DataRow(2, true, true)]
-    public void SteadyStateTokenAllocatesUnderOneKibAtShortAndLongContext(int batch, bool useCache, bool text)
+    [DataRow(1, true, false, false)]
+    [DataRow(3, true, false, false)]
+    [DataRow(1, false, false, false)]
+    [DataRow(2, true, true, false)]
+    [DataRow(1, true, false, true)]
+    [DataRow(3, true, false, true)]
+    [DataRow(2, true, true, true)]
+    public void SteadyStateTokenAllocatesUnderOneKibAtShortAndLongContext(int batch, bool useCache, bool text, bool fused)
     {
         var config = new GptConfig { VocabSize = 500, ContextLength = 160, Width = 32, Layers = 2, Heads = 4 };
         var weights = TestWeights.Random(config, seed: 51, scale: 0.1);
@@ -25,7 +29,8 @@ public sealed class AllocationTests
         var tokenizer = text
             ? new TokenizerSpec { Kind = TokenizerSpec.CharKind, Characters = Enumerable.Range(0, 500).Select(i => ((char)(0x100 + i)).ToString()).ToArray() }
             : null;
-        using var model = GptModel.Load(TestModels.Export(weights, tmp, options: new ExportOptions { Tokenizer = tokenizer }));
+        var graph = new GraphOptions { Flavor = fused ? GraphFlavor.Fused : GraphFlavor.Portable };
+        using var model = GptModel.Load(TestModels.Export(weights, tmp, options: new ExportOptions { Tokenizer = tokenizer, Graph = graph }));
         using var generator = model.CreateGenerator(
             new GenerationOptions { DoSample = false, MaxNewTokens = 150 }, new GeneratorOptions { UseKvCache = useCache });
         generator.AppendBatch(Enumerable.Range(0, batch).Select(b => Enumerable.Range(1, 6 + b).ToArray()).ToArray());
@@ -37,7 +42,8 @@ public sealed class AllocationTests
         Assert.IsFalse(generator.IsDone, "test setup: generation must still be running");
 
         Assert.AreEqual(text, generator.GetText(0) is not null);
-        Console.WriteLine($"batch {batch}, cache {useCache}, text {text}: {early:F1} bytes/token early, {late:F1} late");
+        Assert.AreEqual(fused, generator.Cache!.IsInPlace);
+        Console.WriteLine($"batch {batch}, cache {useCache}, text {text}, fused {fused}: {early:F1} bytes/token early, {late:F1} late");
         Assert.IsLessThan(BoundBytesPerToken, early, $"{early:F1} managed bytes per token at short context");
         Assert.IsLessThan(BoundBytesPerToken, late, $"{late:F1} managed bytes per token at long context");
         Assert.IsLessThanOrEqualTo(early + 16, late, $"allocation grows with context: {early:F1} -> {late:F1} bytes per token");
