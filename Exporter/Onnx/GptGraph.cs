@@ -82,24 +82,30 @@ public sealed class GptGraph
         }
 
         positionIds ??= PositionsFromMask(inputIds, attentionMask);
-        string? logitsToKeep = _fused ? LogitsToKeep() : null;
-        string x = Embed(inputIds, positionIds);                       // (B, T, C)
-        // Portable: an additive bias (B, 1, T, S). Fused: GroupQueryAttention's per-row lengths.
-        var mask = _fused ? SequenceLengths(attentionMask) : (AttentionBias(inputIds, attentionMask, past[0].Key), null);
-
         var present = new (string Key, string Value)[_c.Layers];
-        for (int i = 0; i < _c.Layers; i++)
+        string x, logits;
+        string? logitsToKeep = null;
+        if (_fused)
         {
-            using (_g.Scope($"layers.{i}"))
-            {
-                (x, present[i]) = Block(i, x, mask, past[i]);
-            }
+            logitsToKeep = LogitsToKeep();
+            x = FusedLayers(inputIds, positionIds, SequenceLengths(attentionMask), past, present);
         }
-
-        string logits;
-        using (_g.Scope("ln_f"))
+        else
         {
-            x = LayerNorm(TensorNames.LnF, x);
+            x = Embed(inputIds, positionIds);                       // (B, T, C)
+            var mask = AttentionBias(inputIds, attentionMask, past[0].Key);   // (B, 1, T, S)
+            for (int i = 0; i < _c.Layers; i++)
+            {
+                using (_g.Scope($"layers.{i}"))
+                {
+                    (x, present[i]) = Block(i, x, (mask, null), past[i]);
+                }
+            }
+
+            using (_g.Scope("ln_f"))
+            {
+                x = LayerNorm(TensorNames.LnF, x);
+            }
         }
 
         using (_g.Scope("lm_head"))
@@ -242,6 +248,86 @@ public sealed class GptGraph
 
     private string Squeeze(string oneElement, string name) => _g.Named(name + "_scalar", "Squeeze", [oneElement]);
 
+    /// <summary>
+    /// The fused flavour's embedding, blocks and final layer norm. Each residual add happens inside the layer norm
+    /// that follows it (<c>com.microsoft.SkipLayerNormalization</c>, which also adds the bias of the projection
+    /// before it and hands back the sum as the new residual), so a block reads:
+    /// <code>
+    /// x, h = ln_1(x + pending)                  // the previous block's MLP output (layer 0: the position embedding)
+    /// x, h = ln_2(x + attn(h) + c_proj.bias)    // attention; the projection's bias is added here
+    /// pending = mlp(h)                          // its c_proj bias too: added in the next ln_1, or ln_f
+    /// </code>
+    /// Returns ln_f(x), (B, T, C).
+    /// </summary>
+    private string FusedLayers(string inputIds, string positionIds, (string SeqLensK, string? Total) lengths,
+        (string Key, string Value)[] past, (string Key, string Value)[] present)
+    {
+        string x, pending;
+        using (_g.Scope("embed"))
+        {
+            using (_g.Scope("wte"))
+            {
+                x = _g.Op("Gather", Weight(TensorNames.Wte), inputIds);          // (B, T, C)
+            }
+
+            using (_g.Scope("wpe"))
+            {
+                pending = _g.Op("Gather", Weight(TensorNames.Wpe), positionIds); // (B, T, C)
+            }
+        }
+
+        string? pendingBias = null;
+        string h;
+        for (int i = 0; i < _c.Layers; i++)
+        {
+            string prefix = TensorNames.Block(i);
+            using var _ = _g.Scope($"layers.{i}");
+            (x, h) = SkipLayerNorm(prefix, "ln_1", x, pending, pendingBias);           // x = x + pending; h = ln_1(x)
+            var (attn, attnBias, kv) = FusedAttention(prefix, h, lengths, past[i]);
+            present[i] = kv;
+            (x, h) = SkipLayerNorm(prefix, "ln_2", x, attn, attnBias);                 // x = x + attn(ln_1(x)); h = ln_2(x)
+            (pending, pendingBias) = FusedMlp(prefix, h);                             // its bias is added with the next residual
+        }
+
+        using (_g.Scope("ln_f"))
+        {
+            (_, h) = SkipLayerNorm(TensorNames.LnF, x, pending, pendingBias);         // ln_f(x + mlp(ln_2(x)))
+        }
+
+        return h;
+    }
+
+    /// <summary>A block's <c>ln_1</c> or <c>ln_2</c> as SkipLayerNormalization, in its own scope.</summary>
+    private (string Sum, string Normalized) SkipLayerNorm(string blockPrefix, string scope, string x, string skip, string? bias)
+    {
+        using var _ = _g.Scope(scope);
+        return SkipLayerNorm(blockPrefix + scope, x, skip, bias);
+    }
+
+    /// <summary>
+    /// sum = x + skip (+ bias), normalized = LayerNorm(sum): <c>com.microsoft.SkipLayerNormalization</c> with its
+    /// optional mean and inverse deviation outputs left out and the sum (output 3) kept as the residual.
+    /// </summary>
+    private (string Sum, string Normalized) SkipLayerNorm(string name, string x, string skip, string? bias)
+    {
+        var inputs = new List<string> { x, skip, Weight(name + ".weight") };
+        if (_c.Bias)
+        {
+            inputs.Add(Weight(name + ".bias"));
+        }
+
+        if (bias is not null)
+        {
+            inputs.Add(bias);
+        }
+
+        var outs = _g.Node("SkipLayerNormalization", inputs, 4, null, MicrosoftDomain, Attr.Float("epsilon", (float)_c.LayerNormEpsilon));
+        var node = _g.Graph.Node[^1];
+        node.Output[1] = "";
+        node.Output[2] = "";
+        return (outs[3], outs[0]);
+    }
+
     /// <summary>One transformer block, as nanoGPT's Block.forward: two residual lines.</summary>
     private (string X, (string Key, string Value) Present) Block(int i, string x, (string Bias, string? Total) mask, (string Key, string Value) past)
     {
@@ -256,30 +342,39 @@ public sealed class GptGraph
         string prefix, string x, (string Bias, string? Total) mask, (string Key, string Value) past)
     {
         using var _ = _g.Scope("attn");
-        int c = _c.Width, h = _c.Heads, d = _c.HeadSize;
         string qkv;
         using (_g.Scope("c_attn"))
         {
             qkv = Linear(prefix + "attn.c_attn", x);                                  // (B, T, 3C)
         }
 
-        string y;
-        (string Key, string Value) present;
-        if (_fused)
-        {
-            // Packed q|k|v straight from c_attn; past and present may be one buffer (B, H, capacity, D).
-            var outs = _g.Node("GroupQueryAttention", [qkv, "", "", past.Key, past.Value, mask.Bias, mask.Total!], 3, null, MicrosoftDomain,
-                Attr.Int("num_heads", h), Attr.Int("kv_num_heads", h));
-            (y, present) = (outs[0], (outs[1], outs[2]));                            // (B, T, C)
-        }
-        else
-        {
-            (y, present) = PortableAttention(qkv, mask.Bias, past);
-        }
-
+        var (y, present) = PortableAttention(qkv, mask.Bias, past);                 // (B, T, C)
         using (_g.Scope("c_proj"))
         {
             return (Linear(prefix + "attn.c_proj", y), present);                     // (B, T, C)
+        }
+    }
+
+    /// <summary>
+    /// The fused flavour's attention: GroupQueryAttention on the packed q|k|v straight from c_attn, past and present
+    /// possibly one buffer (B, H, capacity, D); c_proj without its bias, which the next SkipLayerNormalization adds.
+    /// </summary>
+    private (string Output, string? Bias, (string Key, string Value) Present) FusedAttention(
+        string prefix, string x, (string SeqLensK, string? Total) lengths, (string Key, string Value) past)
+    {
+        using var _ = _g.Scope("attn");
+        string qkv;
+        using (_g.Scope("c_attn"))
+        {
+            qkv = Linear(prefix + "attn.c_attn", x);                                  // (B, T, 3C)
+        }
+
+        var outs = _g.Node("GroupQueryAttention", [qkv, "", "", past.Key, past.Value, lengths.SeqLensK, lengths.Total!], 3, null, MicrosoftDomain,
+            Attr.Int("num_heads", _c.Heads), Attr.Int("kv_num_heads", _c.Heads));   // (B, T, C), present (B, H, S, D) twice
+        using (_g.Scope("c_proj"))
+        {
+            var (y, bias) = LinearDeferredBias(prefix + "attn.c_proj", outs[0]);     // (B, T, C)
+            return (y, bias, (outs[1], outs[2]));
         }
     }
 
@@ -317,6 +412,27 @@ public sealed class GptGraph
     private string Mlp(string prefix, string x)
     {
         using var _ = _g.Scope("mlp");
+        string hidden = MlpHidden(prefix, x);                                        // (B, T, F)
+        using (_g.Scope("c_proj"))
+        {
+            return Linear(prefix + "mlp.c_proj", hidden);                             // (B, T, C)
+        }
+    }
+
+    /// <summary>The fused flavour's MLP: c_proj without its bias, which the next SkipLayerNormalization adds.</summary>
+    private (string Output, string? Bias) FusedMlp(string prefix, string x)
+    {
+        using var _ = _g.Scope("mlp");
+        string hidden = MlpHidden(prefix, x);                                        // (B, T, F)
+        using (_g.Scope("c_proj"))
+        {
+            return LinearDeferredBias(prefix + "mlp.c_proj", hidden);                // (B, T, C)
+        }
+    }
+
+    /// <summary>act(c_fc(x)), (B, T, F), in the current (mlp) scope.</summary>
+    private string MlpHidden(string prefix, string x)
+    {
         string hidden;
         using (_g.Scope("c_fc"))
         {
@@ -325,7 +441,7 @@ public sealed class GptGraph
 
         using (_g.Scope("act"))
         {
-            hidden = _c.Activation switch
+            return _c.Activation switch
             {
                 Activation.GeluNew => _g.OpWith("Gelu", [hidden], Attr.String("approximate", "tanh")),
                 Activation.Gelu => _g.Op("Gelu", hidden),
@@ -333,11 +449,15 @@ public sealed class GptGraph
                 _ => throw new InvalidOperationException($"activation {_c.Activation} has no graph form."),
             };
         }
+    }
 
-        using (_g.Scope("c_proj"))
-        {
-            return Linear(prefix + "mlp.c_proj", hidden);                             // (B, T, C)
-        }
+    /// <summary>x @ W, and the name of the bias b (null without biases), which the caller adds elsewhere.</summary>
+    private (string Output, string? Bias) LinearDeferredBias(string name, string x)
+    {
+        string y = _options.Quantization == WeightQuantization.None
+            ? _g.Op("MatMul", x, Weight(name + ".weight"))
+            : QuantizedMatMul(name + ".weight", x, transposeConv1D: true);
+        return (y, _c.Bias ? Weight(name + ".bias") : null);
     }
 
     /// <summary>x @ W (+ b), with W in Conv1D layout [in, out].</summary>

@@ -75,6 +75,34 @@ public sealed class FusedGraphTests
     }
 
     [TestMethod]
+    [DataRow(true)]
+    [DataRow(false)]
+    public void ResidualAddsAndProjectionBiasesHappenInsideSkipLayerNormalization(bool bias)
+    {
+        var weights = TestWeights.Random(TestWeights.Small(heads: 2, bias: bias, layers: 3, width: 32), seed: 25);
+        var graph = GptGraph.Build(weights, new GraphOptions { Flavor = GraphFlavor.Fused });
+        var skip = graph.Node.Where(n => n.OpType == "SkipLayerNormalization").ToList();
+        string[] expected =
+        [
+            .. Enumerable.Range(0, 3).SelectMany(i => new[] { $"/model/layers.{i}/ln_1/SkipLayerNormalization", $"/model/layers.{i}/ln_2/SkipLayerNormalization" }),
+            "/model/ln_f/SkipLayerNormalization",
+        ];
+        CollectionAssert.AreEqual(expected, skip.Select(n => n.Name).ToArray());
+        Assert.IsTrue(skip.All(n => n.Domain == GptGraph.MicrosoftDomain && n.Output.Count == 4 && n.Output[1] == "" && n.Output[2] == ""),
+            "mean and inverse deviation are left out; the sum (output 3) is the residual");
+        Assert.IsFalse(graph.Node.Any(n => n.OpType == "LayerNormalization"), "every layer norm is a SkipLayerNormalization");
+        Assert.AreEqual(bias ? 6 : 0, graph.Node.Count(n => n.OpType == "Add"),
+            "only the biases of c_attn and c_fc stay separate Adds (ONNX Runtime folds c_fc's into FastGelu)");
+
+        // The first takes the two embeddings; the projection biases ride along as SkipLayerNormalization's bias input.
+        Assert.AreEqual("/model/embed/wte/Gather/output_0", skip[0].Input[0]);
+        Assert.AreEqual("/model/embed/wpe/Gather/output_0", skip[0].Input[1]);
+        Assert.AreEqual(bias ? 4 : 3, skip[0].Input.Count);
+        Assert.AreEqual(bias ? "transformer.h.0.attn.c_proj.bias" : null, bias ? skip[1].Input[4] : null);
+        Assert.AreEqual(bias ? "transformer.h.2.mlp.c_proj.bias" : null, bias ? skip[^1].Input[4] : null);
+    }
+
+    [TestMethod]
     public void HeadSizeNotMultipleOfEightIsRefusedWithTheNumbers()
     {
         var weights = TestWeights.Random(TestWeights.Small(heads: 4, width: 16), seed: 23);
