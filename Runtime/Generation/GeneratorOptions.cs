@@ -12,9 +12,11 @@ public sealed record GeneratorOptions
     public bool UseKvCache { get; init; } = true;
 
     /// <summary>
-    /// Most tokens fed to the model in one step when the cache is on: a longer prompt goes in chunks, which bounds
-    /// the memory of one step (its logits and attention scores). 0, the default, picks the chunk so that one step's
-    /// logits stay under 64 MiB (batch × chunk × vocabulary floats), at least 16 tokens.
+    /// Most tokens fed to the model in one step (per row) when the cache is on: a longer prompt goes in chunks, which
+    /// bounds the memory of one step (its logits and attention scores). 0, the default, picks the chunk so that one
+    /// step's logits stay under 64 MiB (batch × chunk × vocabulary floats), at least 16 tokens; with the fused graph,
+    /// which computes logits for each row's last position only, so that its attention scores (batch × heads × chunk ×
+    /// capacity floats) do, which usually takes the whole prompt in one step.
     /// </summary>
     public int PrefillChunkTokens { get; init; }
 
