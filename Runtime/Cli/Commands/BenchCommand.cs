@@ -97,6 +97,11 @@ public sealed class BenchCommand : ICommand
             stdout.WriteLine($"{"prompt",7} {"kv cache",9} {"ttft ms",9} {"prompt tok/s",13} {"ms/token",9} {"tokens/s",9} {"timed",6} {"managed B/token",16}");
         }
 
+        // A throwaway run first: the process's first tokens are slower (measured: up to 2-3x for GPT-2's first
+        // decode steps) and would otherwise be charged to the first prompt length.
+        int warmPrompt = Math.Max(1, Math.Min(8, context / 4));
+        Measure(model, warmPrompt, Math.Max(1, Math.Min(16, context - warmPrompt - WarmUp - 1)), cache: true, seed);
+
         var runs = new List<Measurement>();
         foreach (bool cache in new[] { true, false })
         {
