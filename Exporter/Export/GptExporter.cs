@@ -6,7 +6,10 @@ using OnnxGpt.Onnx.Proto;
 
 namespace OnnxGpt.Export;
 
-/// <summary>Writes a model folder: <c>model.onnx</c> (+ <c>model.onnx.data</c>), <c>config.json</c>, tokenizer files.</summary>
+/// <summary>
+/// Writes a model folder: <c>model.onnx</c> (+ <c>model.onnx.data</c>), <c>config.json</c>, <c>genai_config.json</c>,
+/// tokenizer files.
+/// </summary>
 public static class GptExporter
 {
     /// <summary>Weights above this many bytes go to external data in <see cref="ExternalDataMode.Auto"/>: protobuf caps a file at 2 GiB.</summary>
@@ -14,6 +17,12 @@ public static class GptExporter
 
     /// <summary>Alignment of each tensor in the external data file, so ONNX Runtime can map it.</summary>
     public const int ExternalAlignment = 4096;
+
+    /// <summary>
+    /// Files copied beside the tokenizer's own when its source folder has them: ONNX Runtime GenAI's tokenizer
+    /// reads <c>tokenizer_config.json</c> beside <c>tokenizer.json</c>.
+    /// </summary>
+    private static readonly string[] TokenizerCompanionFiles = ["tokenizer_config.json"];
 
     public static ExportResult Export(GptWeights weights, string folder, ExportOptions? options = null, IProgress<string>? progress = null)
     {
@@ -73,6 +82,7 @@ public static class GptExporter
             }
 
             File.WriteAllText(Path.Combine(folder, ModelFolder.ConfigFile), weights.Config.ToJson() + "\n");
+            File.WriteAllText(Path.Combine(folder, ModelFolder.GenAiConfigFile), GenAiConfig.ToJson(weights.Config, options) + "\n");
             CopyTokenizerFiles(folder, options);
             return new ExportResult(folder, modelPath, external ? dataPath : null, new FileInfo(modelPath).Length,
                 external ? new FileInfo(dataPath).Length : 0, clock.Elapsed);
@@ -172,11 +182,25 @@ public static class GptExporter
                 throw new OnnxGptException($"tokenizer file '{from}' does not exist; the tokenizer '{options.Tokenizer.Kind}' needs it.");
             }
 
-            var to = Path.Combine(folder, file);
-            if (!string.Equals(Path.GetFullPath(from), Path.GetFullPath(to), StringComparison.Ordinal))
+            CopyFile(from, Path.Combine(folder, file));
+        }
+
+        // Not needed by our hosts, but ONNX Runtime GenAI's tokenizer will not open a folder without them.
+        foreach (var file in TokenizerCompanionFiles)
+        {
+            var from = Path.Combine(source, file);
+            if (File.Exists(from))
             {
-                File.Copy(from, to, overwrite: true);
+                CopyFile(from, Path.Combine(folder, file));
             }
+        }
+    }
+
+    private static void CopyFile(string from, string to)
+    {
+        if (!string.Equals(Path.GetFullPath(from), Path.GetFullPath(to), StringComparison.Ordinal))
+        {
+            File.Copy(from, to, overwrite: true);
         }
     }
 

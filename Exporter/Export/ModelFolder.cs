@@ -6,4 +6,7 @@ public static class ModelFolder
     public const string ModelFile = "model.onnx";
     public const string ExternalDataFile = "model.onnx.data";
     public const string ConfigFile = "config.json";
+
+    /// <summary>ONNX Runtime GenAI's description of the folder (see <see cref="GenAiConfig"/>).</summary>
+    public const string GenAiConfigFile = "genai_config.json";
 }
