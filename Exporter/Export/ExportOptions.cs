@@ -22,6 +22,9 @@ public sealed record ExportOptions
 
     public GenerationDefaults Generation { get; init; } = new();
 
+    /// <summary>The chat prompt format recorded in the metadata for chat hosts. Null: none recorded (hosts use their default).</summary>
+    public ChatTemplateSpec? ChatTemplate { get; init; }
+
     /// <summary>A line on where the weights came from (preset and seed, checkpoint path, training run).</summary>
     public string? Source { get; init; }
 }

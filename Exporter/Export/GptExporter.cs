@@ -110,6 +110,12 @@ public static class GptExporter
         }
 
         yield return (MetadataKeys.Generation, options.Generation.ToJson());
+        if (options.ChatTemplate is { } chat)
+        {
+            chat.Validate("ExportOptions.ChatTemplate");
+            yield return (MetadataKeys.ChatTemplate, chat.ToJson());
+        }
+
         if (config.BosTokenId is { } bos)
         {
             yield return (MetadataKeys.BosTokenId, bos.ToString(System.Globalization.CultureInfo.InvariantCulture));

@@ -17,6 +17,9 @@ public static class MetadataKeys
     /// <summary><see cref="GenerationDefaults"/>.</summary>
     public const string Generation = "onnxgpt.generation";
 
+    /// <summary><see cref="ChatTemplateSpec"/>: how a chat host turns messages into a prompt. Absent: the host's default.</summary>
+    public const string ChatTemplate = "onnxgpt.chat_template";
+
     /// <summary>I/O convention of the graph (plain text): see <see cref="IoConventions"/>.</summary>
     public const string IoConvention = "onnxgpt.io_convention";
 

@@ -58,6 +58,9 @@ internal sealed unsafe class DecoderStep : IDisposable
     /// <summary>The cache (null until <see cref="Allocate"/>, and for a graph without past inputs).</summary>
     public KvCache? Cache { get; private set; }
 
+    /// <summary>Slots fed to the model per row, over every step so far.</summary>
+    public long FedTokens { get; private set; }
+
     /// <summary>Tokens whose keys and values are cached; the next step feeds the slots after them.</summary>
     public int Cached => UsesCache ? Cache!.Length : 0;
 
@@ -178,6 +181,7 @@ internal sealed unsafe class DecoderStep : IDisposable
             _model.ExitRun();
         }
 
+        FedTokens += t;
         if (UsesCache)
         {
             Cache!.Commit(total);
