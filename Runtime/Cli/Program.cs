@@ -10,6 +10,7 @@ public static class Program
         new Commands.GenerateCommand(),
         new Commands.EvalCommand(),
         new Commands.BenchCommand(),
+        new Commands.ServeCommand(),
     ];
 
     public static int Main(string[] args) => Run(args, Console.Out, Console.Error);
