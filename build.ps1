@@ -83,8 +83,12 @@ switch ($Target) {
     }
 
     'bench' {
+        # Our host and ONNX Runtime GenAI side by side on the same folders (see Runtime/Bench); extra arguments pass
+        # through, e.g. ./build.ps1 bench --preset gpt2-medium --variants fused --reps 1
         Invoke-Build
-        Invoke-Cli (@('bench') + $Rest)
+        $bench = Join-Path $root "Runtime/Bench/bin/$Configuration/net10.0/onnxgpt-bench.dll"
+        $benchArgs = @('--work', (Join-Path $root 'artifacts/bench')) + $Rest
+        Invoke-Checked 'bench' { dotnet $bench @benchArgs }
     }
 
     'pack' {

@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using System.Runtime.CompilerServices;
-using System.Text;
 using OnnxGpt.Model;
 using OnnxGpt.Tokenization;
 
@@ -23,8 +22,8 @@ namespace OnnxGpt.Generation;
 /// An empty prompt starts from the model's <c>bos_token_id</c>; a model without one refuses it.
 /// </para>
 /// The model runs on the tokens not yet seen when a token is wanted: a prompt in one step, then one token per
-/// step. That step allocates nothing on the managed heap (see <see cref="DecoderStep"/>); with a tokenizer, each
-/// token's text piece is one small string. Not thread-safe: one generator per thread; many may share one model.
+/// step. That step allocates nothing on the managed heap: inputs, outputs and the cache live in native memory
+/// bound to the graph; with a tokenizer, each token's text piece is one small string. Not thread-safe: one generator per thread; many may share one model.
 /// </summary>
 public sealed class Generator : IDisposable
 {
@@ -35,6 +34,9 @@ public sealed class Generator : IDisposable
 
     /// <summary>What padding slots hold: any valid id works, since the mask hides them.</summary>
     private const int PadToken = 0;
+
+    /// <summary>Most logits one prompt step produces (16 Mi floats, 64 MiB): longer prompts are fed in chunks.</summary>
+    private const long MaxPromptLogits = 1L << 24;
 
     private readonly GptModel _model;
     private readonly DecoderStep _step;
@@ -69,16 +71,14 @@ public sealed class Generator : IDisposable
     private long[] _lastTokenAt = [];
     private long _appendedAt;
 
-    // Per row, with a tokenizer: the generated text, streamed through a UTF-8-safe decoder and the stop strings.
-    private StreamingDecoder[] _decoders = [];
-    private StopStringMatcher[] _matchers = [];
-    private StringBuilder[] _texts = [];
-    private string[] _pieces = [];
+    // Per row, with a tokenizer: the generated text.
+    private RowText[]? _texts;
 
     internal Generator(GptModel model, GenerationOptions options, GeneratorOptions settings)
     {
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(settings);
+        ArgumentOutOfRangeException.ThrowIfNegative(settings.PrefillChunkTokens);
         _model = model;
         Options = options;
         Settings = settings;
@@ -172,11 +172,11 @@ public sealed class Generator : IDisposable
     public string? GetText(int row)
     {
         CheckRow(row);
-        return _tokenizer is null ? null : _texts[row].ToString();
+        return _texts?[row].Text;
     }
 
     /// <summary>The text the row's last token completed (empty while a character is incomplete, or without a tokenizer).</summary>
-    public string GetLastPiece(int row) => _batch == 0 || _tokenizer is null ? string.Empty : _pieces[CheckRow(row)];
+    public string GetLastPiece(int row) => _texts?[CheckRow(row)].Piece ?? string.Empty;
 
     /// <summary>The logits for the row's next token (runs the model on pending tokens if needed).</summary>
     public ReadOnlySpan<float> GetNextTokenLogits(int row)
@@ -206,6 +206,10 @@ public sealed class Generator : IDisposable
         _sampler = sampler;
         _stopIds = [.. options.StopTokenIds];
         Options = options;
+        foreach (var text in _texts ?? [])
+        {
+            text.UseStopStrings(options.StopStrings);
+        }
     }
 
     /// <summary>Appends tokens to a single sequence (the first call starts it, with a batch of one).</summary>
@@ -302,12 +306,20 @@ public sealed class Generator : IDisposable
                 $"{_model.ModelPath}: the graph has no attention_mask input, so it cannot mask padding; give rows of equal length and append once.");
         }
 
+        if (_model.Signature.IsFused && (Array.Exists(chunks, c => c.Length != longest) || HasPadding()))
+        {
+            throw new OnnxGptException(
+                $"{_model.ModelPath}: this fused graph (GroupQueryAttention) expects every row's tokens to start at cache position 0, " +
+                "so rows cannot be left-padded for it: batch rows of equal length (appending to rows that are all still in step), " +
+                "generate them one at a time, or export with --graph portable.");
+        }
+
         if (_batch == 0)
         {
             StartBatch(rows.Count);
         }
 
-        EnsureCapacity(Math.Min(_context, _slots + longest + Options.MaxNewTokens));
+        EnsureCapacity((int)Math.Min(_context, (long)_slots + longest + Options.MaxNewTokens));
         for (int b = 0; b < _batch; b++)
         {
             var chunk = chunks[b];
@@ -340,7 +352,7 @@ public sealed class Generator : IDisposable
             _finish[b] = Options.MaxNewTokens == 0 ? FinishReason.MaxNewTokens
                 : _slots >= _context ? FinishReason.ContextFull
                 : FinishReason.None;
-            ResetText(b);
+            _texts?[b].Reset();
         }
     }
 
@@ -365,7 +377,7 @@ public sealed class Generator : IDisposable
         EnsureLogits();
         if (_slots == _capacity)
         {
-            EnsureCapacity(Math.Min(_context, _capacity + Math.Max(16, Options.MaxNewTokens)));
+            EnsureCapacity((int)Math.Min(_context, (long)_capacity + Math.Max(16, Options.MaxNewTokens)));
         }
 
         long now = Stopwatch.GetTimestamp();
@@ -394,12 +406,7 @@ public sealed class Generator : IDisposable
 
             _lastTokenAt[b] = now;
             var reason = StopReason(token, _newTokens[b]);
-            if (_tokenizer is not null)
-            {
-                reason = AddText(b, token, reason);
-            }
-
-            _finish[b] = reason;
+            _finish[b] = _texts is null ? reason : _texts[b].Add(token, reason);
         }
 
         _slots++;
@@ -411,12 +418,7 @@ public sealed class Generator : IDisposable
                 if (_finish[b] == FinishReason.None)
                 {
                     _finish[b] = FinishReason.ContextFull;
-                    if (_tokenizer is not null)
-                    {
-                        string rest = FinishText(b);
-                        _pieces[b] += rest;
-                        _texts[b].Append(rest);
-                    }
+                    _texts?[b].Finish();
                 }
             }
         }
@@ -474,7 +476,10 @@ public sealed class Generator : IDisposable
                 _finish[b] = FinishReason.ContextFull;
             }
 
-            ReplayText(b);
+            if (_texts is not null)
+            {
+                _finish[b] = _texts[b].Replay(GeneratedText(b), _finish[b]);
+            }
         }
     }
 
@@ -546,7 +551,7 @@ public sealed class Generator : IDisposable
             throw new InvalidOperationException("Append tokens before scoring them.");
         }
 
-        _step.Run(_slotToken, _slotPosition, _slotKind, _slots, observer);
+        Feed(observer);
         _logitsValid = true;
     }
 
@@ -565,9 +570,29 @@ public sealed class Generator : IDisposable
     {
         if (!_logitsValid)
         {
-            _step.Run(_slotToken, _slotPosition, _slotKind, _slots, null);
+            Feed(null);
             _logitsValid = true;
         }
+    }
+
+    /// <summary>
+    /// Runs the model on the pending tokens. With the cache, a long prompt goes in chunks, so the logits of one
+    /// step (batch × chunk × vocabulary floats) stay under <see cref="MaxPromptLogits"/> however long the prompt.
+    /// </summary>
+    private void Feed(DecoderStep.LogitsObserver? observer)
+    {
+        if (!_step.UsesCache)
+        {
+            _step.Run(_slotToken, _slotPosition, _slotKind, _slots, observer);
+            return;
+        }
+
+        long chunk = Settings.PrefillChunkTokens > 0 ? Settings.PrefillChunkTokens : Math.Max(16, MaxPromptLogits / ((long)_batch * _vocab));
+        do
+        {
+            _step.Run(_slotToken, _slotPosition, _slotKind, (int)Math.Min(_slots, _step.Cached + chunk), observer);
+        }
+        while (_step.Cached < _slots);
     }
 
     private FinishReason StopReason(int token, int newTokens)
@@ -585,78 +610,31 @@ public sealed class Generator : IDisposable
         return newTokens >= Options.MaxNewTokens ? FinishReason.MaxNewTokens : FinishReason.None;
     }
 
-    /// <summary>Streams the token's text through the decoder and stop strings; a stop string ends the row.</summary>
-    private FinishReason AddText(int b, int token, FinishReason reason)
+    /// <summary>The row's generated tokens since the append, stop tokens left out: what its text is made of.</summary>
+    private IEnumerable<int> GeneratedText(int b)
     {
-        string piece;
-        if (reason is FinishReason.EndOfSequence or FinishReason.StopToken)
-        {
-            piece = FinishText(b);  // a stop token's own text is left out
-        }
-        else
-        {
-            piece = _matchers[b].Push(_decoders[b].Append(token));
-            if (_matchers[b].IsStopped)
-            {
-                reason = FinishReason.StopString;
-            }
-            else if (reason != FinishReason.None)
-            {
-                piece += FinishText(b);
-            }
-        }
-
-        _pieces[b] = piece;
-        _texts[b].Append(piece);
-        return reason;
-    }
-
-    /// <summary>The row ends: whatever the decoder and the stop-string matcher still hold back.</summary>
-    private string FinishText(int b) => _matchers[b].Push(_decoders[b].Flush()) + _matchers[b].Flush();
-
-    private void ResetText(int b)
-    {
-        if (_tokenizer is null)
-        {
-            return;
-        }
-
-        _decoders[b].Reset();
-        _matchers[b] = new StopStringMatcher(Options.StopStrings);
-        _texts[b].Clear();
-        _pieces[b] = string.Empty;
-    }
-
-    /// <summary>After a rewind: the row's text rebuilt from the generated tokens that remain.</summary>
-    private void ReplayText(int b)
-    {
-        if (_tokenizer is null)
-        {
-            return;
-        }
-
-        ResetText(b);
         for (int s = _appendStart; s < _slots; s++)
         {
             int at = b * _capacity + s;
-            if (_slotKind[at] != GeneratedSlot || _slotToken[at] == _eos || Array.IndexOf(_stopIds, _slotToken[at]) >= 0)
+            if (_slotKind[at] == GeneratedSlot && _slotToken[at] != _eos && Array.IndexOf(_stopIds, _slotToken[at]) < 0)
             {
-                continue;
+                yield return _slotToken[at];
             }
-
-            _texts[b].Append(_matchers[b].Push(_decoders[b].Append(_slotToken[at])));
         }
+    }
 
-        if (_matchers[b].IsStopped)
+    /// <summary>Whether any row has a padding slot (left padding, or a row that finished before the others).</summary>
+    private bool HasPadding()
+    {
+        for (int b = 0; b < _batch; b++)
         {
-            _finish[b] = FinishReason.StopString;
-        }
-        else if (_finish[b] != FinishReason.None)
-        {
-            _texts[b].Append(FinishText(b));
+            if (_rowLength[b] != _slots)
+            {
+                return true;
+            }
         }
 
-        _pieces[b] = string.Empty;
+        return false;
     }
 
     private void SetSlot(int at, int token, byte kind, int position)
@@ -685,16 +663,10 @@ public sealed class Generator : IDisposable
 
         if (_tokenizer is not null)
         {
-            _decoders = new StreamingDecoder[batch];
-            _matchers = new StopStringMatcher[batch];
-            _texts = new StringBuilder[batch];
-            _pieces = new string[batch];
+            _texts = new RowText[batch];
             for (int b = 0; b < batch; b++)
             {
-                _decoders[b] = new StreamingDecoder(_tokenizer);
-                _matchers[b] = new StopStringMatcher(Options.StopStrings);
-                _texts[b] = new StringBuilder(Math.Min(Options.MaxNewTokens, _context) * 4);  // ~4 characters a token: no growth while generating
-                _pieces[b] = string.Empty;
+                _texts[b] = new RowText(_tokenizer, Options.StopStrings, Math.Min(Options.MaxNewTokens, _context));
             }
         }
     }

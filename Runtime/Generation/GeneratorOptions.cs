@@ -11,6 +11,13 @@ public sealed record GeneratorOptions
     /// </summary>
     public bool UseKvCache { get; init; } = true;
 
+    /// <summary>
+    /// Most tokens fed to the model in one step when the cache is on: a longer prompt goes in chunks, which bounds
+    /// the memory of one step (its logits and attention scores). 0, the default, picks the chunk so that one step's
+    /// logits stay under 64 MiB (batch × chunk × vocabulary floats), at least 16 tokens.
+    /// </summary>
+    public int PrefillChunkTokens { get; init; }
+
     /// <summary>What to do with a prompt longer than the context.</summary>
     public PromptTruncation Truncation { get; init; } = PromptTruncation.None;
 

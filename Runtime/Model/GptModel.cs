@@ -113,7 +113,7 @@ public sealed class GptModel : IDisposable
         return Create(modelPath, prepared.Options, prepared.Providers);
     }
 
-    /// <summary>Loads a model with session options the caller built (and keeps ownership of).</summary>
+    /// <summary>Loads a model with session options the caller built (and keeps ownership of); <see cref="Providers"/> is then empty.</summary>
     public static GptModel Load(string path, SessionOptions sessionOptions)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
@@ -152,6 +152,19 @@ public sealed class GptModel : IDisposable
     {
         ThrowIfDisposed();
         return new Generator(this, options ?? GenerationOptions.FromDefaults(GenerationDefaults), settings ?? new GeneratorOptions());
+    }
+
+    /// <summary>
+    /// One-shot: encodes <paramref name="prompt"/> with the model's tokenizer, generates until done and returns the
+    /// generated text (without the prompt). For streaming, batches or token ids use <see cref="CreateGenerator"/>.
+    /// </summary>
+    /// <exception cref="OnnxGptException">The model has no tokenizer, or the prompt does not fit the context.</exception>
+    public string GenerateText(string prompt, GenerationOptions? options = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(prompt);
+        using var generator = CreateGenerator(options);
+        generator.AppendText(prompt);
+        return generator.GenerateAll(cancellationToken)[0].Text ?? string.Empty;
     }
 
     /// <summary>The session, for the runtime's own types; callers must bracket runs with <see cref="EnterRun"/>.</summary>

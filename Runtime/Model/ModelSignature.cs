@@ -26,9 +26,14 @@ public sealed class ModelSignature
     public const string UseCacheBranch = "use_cache_branch";
     public const string Logits = "logits";
 
+    /// <summary>The optional input of OnnxGpt's fused graph saying how many final positions get logits.</summary>
+    public const string LogitsToKeep = "num_logits_to_keep";
+
     private ModelSignature(string convention, TensorElementType idsType, TensorElementType? maskType,
-        TensorElementType? positionType, bool useCacheBranch, IReadOnlyList<CacheTensor> cache, int? heads, int? headSize, int? vocab)
+        TensorElementType? positionType, bool useCacheBranch, IReadOnlyList<CacheTensor> cache, int? heads, int? headSize, int? vocab,
+        bool fused)
     {
+        IsFused = fused;
         Convention = convention;
         InputIdsType = idsType;
         AttentionMaskType = maskType;
@@ -69,6 +74,12 @@ public sealed class ModelSignature
     public int? VocabSize { get; }
 
     public bool HasCache => CacheTensors.Count > 0;
+
+    /// <summary>
+    /// OnnxGpt's fused graph flavour (GroupQueryAttention): it expects each row's tokens to start at cache
+    /// position 0, so it cannot take left-padded rows; a batch's rows must have equal lengths.
+    /// </summary>
+    public bool IsFused { get; }
 
     /// <summary>The cache tensors in binding order: for Optimum key then value of each layer; for ORT GPT-2 one per layer.</summary>
     internal IReadOnlyList<CacheTensor> CacheTensors { get; }
@@ -164,7 +175,9 @@ public sealed class ModelSignature
             }
         }
 
-        return new ModelSignature(convention, ids.ElementDataType, maskType, positionType, useCacheBranch, cache, heads, headSize, vocab);
+        bool fused = session.OverridableInitializerMetadata.ContainsKey(LogitsToKeep)
+            || (session.ModelMetadata.CustomMetadataMap.TryGetValue(MetadataKeys.GraphFlavor, out var flavor) && flavor == "fused");
+        return new ModelSignature(convention, ids.ElementDataType, maskType, positionType, useCacheBranch, cache, heads, headSize, vocab, fused);
     }
 
     private static NodeMetadata Require(IReadOnlyDictionary<string, NodeMetadata> map, string name, string source, string kind)

@@ -65,6 +65,19 @@ public sealed class GeneratorLimitsTests
     }
 
     [TestMethod]
+    public void HugeMaxNewTokensStopsAtTheContext()
+    {
+        using var fixture = Fixture.Create(TestWeights.Small());       // context 24
+        using var generator = fixture.Model.CreateGenerator(Greedy with { MaxNewTokens = int.MaxValue });
+        generator.AppendBatch([[1, 2, 3], [4]]);
+        var results = generator.GenerateAll();
+        Assert.AreEqual(24, generator.Cache!.Capacity);
+        Assert.AreEqual(FinishReason.ContextFull, results[0].FinishReason);
+        Assert.AreEqual(24, results[0].Ids.Count);
+        Assert.AreEqual(22, results[1].Ids.Count, "the shorter row had two padding slots");
+    }
+
+    [TestMethod]
     public void CacheIsSizedToTheRequestNotTheContext()
     {
         using var fixture = Fixture.Create(TestWeights.Small());       // context 24

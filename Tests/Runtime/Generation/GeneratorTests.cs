@@ -124,6 +124,32 @@ public sealed class GeneratorTests
     }
 
     [TestMethod]
+    public void PromptFedInChunksEqualsOneStep()
+    {
+        var weights = TestWeights.Random(TestWeights.Small(heads: 2), seed: 15);
+        using var tmp = TestPaths.NewTemp();
+        using var model = GptModel.Load(TestModels.Export(weights, tmp));
+        int[][] prompts = [[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11], [12, 13, 14, 15]];
+        using var whole = model.CreateGenerator(Greedy);
+        using var chunked = model.CreateGenerator(Greedy, new GeneratorOptions { PrefillChunkTokens = 3 });
+        whole.AppendBatch(prompts);
+        chunked.AppendBatch(prompts);
+        for (int b = 0; b < 2; b++)
+        {
+            float diff = MaxDiff(whole.GetNextTokenLogits(b), chunked.GetNextTokenLogits(b));
+            Assert.IsLessThanOrEqualTo(1e-4f, diff, $"row {b}: chunked prompt logits differ by {diff}");
+        }
+
+        Assert.AreEqual(11, chunked.Cache!.Length, "every prompt token is cached");
+        var a = whole.GenerateAll();
+        var c = chunked.GenerateAll();
+        for (int b = 0; b < 2; b++)
+        {
+            CollectionAssert.AreEqual(a[b].Ids.ToArray(), c[b].Ids.ToArray(), $"row {b}");
+        }
+    }
+
+    [TestMethod]
     public void ManyGeneratorsOnOneModelFromSeveralThreadsMatchSequentialRuns()
     {
         var weights = TestWeights.Random(TestWeights.Small(heads: 2), seed: 14);

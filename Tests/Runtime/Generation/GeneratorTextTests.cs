@@ -101,6 +101,16 @@ public sealed class GeneratorTextTests
         StringAssert.Contains(e.Message, "stop strings");
     }
 
+    [TestMethod]
+    public void OneShotTextEqualsTheGeneratorsText()
+    {
+        using var tmp = TestPaths.NewTemp();
+        using var model = CharModel(tmp, out _);
+        using var generator = model.CreateGenerator(Greedy);
+        generator.AppendText("Hello");
+        Assert.AreEqual(generator.GenerateAll()[0].Text, model.GenerateText("Hello", Greedy));
+    }
+
     internal static GptModel CharModel(TempFolder tmp, out GptWeights weights)
     {
         weights = TestWeights.Random(TestWeights.Small(heads: 2), seed: 61);

@@ -1,7 +1,9 @@
+using Microsoft.ML.OnnxRuntime;
 using OnnxGpt.Export;
 using OnnxGpt.Generation;
 using OnnxGpt.Model;
 using OnnxGpt.Onnx;
+using OnnxGpt.Providers;
 using OnnxGpt.Tests.Support;
 
 namespace OnnxGpt.Tests.Runtime.Model;
@@ -36,6 +38,29 @@ public sealed class GptModelTests
         // A path to the .onnx file loads the same model.
         using var byFile = GptModel.Load(model.ModelPath);
         Assert.AreEqual(config, byFile.Config);
+    }
+
+    [TestMethod]
+    public void LoadsWithProvidersOrWithCallersSessionOptions()
+    {
+        var weights = TestWeights.Random(TestWeights.Small(), seed: 48);
+        using var tmp = TestPaths.NewTemp();
+        string folder = TestModels.Export(weights, tmp);
+        using (var model = GptModel.Load(folder, new SessionSettings { Providers = [new CpuProvider(IntraOpThreads: 1)] }))
+        {
+            Assert.HasCount(1, model.Providers);
+            Assert.AreEqual(new CpuProvider(IntraOpThreads: 1), model.Providers[0]);
+        }
+
+        using var options = new SessionOptions { IntraOpNumThreads = 1, GraphOptimizationLevel = GraphOptimizationLevel.ORT_DISABLE_ALL };
+        using var own = GptModel.Load(folder, options);
+        Assert.IsEmpty(own.Providers);
+        using var generator = own.CreateGenerator(new GenerationOptions { DoSample = false, MaxNewTokens = 4 });
+        generator.Append([1, 2, 3]);
+        CollectionAssert.AreEqual(TestModels.ReferenceGreedy(weights, [1, 2, 3], 4), generator.GenerateAll()[0].NewIds.ToArray());
+
+        var e = Assert.ThrowsExactly<OnnxGptException>(() => GptModel.Load(folder, new SessionSettings { Providers = [new CudaProvider(0)] }));
+        StringAssert.Contains(e.Message, "CUDA");
     }
 
     [TestMethod]

@@ -1,4 +1,5 @@
 using Microsoft.ML.OnnxRuntime.Tensors;
+using OnnxGpt.Export;
 using OnnxGpt.Generation;
 using OnnxGpt.Model;
 using OnnxGpt.Onnx;
@@ -91,5 +92,33 @@ public sealed class GraphConventionTests
 
             Assert.IsLessThanOrEqualTo(1e-5f, diff, $"layer {layer}");
         }
+    }
+
+    [TestMethod]
+    public void FusedGraphRunsRowsOfEqualLengthAndRefusesLeftPadding()
+    {
+        var weights = TestWeights.Random(TestWeights.Small(heads: 2), seed: 33);
+        using var tmp = TestPaths.NewTemp();
+        var fused = new ExportOptions { Graph = new GraphOptions { Flavor = GraphFlavor.Fused } };
+        using var model = GptModel.Load(TestModels.Export(weights, tmp, options: fused));
+        Assert.IsTrue(model.Signature.IsFused);
+
+        int[][] prompts = [[5, 17, 3, 52], [8, 41, 2, 7]];
+        foreach (bool useCache in new[] { true, false })
+        {
+            using var generator = model.CreateGenerator(Greedy, new GeneratorOptions { UseKvCache = useCache });
+            generator.AppendBatch(prompts);
+            var results = generator.GenerateAll();
+            for (int b = 0; b < 2; b++)
+            {
+                var expected = prompts[b].Concat(TestModels.ReferenceGreedy(weights, prompts[b], Greedy.MaxNewTokens)).ToArray();
+                CollectionAssert.AreEqual(expected, results[b].Ids.ToArray(), $"fused, cache {useCache}, row {b}");
+            }
+        }
+
+        using var padded = model.CreateGenerator(Greedy);
+        var e = Assert.ThrowsExactly<OnnxGptException>(() => padded.AppendBatch([[1, 2, 3], [4]]));
+        StringAssert.Contains(e.Message, "fused");
+        StringAssert.Contains(e.Message, "equal length");
     }
 }

@@ -1,0 +1,26 @@
+namespace OnnxGpt.Bench;
+
+/// <summary>What one engine measured on one model folder in one child process.</summary>
+public sealed record Measurement
+{
+    public required string Engine { get; init; }
+
+    public required string Variant { get; init; }
+
+    public double LoadSeconds { get; init; }
+
+    /// <summary>Time to first token after a prompt of <see cref="PromptTokens"/> tokens (prefill plus one token).</summary>
+    public double TimeToFirstTokenMs { get; init; }
+
+    public int PromptTokens { get; init; }
+
+    /// <summary>Decode tokens per second by context length (tokens already in the sequence when timing starts).</summary>
+    public Dictionary<int, double> DecodeTokensPerSecond { get; init; } = [];
+
+    /// <summary>Managed bytes allocated per decoded token, by context length.</summary>
+    public Dictionary<int, double> ManagedBytesPerToken { get; init; } = [];
+
+    public double PeakWorkingSetMiB { get; init; }
+
+    public double PromptTokensPerSecond => PromptTokens / (TimeToFirstTokenMs / 1000);
+}

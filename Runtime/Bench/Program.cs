@@ -1,0 +1,275 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json;
+using OnnxGpt.Checkpoints;
+using OnnxGpt.Export;
+using OnnxGpt.Model;
+using OnnxGpt.Onnx;
+
+namespace OnnxGpt.Bench;
+
+/// <summary>
+/// Runs the OnnxGpt host and ONNX Runtime GenAI side by side on the same exported folders. Each measurement runs in
+/// its own child process (so load time and peak memory belong to one engine), engines alternate within every
+/// repetition, and the table reports medians together with the DRAM bandwidth measured in the same run.
+/// </summary>
+public static class Program
+{
+    private const string ResultPrefix = "RESULT ";
+
+    public static int Main(string[] args)
+    {
+        try
+        {
+            var options = BenchOptions.Parse(args);
+            return options.Child is not null ? RunChild(options) : RunAll(options);
+        }
+        catch (ArgumentException e)
+        {
+            Console.Error.WriteLine($"onnxgpt-bench: {e.Message}");
+            Console.Error.WriteLine(BenchOptions.Usage);
+            return 2;
+        }
+    }
+
+    private static int RunAll(BenchOptions o)
+    {
+        Directory.CreateDirectory(o.Work);
+        var config = GptPresets.Get(o.Preset);
+        Console.WriteLine($"model: {o.Preset} ({config.ParameterCount:N0} parameters, seeded GPT-2 initialisation, seed {o.Seed}); " +
+            $"{o.Threads} threads; prompt {o.Prompt} tokens; decode at contexts {string.Join(", ", o.Contexts)}; {o.Reps} repetitions");
+        var folders = o.Variants.ToDictionary(v => v, v => EnsureExported(o, config, v));
+        double bandwidthBefore = Bandwidth.MeasureGBps(o.Threads);
+        Console.WriteLine($"DRAM read bandwidth ({o.Threads} threads, best of 5 over 1 GiB): {bandwidthBefore:F1} GB/s");
+
+        var results = new List<Measurement>();
+        for (int rep = 0; rep < o.Reps; rep++)
+        {
+            foreach (var variant in o.Variants)
+            {
+                var engines = rep % 2 == 0 ? o.Engines : o.Engines.AsEnumerable().Reverse().ToArray();
+                foreach (var engine in engines)
+                {
+                    var m = RunChildProcess(o, engine, variant, folders[variant]);
+                    Console.WriteLine($"  rep {rep + 1} {variant,-8} {engine,-8} ttft {m.TimeToFirstTokenMs,8:F1} ms  " +
+                        string.Join("  ", m.DecodeTokensPerSecond.Select(kv => $"@{kv.Key} {kv.Value:F1} tok/s")));
+                    results.Add(m);
+                }
+            }
+        }
+
+        double bandwidthAfter = Bandwidth.MeasureGBps(o.Threads);
+        double bandwidth = (bandwidthBefore + bandwidthAfter) / 2;
+        Console.WriteLine($"DRAM read bandwidth after: {bandwidthAfter:F1} GB/s; the bound below uses the mean, {bandwidth:F1} GB/s");
+        Console.WriteLine();
+        PrintTable(o, results, folders, bandwidth);
+        File.WriteAllText(Path.Combine(o.Work, "results.json"), JsonSerializer.Serialize(new
+        {
+            o.Preset, o.Seed, o.Threads, o.Prompt, o.Contexts, bandwidth_gbps = bandwidth, results,
+        }, new JsonSerializerOptions { WriteIndented = true }));
+        Console.WriteLine($"results written to {Path.Combine(o.Work, "results.json")}");
+        return 0;
+    }
+
+    private static void PrintTable(BenchOptions o, List<Measurement> results, Dictionary<string, string> folders, double bandwidth)
+    {
+        var header = $"| variant | engine | load s | prompt {o.Prompt} tok/s | TTFT ms | " +
+            string.Join(" | ", o.Contexts.Select(c => $"decode @{c} tok/s")) +
+            " | peak MiB | managed B/token | weights read/token MB | bandwidth bound tok/s | @" + o.Contexts[0] + " ÷ bound |";
+        Console.WriteLine(header);
+        Console.WriteLine("|" + string.Concat(Enumerable.Repeat("---|", header.Count(ch => ch == '|') - 1)));
+        foreach (var variant in o.Variants)
+        {
+            double weightBytes = WeightBytesPerToken(folders[variant]);
+            double bound = bandwidth * 1e9 / weightBytes;
+            foreach (var engine in o.Engines)
+            {
+                var runs = results.Where(r => r.Variant == variant && r.Engine == engine).ToList();
+                double Median(Func<Measurement, double> f) => runs.Select(f).Order().ElementAt(runs.Count / 2);
+                var decode = o.Contexts.Select(c => Median(r => r.DecodeTokensPerSecond[c])).ToList();
+                Console.WriteLine($"| {variant} | {engine} | {Median(r => r.LoadSeconds):F2} | {Median(r => r.PromptTokensPerSecond):F0} | " +
+                    $"{Median(r => r.TimeToFirstTokenMs):F0} | {string.Join(" | ", decode.Select(d => d.ToString("F1", CultureInfo.InvariantCulture)))} | " +
+                    $"{Median(r => r.PeakWorkingSetMiB):F0} | {Median(r => r.ManagedBytesPerToken[o.Contexts[0]]):F0} | " +
+                    $"{weightBytes / 1e6:F1} | {bound:F1} | {decode[0] / bound:F2} |");
+            }
+        }
+
+        Console.WriteLine();
+        foreach (var variant in o.Variants)
+        {
+            if (o.Engines.Length == 2)
+            {
+                string a = o.Engines[0], b = o.Engines[1];
+                foreach (int c in o.Contexts)
+                {
+                    double ra = Median(results, variant, a, r => r.DecodeTokensPerSecond[c]);
+                    double rb = Median(results, variant, b, r => r.DecodeTokensPerSecond[c]);
+                    Console.Write($"{variant} decode @{c}: {a}/{b} = {ra / rb:F2}   ");
+                }
+
+                double pa = Median(results, variant, a, r => r.PromptTokensPerSecond);
+                double pb = Median(results, variant, b, r => r.PromptTokensPerSecond);
+                Console.WriteLine($"prompt: {a}/{b} = {pa / pb:F2}");
+            }
+        }
+
+        foreach (var engine in o.Engines)
+        {
+            foreach (var variant in o.Variants)
+            {
+                double first = Median(results, variant, engine, r => r.DecodeTokensPerSecond[o.Contexts[0]]);
+                double last = Median(results, variant, engine, r => r.DecodeTokensPerSecond[o.Contexts[^1]]);
+                Console.WriteLine($"{engine} {variant}: decode @{o.Contexts[^1]} ÷ decode @{o.Contexts[0]} = {last / first:F2}");
+            }
+        }
+    }
+
+    private static double Median(List<Measurement> results, string variant, string engine, Func<Measurement, double> f)
+    {
+        var values = results.Where(r => r.Variant == variant && r.Engine == engine).Select(f).Order().ToList();
+        return values[values.Count / 2];
+    }
+
+    /// <summary>
+    /// Bytes of weights one decoded token reads: every initializer but the position table (one row is read), and the
+    /// float token table too when a quantized copy serves as the head (the float table then only gives one row).
+    /// </summary>
+    internal static double WeightBytesPerToken(string folder)
+    {
+        var info = ModelInspector.Open(folder);
+        long Bytes(string name) => info.Model.Graph.Initializer.Where(t => t.Name == name)
+            .Sum(t => t.RawData.Length + t.ExternalData.Where(e => e.Key == "length").Sum(e => long.Parse(e.Value, CultureInfo.InvariantCulture)));
+        bool quantizedHead = info.Model.Graph.Initializer.Any(t => t.Name.StartsWith(TensorNames.Wte + ".q", StringComparison.Ordinal)
+            || t.Name.StartsWith(TensorNames.LmHead + ".q", StringComparison.Ordinal));
+        return info.ParameterBytes - Bytes(TensorNames.Wpe) - (quantizedHead && info.Model.Graph.Initializer.Any(t => t.Name == TensorNames.Wte) && GptConfig.FromJson(info.Metadata[MetadataKeys.Config]).TiedHead ? Bytes(TensorNames.Wte) : 0);
+    }
+
+    private static string EnsureExported(BenchOptions o, GptConfig config, string variant)
+    {
+        string folder = Path.Combine(o.Work, $"{o.Preset}-seed{o.Seed}-{variant}");
+        if (File.Exists(Path.Combine(folder, ModelFolder.ModelFile)) && File.Exists(Path.Combine(folder, ModelFolder.GenAiConfigFile)))
+        {
+            return folder;
+        }
+
+        var graph = variant switch
+        {
+            "portable" => GraphOptions.Portable,
+            "fused" => new GraphOptions { Flavor = GraphFlavor.Fused },
+            "int8" => new GraphOptions { Flavor = GraphFlavor.Fused, Quantization = WeightQuantization.Int8 },
+            "int4" => new GraphOptions { Flavor = GraphFlavor.Fused, Quantization = WeightQuantization.Int4 },
+            _ => throw new ArgumentException($"unknown variant '{variant}'; expected portable, fused, int8 or int4."),
+        };
+        Console.WriteLine($"exporting {o.Preset} seed {o.Seed} as {variant} to {folder}");
+        GptExporter.Export(SeededInit.Create(config, o.Seed), folder, new ExportOptions
+        {
+            Force = true,
+            Graph = graph,
+            Tokenizer = TokenizerDetection.Detect(null, config),
+            Source = $"preset {o.Preset}, GPT-2 initialisation with seed {o.Seed}",
+        });
+        SetGenAiThreads(folder, o.Threads);
+        return folder;
+    }
+
+    /// <summary>Both engines get the same intra-op thread count: GenAI reads it from its config's session options.</summary>
+    private static void SetGenAiThreads(string folder, int threads)
+    {
+        string path = Path.Combine(folder, ModelFolder.GenAiConfigFile);
+        var root = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(path))!;
+        root["model"]!["decoder"]!["session_options"]!["intra_op_num_threads"] = threads;
+        File.WriteAllText(path, root.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+    }
+
+    private static Measurement RunChildProcess(BenchOptions o, string engine, string variant, string folder)
+    {
+        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        start.ArgumentList.Add(typeof(Program).Assembly.Location);
+        foreach (var a in o.ChildArguments(engine, variant, folder))
+        {
+            start.ArgumentList.Add(a);
+        }
+
+        using var process = Process.Start(start)!;
+        var stderr = process.StandardError.ReadToEndAsync();
+        string stdout = process.StandardOutput.ReadToEnd();
+        process.WaitForExit();
+        var line = stdout.Split('\n').FirstOrDefault(l => l.StartsWith(ResultPrefix, StringComparison.Ordinal));
+        if (process.ExitCode != 0 || line is null)
+        {
+            throw new InvalidOperationException($"{engine} on {variant} failed (exit {process.ExitCode}): {stderr.Result}{stdout}");
+        }
+
+        return JsonSerializer.Deserialize<Measurement>(line[ResultPrefix.Length..])!;
+    }
+
+    private static int RunChild(BenchOptions o)
+    {
+        var clock = Stopwatch.StartNew();
+        using IEngine engine = o.Child switch
+        {
+            "onnxgpt" => new OursEngine(o.Model!, o.Threads),
+            "genai" => new GenAiEngine(o.Model!),
+            _ => throw new ArgumentException($"unknown engine '{o.Child}'; expected onnxgpt or genai."),
+        };
+        double load = clock.Elapsed.TotalSeconds;
+        int context = GptConfig.FromJson(File.ReadAllText(Path.Combine(o.Model!, ModelFolder.ConfigFile))).ContextLength;
+        var random = new Random(o.Seed == 0 ? 1 : (int)o.Seed);
+        int vocab = GptConfig.FromJson(File.ReadAllText(Path.Combine(o.Model!, ModelFolder.ConfigFile))).VocabSize;
+        int[] Prompt(int length) => Enumerable.Range(0, length).Select(_ => random.Next(vocab)).ToArray();
+
+        // Prompt processing: the second of two runs (the first warms up kernels and allocations).
+        double ttft = 0;
+        for (int i = 0; i < 2; i++)
+        {
+            var prompt = Prompt(o.Prompt);
+            clock.Restart();
+            engine.Start(prompt, o.Prompt + 2);
+            ttft = clock.Elapsed.TotalMilliseconds;
+        }
+
+        var decode = new Dictionary<int, double>();
+        var bytes = new Dictionary<int, double>();
+        const int warmUp = 2;
+        foreach (int c in o.Contexts)
+        {
+            int tokens = Math.Min(o.NewTokens, context - c - warmUp - 2);
+            if (tokens < 4)
+            {
+                throw new ArgumentException($"context {c} leaves no room to time decoding within the model's {context} positions.");
+            }
+
+            engine.Start(Prompt(c), c + 1 + warmUp + tokens);
+            for (int i = 0; i < warmUp; i++)
+            {
+                engine.Next();
+            }
+
+            long before = GC.GetAllocatedBytesForCurrentThread();
+            clock.Restart();
+            for (int i = 0; i < tokens; i++)
+            {
+                engine.Next();
+            }
+
+            double seconds = clock.Elapsed.TotalSeconds;
+            bytes[c] = (double)(GC.GetAllocatedBytesForCurrentThread() - before) / tokens;
+            decode[c] = tokens / seconds;
+        }
+
+        using var self = Process.GetCurrentProcess();
+        var m = new Measurement
+        {
+            Engine = engine.Name,
+            Variant = o.VariantName!,
+            LoadSeconds = load,
+            TimeToFirstTokenMs = ttft,
+            PromptTokens = o.Prompt,
+            DecodeTokensPerSecond = decode,
+            ManagedBytesPerToken = bytes,
+            PeakWorkingSetMiB = self.PeakWorkingSet64 / 1048576.0,
+        };
+        Console.WriteLine(ResultPrefix + JsonSerializer.Serialize(m));
+        return 0;
+    }
+}
