@@ -10,6 +10,7 @@ public static partial class GptLayers
     /// <summary>
     /// qkv (B·T, 3C) holds q, k, v side by side, each split into H heads of D = C / H. output (B·T, C) is the
     /// heads' outputs side by side; att (B, H, T, T) keeps the softmaxed scores (zero above the diagonal).
+    /// Per (batch, head): S = Q Kᵀ / √D (causal), att = softmax(S) row by row, Y = att V.
     /// </summary>
     public static void AttentionForward<T>(Memory<T> output, Memory<T> att, ReadOnlyMemory<T> qkv, int batch, int seq, int c, int heads)
         where T : unmanaged, IFloatingPointIeee754<T>
@@ -20,31 +21,32 @@ public static partial class GptLayers
         T scale = T.One / T.Sqrt(T.CreateChecked(d));
         Kernels.For(batch * heads, 1, (long)seq * seq * d, (start, end) =>
         {
-            var o = output.Span;
-            var a = att.Span;
-            var x = qkv.Span;
             for (int bh = start; bh < end; bh++)
             {
                 int b = bh / heads, h = bh % heads;
+                var x = qkv.Span[(b * seq * 3 * c)..];
+                var q = x[(h * d)..];
+                var k = x[(c + h * d)..];
+                var v = x[(2 * c + h * d)..];
+                var s = att.Span.Slice(bh * seq * seq, seq * seq);
+                s.Clear();
+                MatrixKernels.AccumulateProductTransposedRows(s, seq, q, 3 * c, k, 3 * c, 0, seq, d, seq, Causal.UpToRow); // (T, T)
                 for (int t = 0; t < seq; t++)
                 {
-                    var q = x.Slice((b * seq + t) * 3 * c + h * d, d);
-                    var row = a.Slice((bh * seq + t) * seq, seq);
-                    for (int t2 = 0; t2 <= t; t2++)
-                    {
-                        row[t2] = TensorPrimitives.Dot(q, x.Slice((b * seq + t2) * 3 * c + c + h * d, d)) * scale;
-                    }
-
-                    Softmax<T>(row[..(t + 1)], row[..(t + 1)]);
+                    var row = s.Slice(t * seq, seq);
+                    var live = row[..(t + 1)];
+                    TensorPrimitives.Multiply(live, scale, live);
+                    Softmax<T>(live, live);
                     row[(t + 1)..].Clear();
-
-                    var y = o.Slice((b * seq + t) * c + h * d, d);
-                    y.Clear();
-                    for (int t2 = 0; t2 <= t; t2++)
-                    {
-                        TensorPrimitives.MultiplyAdd(x.Slice((b * seq + t2) * 3 * c + 2 * c + h * d, d), row[t2], y, y);
-                    }
                 }
+
+                var y = output.Span[(b * seq * c + h * d)..];
+                for (int t = 0; t < seq; t++)
+                {
+                    y.Slice(t * c, d).Clear();
+                }
+
+                MatrixKernels.AccumulateProductRows(y, c, s, seq, 1, v, 3 * c, 0, seq, seq, d, Causal.UpToRow); // (T, D)
             }
         });
     }
@@ -60,41 +62,43 @@ public static partial class GptLayers
         T scale = T.One / T.Sqrt(T.CreateChecked(d));
         Kernels.For(batch * heads, 1, 2L * seq * seq * d, (start, end) =>
         {
-            var dx = dqkv.Span;
-            var dy = doutput.Span;
-            var x = qkv.Span;
-            var a = att.Span;
-            var datt = new T[seq];
+            var dscores = new T[seq * seq];
             for (int bh = start; bh < end; bh++)
             {
                 int b = bh / heads, h = bh % heads;
+                var x = qkv.Span[(b * seq * 3 * c)..];
+                var q = x[(h * d)..];
+                var k = x[(c + h * d)..];
+                var v = x[(2 * c + h * d)..];
+                var dx = dqkv.Span[(b * seq * 3 * c)..];
+                var dq = dx[(h * d)..];
+                var dk = dx[(c + h * d)..];
+                var dv = dx[(2 * c + h * d)..];
+                var dy = doutput.Span[(b * seq * c + h * d)..];
+                var a = att.Span.Slice(bh * seq * seq, seq * seq);
+                var ds = dscores.AsSpan();
+
+                // Y = att V  →  datt = dY Vᵀ (causal), dV += attᵀ dY
+                ds.Clear();
+                MatrixKernels.AccumulateProductTransposedRows(ds, seq, dy, c, v, 3 * c, 0, seq, d, seq, Causal.UpToRow);
+                MatrixKernels.AccumulateProductRows(dv, 3 * c, a, 1, seq, dy, c, 0, seq, seq, d, Causal.FromRow);
+
+                // softmax and scale: dS[t2] = att[t2] (datt[t2] − Σ att·datt) / √D on t2 ≤ t, zero above
                 for (int t = 0; t < seq; t++)
                 {
-                    var row = a.Slice((bh * seq + t) * seq, t + 1);
-                    var dyt = dy.Slice((b * seq + t) * c + h * d, d);
-                    var q = x.Slice((b * seq + t) * 3 * c + h * d, d);
-                    var dq = dx.Slice((b * seq + t) * 3 * c + h * d, d);
-
-                    // y_t = Σ att[t2] v_t2  →  datt[t2] = dy_t · v_t2,  dv_t2 += att[t2] dy_t
-                    for (int t2 = 0; t2 <= t; t2++)
-                    {
-                        int v2 = (b * seq + t2) * 3 * c + 2 * c + h * d;
-                        datt[t2] = TensorPrimitives.Dot(dyt, x.Slice(v2, d));
-                        var dv = dx.Slice(v2, d);
-                        TensorPrimitives.MultiplyAdd(dyt, row[t2], dv, dv);
-                    }
-
-                    // softmax: dpre[t2] = att[t2] (datt[t2] − Σ att·datt); pre = q·k · scale
-                    T dot = TensorPrimitives.Dot(row, (ReadOnlySpan<T>)datt.AsSpan(0, t + 1));
-                    for (int t2 = 0; t2 <= t; t2++)
-                    {
-                        T dpre = row[t2] * (datt[t2] - dot) * scale;
-                        int k2 = (b * seq + t2) * 3 * c + c + h * d;
-                        TensorPrimitives.MultiplyAdd(x.Slice(k2, d), dpre, dq, dq);
-                        var dk = dx.Slice(k2, d);
-                        TensorPrimitives.MultiplyAdd(q, dpre, dk, dk);
-                    }
+                    var arow = a.Slice(t * seq, t + 1);
+                    var drow = ds.Slice(t * seq, seq);
+                    var live = drow[..(t + 1)];
+                    T dot = TensorPrimitives.Dot(arow, live);
+                    TensorPrimitives.Subtract(live, dot, live);
+                    TensorPrimitives.Multiply(live, arow, live);
+                    TensorPrimitives.Multiply(live, scale, live);
+                    drow[(t + 1)..].Clear();
                 }
+
+                // S = Q Kᵀ  →  dQ += dS K, dK += dSᵀ Q
+                MatrixKernels.AccumulateProductRows(dq, 3 * c, ds, seq, 1, k, 3 * c, 0, seq, seq, d, Causal.UpToRow);
+                MatrixKernels.AccumulateProductRows(dk, 3 * c, ds, 1, seq, q, 3 * c, 0, seq, seq, d, Causal.FromRow);
             }
         });
     }

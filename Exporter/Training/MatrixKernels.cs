@@ -21,7 +21,7 @@ internal static class MatrixKernels
         Check(output.Length >= rows * m && b.Length >= inner * m
             && a.Length >= (long)(rows - 1) * aRowStride + (long)(inner - 1) * aInnerStride + 1);
         For(rows, 4, 2L * inner * m, (start, end) =>
-            AccumulateProductRows(output.Span, a.Span, aRowStride, aInnerStride, b.Span, start, end, inner, m));
+            AccumulateProductRows(output.Span, m, a.Span, aRowStride, aInnerStride, b.Span, m, start, end, inner, m, Causal.None));
     }
 
     /// <summary>out (rows, m) += a (rows, inner) @ b (m, inner)ᵀ: dot products of rows.</summary>
@@ -30,11 +30,30 @@ internal static class MatrixKernels
     {
         Check(output.Length >= rows * m && a.Length >= rows * inner && b.Length >= m * inner);
         For(rows, 4, 2L * inner * m, (start, end) =>
-            AccumulateProductTransposedRows(output.Span, a.Span, b.Span, start, end, inner, m));
+            AccumulateProductTransposedRows(output.Span, m, a.Span, inner, b.Span, inner, start, end, inner, m, Causal.None));
     }
 
-    private static void AccumulateProductRows<T>(Span<T> o, ReadOnlySpan<T> a, int rs, int ins, ReadOnlySpan<T> b,
-        int start, int end, int inner, int m)
+    /// <summary>
+    /// Rows [start, end) of out (·, m) += A (·, inner) @ b (inner, m) with explicit row strides (ldo, ldb) and
+    /// A(r, i) = a[r·rs + i·ins]. <paramref name="causal"/> limits the inner range to where a causal A can be
+    /// non-zero: i ≤ r (<see cref="Causal.UpToRow"/>) or i ≥ r (<see cref="Causal.FromRow"/>); A must be zero
+    /// outside it, since a block of four rows uses the widest of its rows' ranges. The caller guarantees the bounds.
+    /// </summary>
+    internal static void AccumulateProductRows<T>(Span<T> o, int ldo, ReadOnlySpan<T> a, int rs, int ins, ReadOnlySpan<T> b, int ldb,
+        int start, int end, int inner, int m, Causal causal)
+        where T : unmanaged, INumber<T>
+    {
+        // Walk the inner dimension in blocks so the slice of b in use stays in cache while every row block uses it.
+        // Each output element still sums its terms in the same order, so blocking does not change the result.
+        int block = Math.Max(16, (1 << 16) / Math.Max(1, m));
+        for (int ib = 0; ib < inner; ib += block)
+        {
+            AccumulateProductRowsBlock(o, ldo, a, rs, ins, b, ldb, start, end, ib, Math.Min(inner, ib + block), m, causal);
+        }
+    }
+
+    private static void AccumulateProductRowsBlock<T>(Span<T> o, int ldo, ReadOnlySpan<T> a, int rs, int ins, ReadOnlySpan<T> b, int ldb,
+        int start, int end, int blockStart, int blockEnd, int m, Causal causal)
         where T : unmanaged, INumber<T>
     {
         int w = Vector<T>.Count;
@@ -42,7 +61,14 @@ internal static class MatrixKernels
         for (; r + 4 <= end; r += 4)
         {
             int a0 = r * rs, a1 = a0 + rs, a2 = a1 + rs, a3 = a2 + rs;
-            int o0 = r * m, o1 = o0 + m, o2 = o1 + m, o3 = o2 + m;
+            int o0 = r * ldo, o1 = o0 + ldo, o2 = o1 + ldo, o3 = o2 + ldo;
+            int iStart = causal == Causal.FromRow ? Math.Max(r, blockStart) : blockStart;
+            int iEnd = causal == Causal.UpToRow ? Math.Min(blockEnd, r + 4) : blockEnd;
+            if (iStart >= iEnd)
+            {
+                continue;
+            }
+
             int j = 0;
             for (; j + 2 * w <= m; j += 2 * w)
             {
@@ -50,7 +76,7 @@ internal static class MatrixKernels
                 Vector<T> c10 = Load<T>(o, o1 + j), c11 = Load<T>(o, o1 + j + w);
                 Vector<T> c20 = Load<T>(o, o2 + j), c21 = Load<T>(o, o2 + j + w);
                 Vector<T> c30 = Load<T>(o, o3 + j), c31 = Load<T>(o, o3 + j + w);
-                for (int i = 0, ai = 0, bi = j; i < inner; i++, ai += ins, bi += m)
+                for (int i = iStart, ai = iStart * ins, bi = iStart * ldb + j; i < iEnd; i++, ai += ins, bi += ldb)
                 {
                     var b0 = Load(b, bi);
                     var b1 = Load(b, bi + w);
@@ -81,7 +107,7 @@ internal static class MatrixKernels
             for (; j + w <= m; j += w)
             {
                 Vector<T> c0 = Load<T>(o, o0 + j), c1 = Load<T>(o, o1 + j), c2 = Load<T>(o, o2 + j), c3 = Load<T>(o, o3 + j);
-                for (int i = 0, ai = 0, bi = j; i < inner; i++, ai += ins, bi += m)
+                for (int i = iStart, ai = iStart * ins, bi = iStart * ldb + j; i < iEnd; i++, ai += ins, bi += ldb)
                 {
                     var bv = Load(b, bi);
                     c0 = MultiplyAdd(new Vector<T>(a[a0 + ai]), bv, c0);
@@ -99,7 +125,7 @@ internal static class MatrixKernels
             for (; j < m; j++)
             {
                 T s0 = o[o0 + j], s1 = o[o1 + j], s2 = o[o2 + j], s3 = o[o3 + j];
-                for (int i = 0, ai = 0, bi = j; i < inner; i++, ai += ins, bi += m)
+                for (int i = iStart, ai = iStart * ins, bi = iStart * ldb + j; i < iEnd; i++, ai += ins, bi += ldb)
                 {
                     T bv = b[bi];
                     s0 += a[a0 + ai] * bv;
@@ -117,12 +143,19 @@ internal static class MatrixKernels
 
         for (; r < end; r++)
         {
-            int a0 = r * rs, o0 = r * m;
+            int a0 = r * rs, o0 = r * ldo;
+            int iStart = causal == Causal.FromRow ? Math.Max(r, blockStart) : blockStart;
+            int iEnd = causal == Causal.UpToRow ? Math.Min(blockEnd, r + 1) : blockEnd;
+            if (iStart >= iEnd)
+            {
+                continue;
+            }
+
             int j = 0;
             for (; j + w <= m; j += w)
             {
                 Vector<T> c0 = Load<T>(o, o0 + j);
-                for (int i = 0, ai = 0, bi = j; i < inner; i++, ai += ins, bi += m)
+                for (int i = iStart, ai = iStart * ins, bi = iStart * ldb + j; i < iEnd; i++, ai += ins, bi += ldb)
                 {
                     c0 = MultiplyAdd(new Vector<T>(a[a0 + ai]), Load(b, bi), c0);
                 }
@@ -133,7 +166,7 @@ internal static class MatrixKernels
             for (; j < m; j++)
             {
                 T s0 = o[o0 + j];
-                for (int i = 0, ai = 0, bi = j; i < inner; i++, ai += ins, bi += m)
+                for (int i = iStart, ai = iStart * ins, bi = iStart * ldb + j; i < iEnd; i++, ai += ins, bi += ldb)
                 {
                     s0 += a[a0 + ai] * b[bi];
                 }
@@ -143,8 +176,13 @@ internal static class MatrixKernels
         }
     }
 
-    private static void AccumulateProductTransposedRows<T>(Span<T> o, ReadOnlySpan<T> a, ReadOnlySpan<T> b,
-        int start, int end, int inner, int m)
+    /// <summary>
+    /// Rows [start, end) of out (·, m) += a (·, inner) @ b (m, inner)ᵀ with row strides ldo, lda, ldb.
+    /// With <see cref="Causal.UpToRow"/> only columns j ≤ r are wanted: a block of four rows computes up to its last
+    /// row, so a few entries above the diagonal get values the caller must ignore.
+    /// </summary>
+    internal static void AccumulateProductTransposedRows<T>(Span<T> o, int ldo, ReadOnlySpan<T> a, int lda, ReadOnlySpan<T> b, int ldb,
+        int start, int end, int inner, int m, Causal causal)
         where T : unmanaged, INumber<T>
     {
         int w = Vector<T>.Count;
@@ -152,10 +190,11 @@ internal static class MatrixKernels
         int r = start;
         for (; r + 4 <= end; r += 4)
         {
-            int a0 = r * inner, a1 = a0 + inner, a2 = a1 + inner, a3 = a2 + inner;
-            for (int j = 0; j < m; j++)
+            int a0 = r * lda, a1 = a0 + lda, a2 = a1 + lda, a3 = a2 + lda;
+            int jEnd = causal == Causal.UpToRow ? Math.Min(m, r + 4) : m;
+            for (int j = 0; j < jEnd; j++)
             {
-                int bj = j * inner;
+                int bj = j * ldb;
                 Vector<T> c0 = Vector<T>.Zero, c1 = Vector<T>.Zero, c2 = Vector<T>.Zero, c3 = Vector<T>.Zero;
                 for (int i = 0; i < vecEnd; i += w)
                 {
@@ -176,19 +215,20 @@ internal static class MatrixKernels
                     s3 += a[a3 + i] * bv;
                 }
 
-                o[r * m + j] += s0;
-                o[(r + 1) * m + j] += s1;
-                o[(r + 2) * m + j] += s2;
-                o[(r + 3) * m + j] += s3;
+                o[r * ldo + j] += s0;
+                o[(r + 1) * ldo + j] += s1;
+                o[(r + 2) * ldo + j] += s2;
+                o[(r + 3) * ldo + j] += s3;
             }
         }
 
         for (; r < end; r++)
         {
-            int a0 = r * inner;
-            for (int j = 0; j < m; j++)
+            int a0 = r * lda;
+            int jEnd = causal == Causal.UpToRow ? Math.Min(m, r + 1) : m;
+            for (int j = 0; j < jEnd; j++)
             {
-                int bj = j * inner;
+                int bj = j * ldb;
                 Vector<T> c0 = Vector<T>.Zero;
                 for (int i = 0; i < vecEnd; i += w)
                 {
@@ -201,7 +241,7 @@ internal static class MatrixKernels
                     s0 += a[a0 + i] * b[bj + i];
                 }
 
-                o[r * m + j] += s0;
+                o[r * ldo + j] += s0;
             }
         }
     }
@@ -213,4 +253,12 @@ internal static class MatrixKernels
             throw new ArgumentException("matrix product: a buffer is shorter than the shapes given need.");
         }
     }
+}
+
+/// <summary>Which part of the inner (or column) range a causal product needs.</summary>
+internal enum Causal
+{
+    None,
+    UpToRow,
+    FromRow,
 }

@@ -5,6 +5,7 @@ public static class Program
     /// <summary>Every command, in the order <c>onnxgpt --help</c> lists them. Add a command here and in Commands/.</summary>
     internal static IReadOnlyList<ICommand> Commands { get; } =
     [
+        new Commands.TrainCommand(),
     ];
 
     public static int Main(string[] args) => Run(args, Console.Out, Console.Error);
