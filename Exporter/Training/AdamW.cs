@@ -1,4 +1,5 @@
 using System.Numerics;
+using System.Runtime.CompilerServices;
 
 namespace OnnxGpt.Training;
 
@@ -52,6 +53,7 @@ public sealed class AdamW<T>
     public T[] SecondMoment { get; }
 
     /// <summary>One update: p −= lr · (m̂ / (√v̂ + ε) + wd · p) for decayed tensors, without the wd term for the rest.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void Step(Span<T> parameters, ReadOnlySpan<T> gradients, double learningRate)
     {
         if (parameters.Length != FirstMoment.Length || gradients.Length != FirstMoment.Length)
@@ -86,6 +88,7 @@ public sealed class AdamW<T>
     }
 
     /// <summary>The L2 norm of all gradients together, summed in double.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static double GlobalNorm(ReadOnlySpan<T> gradients)
     {
         double sum = 0;

@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Numerics;
+using System.Runtime.CompilerServices;
 using System.Numerics.Tensors;
 using OnnxGpt.Model;
 
@@ -17,7 +18,7 @@ public static partial class GptLayers
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         Require(output.Length >= count && input.Length >= count, "activation buffers");
-        Kernels.For(count, 1024, 16, (start, end) =>
+        Kernels.For(count, 1024, 16, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (start, end) =>
         {
             var x = input.Span[start..end];
             var y = output.Span[start..end];
@@ -53,7 +54,7 @@ public static partial class GptLayers
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         Require(dinput.Length >= count && input.Length >= count && doutput.Length >= count, "activation gradient buffers");
-        Kernels.For(count, 1024, 24, (start, end) =>
+        Kernels.For(count, 1024, 24, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (start, end) =>
         {
             var x = input.Span[start..end];
             var dy = doutput.Span[start..end];
@@ -112,6 +113,7 @@ public static partial class GptLayers
     }
 
     /// <summary>u = s (x + 0.044715 x³), the argument of gelu_new's tanh.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void GeluTanhInner<T>(ReadOnlySpan<T> x, Span<T> u)
         where T : unmanaged, IFloatingPointIeee754<T>
     {

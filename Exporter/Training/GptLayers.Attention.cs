@@ -1,4 +1,5 @@
 using System.Numerics;
+using System.Runtime.CompilerServices;
 using System.Numerics.Tensors;
 
 namespace OnnxGpt.Training;
@@ -19,7 +20,7 @@ public static partial class GptLayers
             && heads > 0 && c % heads == 0, "attention buffers");
         int d = c / heads;
         T scale = T.One / T.Sqrt(T.CreateChecked(d));
-        Kernels.For(batch * heads, 1, (long)seq * seq * d, (start, end) =>
+        Kernels.For(batch * heads, 1, (long)seq * seq * d, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (start, end) =>
         {
             for (int bh = start; bh < end; bh++)
             {
@@ -60,7 +61,7 @@ public static partial class GptLayers
             && qkv.Length >= batch * seq * 3 * c && heads > 0 && c % heads == 0, "attention gradient buffers");
         int d = c / heads;
         T scale = T.One / T.Sqrt(T.CreateChecked(d));
-        Kernels.For(batch * heads, 1, 2L * seq * seq * d, (start, end) =>
+        Kernels.For(batch * heads, 1, 2L * seq * seq * d, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (start, end) =>
         {
             var dscores = new T[seq * seq];
             for (int bh = start; bh < end; bh++)

@@ -1,4 +1,5 @@
 using System.Numerics;
+using System.Runtime.CompilerServices;
 using System.Numerics.Tensors;
 
 namespace OnnxGpt.Training;
@@ -15,6 +16,7 @@ public static partial class GptLayers
     // ---------------------------------------------------------------- encoder: x = wte[token] + wpe[position]
 
     /// <summary>output (B·T, C) = wte[tokens] + wpe[0..T).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void EncoderForward<T>(Span<T> output, ReadOnlySpan<int> tokens, ReadOnlySpan<T> wte, ReadOnlySpan<T> wpe,
         int batch, int seq, int c)
         where T : unmanaged, IFloatingPointIeee754<T>
@@ -31,6 +33,7 @@ public static partial class GptLayers
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void EncoderBackward<T>(Span<T> dwte, Span<T> dwpe, ReadOnlySpan<T> doutput, ReadOnlySpan<int> tokens,
         int batch, int seq, int c)
         where T : unmanaged, IFloatingPointIeee754<T>
@@ -60,7 +63,7 @@ public static partial class GptLayers
         Require(output.Length >= n * c && input.Length >= n * c && mean.Length >= n && rstd.Length >= n && weight.Length == c
             && (bias.IsEmpty || bias.Length == c), "layer norm buffers");
         T invC = T.One / T.CreateChecked(c);
-        Kernels.For(n, 8, 8L * c, (start, end) =>
+        Kernels.For(n, 8, 8L * c, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (start, end) =>
         {
             var o = output.Span;
             var x = input.Span;
@@ -93,6 +96,7 @@ public static partial class GptLayers
         });
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void LayerNormBackward<T>(Memory<T> dinput, Memory<T> dweight, Memory<T> dbias, ReadOnlyMemory<T> doutput,
         ReadOnlyMemory<T> input, ReadOnlyMemory<T> weight, ReadOnlyMemory<T> mean, ReadOnlyMemory<T> rstd, int n, int c)
         where T : unmanaged, IFloatingPointIeee754<T>
@@ -102,7 +106,7 @@ public static partial class GptLayers
         T invC = T.One / T.CreateChecked(c);
 
         // dinput: rows are independent.
-        Kernels.For(n, 8, 10L * c, (start, end) =>
+        Kernels.For(n, 8, 10L * c, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (start, end) =>
         {
             var dx = dinput.Span;
             var dy = doutput.Span;
@@ -251,7 +255,7 @@ public static partial class GptLayers
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         Require(probs.Length >= n * v && losses.Length >= n && logits.Length >= n * v && targets.Length >= n, "cross-entropy buffers");
-        Kernels.For(n, 16, 4L * v, (start, end) =>
+        Kernels.For(n, 16, 4L * v, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (start, end) =>
         {
             var p = probs.Span;
             var l = losses.Span;
@@ -278,7 +282,7 @@ public static partial class GptLayers
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         Require(dlogits.Length >= n * v && probs.Length >= n * v && targets.Length >= n, "cross-entropy gradient buffers");
-        Kernels.For(n, 16, 2L * v, (start, end) =>
+        Kernels.For(n, 16, 2L * v, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (start, end) =>
         {
             var d = dlogits.Span;
             var p = probs.Span;
@@ -293,6 +297,7 @@ public static partial class GptLayers
     }
 
     /// <summary>A numerically stable softmax of one row.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static void Softmax<T>(ReadOnlySpan<T> logits, Span<T> probs)
         where T : unmanaged, IFloatingPointIeee754<T>
     {

@@ -14,8 +14,18 @@ internal static class Kernels
     /// <summary>Below this many multiply-adds a loop runs on the calling thread: forking costs more than it saves.</summary>
     private const long ParallelThreshold = 1 << 15;
 
-    /// <summary>Overridden by tests and the trainer to run single-threaded (null: all cores).</summary>
-    public static int? MaxDegreeOfParallelism { get; set; }
+    /// <summary>
+    /// Caps the threads the loops started from the current thread use (null: all cores). Thread-static, so a test
+    /// that runs the model single-threaded does not change other tests running beside it.
+    /// </summary>
+    public static int? MaxDegreeOfParallelism
+    {
+        get => t_maxDegree;
+        set => t_maxDegree = value;
+    }
+
+    [ThreadStatic]
+    private static int? t_maxDegree;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector<T> MultiplyAdd<T>(Vector<T> a, Vector<T> b, Vector<T> addend)

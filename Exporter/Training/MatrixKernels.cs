@@ -1,4 +1,5 @@
 using System.Numerics;
+using System.Runtime.CompilerServices;
 using static OnnxGpt.Training.Kernels;
 
 namespace OnnxGpt.Training;
@@ -52,6 +53,7 @@ internal static class MatrixKernels
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void AccumulateProductRowsBlock<T>(Span<T> o, int ldo, ReadOnlySpan<T> a, int rs, int ins, ReadOnlySpan<T> b, int ldb,
         int start, int end, int blockStart, int blockEnd, int m, Causal causal)
         where T : unmanaged, INumber<T>
@@ -181,6 +183,7 @@ internal static class MatrixKernels
     /// With <see cref="Causal.UpToRow"/> only columns j ≤ r are wanted: a block of four rows computes up to its last
     /// row, so a few entries above the diagonal get values the caller must ignore.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static void AccumulateProductTransposedRows<T>(Span<T> o, int ldo, ReadOnlySpan<T> a, int lda, ReadOnlySpan<T> b, int ldb,
         int start, int end, int inner, int m, Causal causal)
         where T : unmanaged, INumber<T>

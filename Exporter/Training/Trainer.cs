@@ -84,12 +84,10 @@ public sealed class Trainer
         ArgumentNullException.ThrowIfNull(corpus);
         ArgumentNullException.ThrowIfNull(options);
         var state = ReadState(folder);
-        var config = GptConfig.FromJson(File.ReadAllText(Path.Combine(folder, ConfigFile)), Path.Combine(folder, ConfigFile));
-        var weightsPath = Path.Combine(folder, WeightsFile);
-        var weights = new GptWeights(config, SafetensorsIo.Read(weightsPath), weightsPath);
+        var model = LoadModel(folder);
         var rngState = state["rng_state"]?.AsArray().Select(n => n!.GetValue<ulong>()).ToArray()
             ?? throw new OnnxGptException($"{folder}/{StateFile}: 'rng_state' is missing.");
-        var trainer = new Trainer(TrainableGpt<float>.FromWeights(weights), corpus, options, TrainingRandom.FromState(rngState));
+        var trainer = new Trainer(model, corpus, options, TrainingRandom.FromState(rngState));
         trainer.Step = state["step"]?.GetValue<int>() ?? throw new OnnxGptException($"{folder}/{StateFile}: 'step' is missing.");
         trainer._optimizer.StepCount = state["adam_step"]?.GetValue<int>() ?? trainer.Step;
         var optimizerPath = Path.Combine(folder, OptimizerFile);
@@ -106,6 +104,34 @@ public sealed class Trainer
         }
 
         return trainer;
+    }
+
+    /// <summary>Reads the model a training folder holds (<c>config.json</c> + <c>model.safetensors</c>).</summary>
+    public static TrainableGpt<float> LoadModel(string folder)
+    {
+        ArgumentNullException.ThrowIfNull(folder);
+        var configPath = Path.Combine(folder, ConfigFile);
+        if (!File.Exists(configPath))
+        {
+            throw new OnnxGptException($"{configPath}: not found; expected a folder written by 'onnxgpt train'.");
+        }
+
+        var config = GptConfig.FromJson(File.ReadAllText(configPath), configPath);
+        var weightsPath = Path.Combine(folder, WeightsFile);
+        return TrainableGpt<float>.FromWeights(new GptWeights(config, SafetensorsIo.Read(weightsPath), weightsPath));
+    }
+
+    /// <summary>Reads the character vocabulary a training folder holds (<c>tokenizer_spec.json</c>).</summary>
+    public static CharVocabulary LoadVocabulary(string folder)
+    {
+        ArgumentNullException.ThrowIfNull(folder);
+        var path = Path.Combine(folder, TokenizerFile);
+        if (!File.Exists(path))
+        {
+            throw new OnnxGptException($"{path}: not found; expected a folder written by 'onnxgpt train'.");
+        }
+
+        return CharVocabulary.FromSpec(TokenizerSpec.FromJson(File.ReadAllText(path), path), path);
     }
 
     /// <summary>The training options a folder was saved with (for a resume that keeps them).</summary>

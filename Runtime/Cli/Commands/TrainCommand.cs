@@ -92,9 +92,7 @@ public sealed class TrainCommand : ICommand
         if (resume is not null)
         {
             var saved = Trainer.ReadOptions(resume);
-            var vocabulary = CharVocabulary.FromSpec(
-                TokenizerSpec.FromJson(File.ReadAllText(Path.Combine(resume, Trainer.TokenizerFile)), Path.Combine(resume, Trainer.TokenizerFile)),
-                Path.Combine(resume, Trainer.TokenizerFile));
+            var vocabulary = Trainer.LoadVocabulary(resume);
             var corpus = TextCorpus.Load(dataPath, saved.TrainFraction, vocabulary);
             trainer = Trainer.Resume(resume, corpus, Apply(saved));
             stdout.WriteLine($"resuming {resume} at step {trainer.Step}");
