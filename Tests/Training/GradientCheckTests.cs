@@ -5,7 +5,7 @@ namespace OnnxGpt.Tests.Training;
 
 /// <summary>
 /// The analytic gradients of <see cref="TrainableGpt{T}"/> (double precision, the same generic code the float
-/// trainer runs) against central finite differences, for every element of every parameter tensor.
+/// trainer runs) against central finite differences, for up to 64 elements spread over every parameter tensor.
 /// </summary>
 [TestClass]
 public sealed class GradientCheckTests
@@ -56,7 +56,10 @@ public sealed class GradientCheckTests
         foreach (var slot in model.Slots)
         {
             double maxDiff = 0, maxMagnitude = 1e-12;
-            for (int i = slot.Offset; i < slot.Offset + slot.Length; i++)
+            // Up to 64 elements per tensor, spread over it (with its first and last), keeps the check to a second.
+            int stride = Math.Max(1, (slot.Length - 1) / 63);
+            var indices = Enumerable.Range(0, slot.Length).Where(k => k % stride == 0 || k == slot.Length - 1).Select(k => slot.Offset + k);
+            foreach (int i in indices)
             {
                 double saved = model.Parameters[i];
                 model.Parameters[i] = saved + h;
