@@ -60,10 +60,11 @@ switch ($Target) {
             exit 1
         }
         [xml]$doc = Get-Content $trx.FullName
-        $c = $doc.TestRun.ResultSummary.Counters
-        $passed = [int]$c.passed
-        $failed = [int]$c.failed + [int]$c.error + [int]$c.timeout + [int]$c.aborted
-        $skipped = [int]$c.notExecuted + [int]$c.inconclusive
+        # Count the per-test outcomes: the summary counters leave out inconclusive tests (e.g. GPU tests without a GPU).
+        $outcomes = @($doc.TestRun.Results.UnitTestResult | ForEach-Object { $_.outcome })
+        $passed = @($outcomes | Where-Object { $_ -eq 'Passed' }).Count
+        $skipped = @($outcomes | Where-Object { $_ -in @('NotExecuted', 'Inconclusive') }).Count
+        $failed = $outcomes.Count - $passed - $skipped
         if ($testExit -ne 0 -and $failed -eq 0) { $failed = 1 }
         $line = "$passed passed, $failed failed"
         if ($skipped -gt 0) { $line += ", $skipped skipped" }

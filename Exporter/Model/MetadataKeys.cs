@@ -23,6 +23,9 @@ public static class MetadataKeys
     /// <summary>Graph flavour (plain text): <c>portable</c> or <c>fused</c>.</summary>
     public const string GraphFlavor = "onnxgpt.graph";
 
+    /// <summary>Weight quantization (plain text), absent for float weights: e.g. <c>int4, block 32</c>.</summary>
+    public const string Quantization = "onnxgpt.quantization";
+
     /// <summary>Begin/end-of-sequence ids (plain integer text), also inside the config, for tools that read only these.</summary>
     public const string BosTokenId = "bos_token_id";
 

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using OnnxGpt.Checkpoints;
 using OnnxGpt.Model;
 
 namespace OnnxGpt.Training;
@@ -17,11 +18,11 @@ public sealed class Trainer
 
     public const string StateFile = "trainer_state.json";
 
-    public const string WeightsFile = "model.safetensors";
+    public const string WeightsFile = HfCheckpoint.WeightsFile;
 
-    public const string ConfigFile = "config.json";
+    public const string ConfigFile = HfCheckpoint.ConfigFile;
 
-    public const string TokenizerFile = "tokenizer_spec.json";
+    public const string TokenizerFile = OnnxGpt.Export.TokenizerDetection.SpecFile;
 
     private readonly AdamW<float> _optimizer;
     private readonly LearningRateSchedule _schedule;
@@ -91,11 +92,18 @@ public sealed class Trainer
         trainer.Step = state["step"]?.GetValue<int>() ?? throw new OnnxGptException($"{folder}/{StateFile}: 'step' is missing.");
         trainer._optimizer.StepCount = state["adam_step"]?.GetValue<int>() ?? trainer.Step;
         var optimizerPath = Path.Combine(folder, OptimizerFile);
-        var moments = SafetensorsIo.Read(optimizerPath);
-        foreach (var slot in trainer.Model.Slots)
+        if (!File.Exists(optimizerPath))
         {
-            CopyMoment(moments, "exp_avg." + slot.Name, slot, trainer._optimizer.FirstMoment, optimizerPath);
-            CopyMoment(moments, "exp_avg_sq." + slot.Name, slot, trainer._optimizer.SecondMoment, optimizerPath);
+            throw new OnnxGptException($"{optimizerPath}: not found; --resume needs the optimizer state 'onnxgpt train' saves.");
+        }
+
+        using (var moments = SafetensorsFile.Open(optimizerPath))
+        {
+            foreach (var slot in trainer.Model.Slots)
+            {
+                CopyMoment(moments, "exp_avg." + slot.Name, slot, trainer._optimizer.FirstMoment);
+                CopyMoment(moments, "exp_avg_sq." + slot.Name, slot, trainer._optimizer.SecondMoment);
+            }
         }
 
         if (state["history"] is JsonArray history)
@@ -110,15 +118,7 @@ public sealed class Trainer
     public static TrainableGpt<float> LoadModel(string folder)
     {
         ArgumentNullException.ThrowIfNull(folder);
-        var configPath = Path.Combine(folder, ConfigFile);
-        if (!File.Exists(configPath))
-        {
-            throw new OnnxGptException($"{configPath}: not found; expected a folder written by 'onnxgpt train'.");
-        }
-
-        var config = GptConfig.FromJson(File.ReadAllText(configPath), configPath);
-        var weightsPath = Path.Combine(folder, WeightsFile);
-        return TrainableGpt<float>.FromWeights(new GptWeights(config, SafetensorsIo.Read(weightsPath), weightsPath));
+        return TrainableGpt<float>.FromWeights(HfCheckpoint.Load(folder));
     }
 
     /// <summary>Reads the character vocabulary a training folder holds (<c>tokenizer_spec.json</c>).</summary>
@@ -275,17 +275,14 @@ public sealed class Trainer
 
     /// <summary>
     /// Writes the exportable model (<c>config.json</c>, <c>model.safetensors</c>, <c>tokenizer_spec.json</c>) and the
-    /// state a resume needs (<c>optimizer.safetensors</c>, <c>trainer_state.json</c>). Each file is written beside
-    /// and then moved into place, so an interrupted save leaves the previous checkpoint readable.
+    /// state a resume needs (<c>optimizer.safetensors</c>, <c>trainer_state.json</c>). Each file is written under a
+    /// temporary name and then moved into place, so an interrupted save leaves whole files behind.
     /// </summary>
     public void Save(string folder)
     {
         ArgumentNullException.ThrowIfNull(folder);
         Directory.CreateDirectory(folder);
-        var weights = Model.ToWeights();
-        var metadata = new Dictionary<string, string> { ["format"] = "pt" };
-        WriteAtomically(Path.Combine(folder, WeightsFile), p => SafetensorsIo.Write(p, weights.Names.Select(n => KeyValuePair.Create(n, weights[n])), metadata));
-        WriteAtomically(Path.Combine(folder, ConfigFile), p => File.WriteAllText(p, Model.Config.ToJson()));
+        HfCheckpoint.Save(Model.ToWeights(), folder); // config.json + model.safetensors (written to a temp name, then moved)
         WriteAtomically(Path.Combine(folder, TokenizerFile), p => File.WriteAllText(p, Corpus.Vocabulary.ToSpec().ToJson()));
         var moments = new List<KeyValuePair<string, Tensor>>();
         foreach (var slot in Model.Slots)
@@ -294,7 +291,7 @@ public sealed class Trainer
             moments.Add(KeyValuePair.Create("exp_avg_sq." + slot.Name, new Tensor((int[])slot.Shape.Clone(), _optimizer.SecondMoment.AsSpan(slot.Offset, slot.Length).ToArray())));
         }
 
-        WriteAtomically(Path.Combine(folder, OptimizerFile), p => SafetensorsIo.Write(p, moments));
+        SafetensorsWriter.Write(Path.Combine(folder, OptimizerFile), moments);
         var state = new JsonObject
         {
             ["step"] = Step,
@@ -332,11 +329,12 @@ public sealed class Trainer
         }
     }
 
-    private static void CopyMoment(Dictionary<string, Tensor> moments, string name, ParameterSlot slot, float[] destination, string path)
+    private static void CopyMoment(SafetensorsFile moments, string name, ParameterSlot slot, float[] destination)
     {
-        if (!moments.TryGetValue(name, out var tensor) || !tensor.ShapeEquals(slot.Shape))
+        var tensor = moments.ReadTensor(name);
+        if (!tensor.ShapeEquals(slot.Shape))
         {
-            throw new OnnxGptException($"{path}: tensor '{name}' is missing or not of shape {Tensor.FormatShape(slot.Shape)}.");
+            throw new OnnxGptException($"{moments.Path}: tensor '{name}' has shape {tensor.ShapeText}, expected {Tensor.FormatShape(slot.Shape)}.");
         }
 
         tensor.Data.CopyTo(destination, slot.Offset);

@@ -5,6 +5,8 @@ public static class Program
     /// <summary>Every command, in the order <c>onnxgpt --help</c> lists them. Add a command here and in Commands/.</summary>
     internal static IReadOnlyList<ICommand> Commands { get; } =
     [
+        new Commands.ExportCommand(),
+        new Commands.InspectCommand(),
         new Commands.TrainCommand(),
     ];
 

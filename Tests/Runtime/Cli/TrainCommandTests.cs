@@ -38,6 +38,12 @@ public sealed class TrainCommandTests
             Assert.AreEqual(0, rc, stderr.ToString());
             StringAssert.Contains(stdout.ToString(), "resuming");
             StringAssert.Contains(stdout.ToString(), "step      8/8");
+
+            // The folder is a checkpoint 'onnxgpt export' takes as it is.
+            var modelDir = Path.Combine(dir, "model");
+            rc = Program.Run(["export", "--hf", outDir, "--out", modelDir], new StringWriter(), stderr);
+            Assert.AreEqual(0, rc, stderr.ToString());
+            Assert.IsTrue(File.Exists(Path.Combine(modelDir, "model.onnx")), "export wrote no model.onnx");
         }
         finally
         {

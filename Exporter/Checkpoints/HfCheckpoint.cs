@@ -1,0 +1,236 @@
+using System.Runtime.InteropServices;
+using System.Text.Json;
+using OnnxGpt.Model;
+
+namespace OnnxGpt.Checkpoints;
+
+/// <summary>
+/// Reads and writes Hugging Face GPT-2 checkpoint folders: <c>config.json</c> plus <c>model.safetensors</c>
+/// (or shards listed in <c>model.safetensors.index.json</c>).
+/// <para>
+/// Loading accepts names with or without the <c>transformer.</c> prefix, F32/F16/BF16/F64 data (converted to
+/// float32), and drops the non-parameter buffers <c>attn.bias</c> / <c>attn.masked_bias</c>.
+/// The output head: when the config ties it (the default) and the file also holds <c>lm_head.weight</c>,
+/// a bit-equal copy of <c>wte</c> is dropped and the head stays tied; a <em>different</em> matrix is kept and the
+/// loaded config becomes untied (<see cref="GptConfig.TiedHead"/> = false), because the file then carries a head
+/// of its own and dropping it would change the model's outputs. An untied config keeps <c>lm_head.weight</c> as
+/// it is and requires it. Names, shapes and missing or extra tensors are checked by <see cref="GptWeights"/>.
+/// </para>
+/// </summary>
+public static class HfCheckpoint
+{
+    public const string ConfigFile = "config.json";
+    public const string WeightsFile = "model.safetensors";
+    public const string IndexFile = "model.safetensors.index.json";
+
+    /// <summary>Loads a checkpoint folder; every problem is an <see cref="OnnxGptException"/> naming the file and tensor.</summary>
+    public static GptWeights Load(string folder)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(folder);
+        if (!Directory.Exists(folder))
+        {
+            throw new OnnxGptException($"{folder}: checkpoint folder not found.");
+        }
+
+        string configPath = Path.Combine(folder, ConfigFile);
+        if (!File.Exists(configPath))
+        {
+            throw new OnnxGptException($"{configPath}: not found; a Hugging Face checkpoint folder needs its {ConfigFile}.");
+        }
+
+        var config = GptConfig.FromJson(File.ReadAllText(configPath), configPath);
+
+        string single = Path.Combine(folder, WeightsFile), index = Path.Combine(folder, IndexFile);
+        var files = new List<SafetensorsFile>();
+        try
+        {
+            string source;
+            List<(string Name, SafetensorsFile File)> plan;
+            if (File.Exists(single))
+            {
+                source = single;
+                var file = SafetensorsFile.Open(single);
+                files.Add(file);
+                plan = file.Entries.Select(e => (e.Name, file)).ToList();
+            }
+            else if (File.Exists(index))
+            {
+                source = index;
+                plan = PlanShards(folder, index, files);
+            }
+            else
+            {
+                throw new OnnxGptException(
+                    $"{folder}: no {WeightsFile} or {IndexFile}. Only safetensors checkpoints load; convert a pytorch_model.bin " +
+                    "with transformers' save_pretrained(..., safe_serialization=True).");
+            }
+
+            var tensors = ReadCanonical(plan);
+            config = ResolveHead(config, tensors);
+            return new GptWeights(config, tensors, source);
+        }
+        finally
+        {
+            foreach (var file in files)
+            {
+                file.Dispose();
+            }
+        }
+    }
+
+    /// <summary>
+    /// Writes <c>config.json</c> and <c>model.safetensors</c> under the canonical (prefixed) names, with
+    /// <c>lm_head.weight</c> only when the head is untied, and <c>__metadata__</c> <c>format: pt</c> (which
+    /// <c>transformers</c> requires) unless <paramref name="metadata"/> gives a format. Creates the folder if needed.
+    /// </summary>
+    public static void Save(GptWeights weights, string folder, IReadOnlyDictionary<string, string>? metadata = null,
+        SafetensorsDType dtype = SafetensorsDType.F32)
+    {
+        ArgumentNullException.ThrowIfNull(weights);
+        ArgumentException.ThrowIfNullOrEmpty(folder);
+        Directory.CreateDirectory(folder);
+        var meta = new Dictionary<string, string>(StringComparer.Ordinal) { ["format"] = "pt" };
+        if (metadata is not null)
+        {
+            foreach (var (key, value) in metadata)
+            {
+                meta[key] = value;
+            }
+        }
+
+        SafetensorsWriter.Write(
+            Path.Combine(folder, WeightsFile),
+            weights.Names.Select(n => KeyValuePair.Create(n, weights[n])),
+            meta,
+            dtype);
+        File.WriteAllText(Path.Combine(folder, ConfigFile), weights.Config.ToJson());
+    }
+
+    private static List<(string Name, SafetensorsFile File)> PlanShards(string folder, string index, List<SafetensorsFile> opened)
+    {
+        JsonDocument document;
+        try
+        {
+            document = JsonDocument.Parse(File.ReadAllBytes(index));
+        }
+        catch (JsonException e)
+        {
+            throw new OnnxGptException($"{index}: not valid JSON ({e.Message}).", e);
+        }
+
+        using (document)
+        {
+            if (document.RootElement.ValueKind != JsonValueKind.Object
+                || !document.RootElement.TryGetProperty("weight_map", out var map)
+                || map.ValueKind != JsonValueKind.Object)
+            {
+                throw new OnnxGptException($"{index}: expected an object with a 'weight_map' object of tensor name -> shard file.");
+            }
+
+            var shards = new Dictionary<string, SafetensorsFile>(StringComparer.Ordinal);
+            var plan = new List<(string, SafetensorsFile)>();
+            foreach (var item in map.EnumerateObject())
+            {
+                if (item.Value.ValueKind != JsonValueKind.String)
+                {
+                    throw new OnnxGptException(
+                        $"{index}: weight_map entry '{item.Name}' must be a shard file name, found {item.Value.GetRawText()}.");
+                }
+
+                string shardName = item.Value.GetString()!;
+                if (shardName.Length == 0 || shardName is "." or ".." || Path.GetFileName(shardName) != shardName
+                    || shardName.Contains('/') || shardName.Contains('\\'))
+                {
+                    throw new OnnxGptException(
+                        $"{index}: weight_map entry '{item.Name}' names shard '{shardName}'; expected a file name inside the checkpoint folder.");
+                }
+
+                if (!shards.TryGetValue(shardName, out var shard))
+                {
+                    shard = SafetensorsFile.Open(Path.Combine(folder, shardName));
+                    opened.Add(shard);
+                    shards[shardName] = shard;
+                }
+
+                if (!shard.Contains(item.Name))
+                {
+                    throw new OnnxGptException(
+                        $"{index}: tensor '{item.Name}' is mapped to {shard.Path}, which does not hold it.");
+                }
+
+                plan.Add((item.Name, shard));
+            }
+
+            var listed = plan.Select(p => p.Item1).ToHashSet(StringComparer.Ordinal);
+            foreach (var shard in shards.Values)
+            {
+                foreach (var entry in shard.Entries)
+                {
+                    if (!listed.Contains(entry.Name) && !HfTensorNames.IsBuffer(HfTensorNames.Canonical(entry.Name)))
+                    {
+                        throw new OnnxGptException(
+                            $"{shard.Path}: tensor '{entry.Name}' is not listed in {index}; the index and its shards disagree.");
+                    }
+                }
+            }
+
+            return plan;
+        }
+    }
+
+    /// <summary>Maps names to canonical ones, drops buffers, checks dtypes before reading, then reads.</summary>
+    private static Dictionary<string, Tensor> ReadCanonical(List<(string Name, SafetensorsFile File)> plan)
+    {
+        var chosen = new Dictionary<string, (string Name, SafetensorsFile File)>(StringComparer.Ordinal);
+        foreach (var (name, file) in plan)
+        {
+            string canonical = HfTensorNames.Canonical(name);
+            if (HfTensorNames.IsBuffer(canonical))
+            {
+                continue;
+            }
+
+            if (chosen.TryGetValue(canonical, out var earlier))
+            {
+                throw new OnnxGptException(
+                    $"{file.Path}: tensor '{name}' and tensor '{earlier.Name}' in {earlier.File.Path} are both '{canonical}'; keep one.");
+            }
+
+            var entry = file.GetEntry(name);
+            if (!entry.DType.ConvertsToFloat32())
+            {
+                throw new OnnxGptException(
+                    $"{file.Path}: tensor '{name}' has dtype {entry.DType}; expected a floating-point dtype ({SafetensorsDTypes.FloatSpellings}).");
+            }
+
+            chosen[canonical] = (name, file);
+        }
+
+        var tensors = new Dictionary<string, Tensor>(StringComparer.Ordinal);
+        foreach (var (canonical, (name, file)) in chosen)
+        {
+            tensors[canonical] = file.ReadTensor(name);
+        }
+
+        return tensors;
+    }
+
+    private static GptConfig ResolveHead(GptConfig config, Dictionary<string, Tensor> tensors)
+    {
+        if (!config.TiedHead || !tensors.TryGetValue(TensorNames.LmHead, out var head))
+        {
+            return config;
+        }
+
+        if (tensors.TryGetValue(TensorNames.Wte, out var wte) && BitEqual(head, wte))
+        {
+            tensors.Remove(TensorNames.LmHead);
+            return config;
+        }
+
+        return config with { TiedHead = false };
+    }
+
+    private static bool BitEqual(Tensor a, Tensor b) =>
+        a.ShapeEquals(b.Shape) && MemoryMarshal.AsBytes(a.Data.AsSpan()).SequenceEqual(MemoryMarshal.AsBytes(b.Data.AsSpan()));
+}

@@ -1,0 +1,27 @@
+using OnnxGpt.Model;
+using OnnxGpt.Onnx;
+
+namespace OnnxGpt.Export;
+
+/// <summary>How <see cref="GptExporter"/> writes a model folder.</summary>
+public sealed record ExportOptions
+{
+    public ExternalDataMode ExternalData { get; init; } = ExternalDataMode.Auto;
+
+    /// <summary>Graph flavour and weight quantization.</summary>
+    public GraphOptions Graph { get; init; } = GraphOptions.Portable;
+
+    /// <summary>Replace an existing, non-empty output folder.</summary>
+    public bool Force { get; init; }
+
+    /// <summary>The tokenizer the model uses, recorded in its metadata. Null: none recorded.</summary>
+    public TokenizerSpec? Tokenizer { get; init; }
+
+    /// <summary>Folder holding the files named by <see cref="TokenizerSpec.Files"/>; they are copied beside the model.</summary>
+    public string? TokenizerSourceFolder { get; init; }
+
+    public GenerationDefaults Generation { get; init; } = new();
+
+    /// <summary>A line on where the weights came from (preset and seed, checkpoint path, training run).</summary>
+    public string? Source { get; init; }
+}

@@ -1,0 +1,4 @@
+namespace OnnxGpt.Export;
+
+/// <summary>What an export wrote.</summary>
+public sealed record ExportResult(string Folder, string ModelPath, string? ExternalDataPath, long ModelBytes, long ExternalDataBytes, TimeSpan Elapsed);

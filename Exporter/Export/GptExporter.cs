@@ -1,0 +1,203 @@
+using System.Diagnostics;
+using Google.Protobuf;
+using OnnxGpt.Model;
+using OnnxGpt.Onnx;
+using OnnxGpt.Onnx.Proto;
+
+namespace OnnxGpt.Export;
+
+/// <summary>Writes a model folder: <c>model.onnx</c> (+ <c>model.onnx.data</c>), <c>config.json</c>, tokenizer files.</summary>
+public static class GptExporter
+{
+    /// <summary>Weights above this many bytes go to external data in <see cref="ExternalDataMode.Auto"/>: protobuf caps a file at 2 GiB.</summary>
+    public const long InlineLimitBytes = (2L << 30) - (64L << 20);
+
+    /// <summary>Alignment of each tensor in the external data file, so ONNX Runtime can map it.</summary>
+    public const int ExternalAlignment = 4096;
+
+    public static ExportResult Export(GptWeights weights, string folder, ExportOptions? options = null, IProgress<string>? progress = null)
+    {
+        ArgumentNullException.ThrowIfNull(weights);
+        ArgumentException.ThrowIfNullOrEmpty(folder);
+        options ??= new ExportOptions();
+        var clock = Stopwatch.StartNew();
+        PrepareFolder(folder, options.Force);
+
+        long weightBytes = weights.Names.Sum(n => weights[n].Length * sizeof(float));
+        bool external = options.ExternalData == ExternalDataMode.Always || weightBytes > InlineLimitBytes;
+        string modelPath = Path.Combine(folder, ModelFolder.ModelFile);
+        string dataPath = Path.Combine(folder, ModelFolder.ExternalDataFile);
+
+        try
+        {
+            ExternalDataWriter? data = external ? new ExternalDataWriter(dataPath + ".tmp") : null;
+            GraphProto graph;
+            using (data)
+            {
+                int done = 0, total = weights.Names.Count();
+                graph = GptGraph.Build(weights, options.Graph, weight =>
+                {
+                    progress?.Report($"weights {++done}/{total}: {weight.Name} {weight.ShapeText}");
+                    return data is null ? TensorProtos.Inline(weight) : data.Append(weight);
+                });
+            }
+
+            graph.DocString = DocString(weights.Config, options);
+            var model = new ModelProto
+            {
+                IrVersion = GptGraph.IrVersion,
+                ProducerName = "OnnxGpt",
+                ProducerVersion = ProducerVersion,
+                Graph = graph,
+                DocString = "A GPT language model exported by OnnxGpt.",
+            };
+            model.OpsetImport.Add(new OperatorSetIdProto { Domain = "", Version = GptGraph.Opset });
+            if (options.Graph.Flavor == GraphFlavor.Fused)
+            {
+                model.OpsetImport.Add(new OperatorSetIdProto { Domain = GptGraph.MicrosoftDomain, Version = 1 });
+            }
+            foreach (var (key, value) in Metadata(weights.Config, options))
+            {
+                model.MetadataProps.Add(new StringStringEntryProto { Key = key, Value = value });
+            }
+
+            progress?.Report($"writing {modelPath}");
+            WriteAtomically(modelPath, stream => model.WriteTo(stream));
+            if (external)
+            {
+                File.Move(dataPath + ".tmp", dataPath, overwrite: true);
+            }
+            else if (File.Exists(dataPath))
+            {
+                File.Delete(dataPath);   // a stale file from an earlier export into this folder
+            }
+
+            File.WriteAllText(Path.Combine(folder, ModelFolder.ConfigFile), weights.Config.ToJson() + "\n");
+            CopyTokenizerFiles(folder, options);
+            return new ExportResult(folder, modelPath, external ? dataPath : null, new FileInfo(modelPath).Length,
+                external ? new FileInfo(dataPath).Length : 0, clock.Elapsed);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new OnnxGptException($"cannot write the model folder '{folder}': {e.Message}", e);
+        }
+    }
+
+    /// <summary>The metadata that makes the model self-describing, in a fixed order.</summary>
+    public static IEnumerable<(string Key, string Value)> Metadata(GptConfig config, ExportOptions options)
+    {
+        yield return (MetadataKeys.FormatVersion, "1");
+        yield return (MetadataKeys.IoConvention, IoConventions.Optimum);
+        yield return (MetadataKeys.GraphFlavor, options.Graph.Flavor == GraphFlavor.Fused ? "fused" : "portable");
+        if (options.Graph.Quantization != WeightQuantization.None)
+        {
+            yield return (MetadataKeys.Quantization, $"{options.Graph.Quantization.ToString().ToLowerInvariant()}, block {options.Graph.BlockSize}");
+        }
+        yield return (MetadataKeys.Config, config.ToJson(indented: false));
+        if (options.Tokenizer is { } tokenizer)
+        {
+            yield return (MetadataKeys.Tokenizer, tokenizer.ToJson());
+        }
+
+        yield return (MetadataKeys.Generation, options.Generation.ToJson());
+        if (config.BosTokenId is { } bos)
+        {
+            yield return (MetadataKeys.BosTokenId, bos.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        }
+
+        if (config.EosTokenId is { } eos)
+        {
+            yield return (MetadataKeys.EosTokenId, eos.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        }
+    }
+
+    private static string ProducerVersion =>
+        typeof(GptExporter).Assembly.GetName().Version?.ToString(3) ?? "0.0.0";
+
+    private static string DocString(GptConfig c, ExportOptions options) =>
+        $"GPT language model: {c.Layers} layers, {c.Heads} heads, width {c.Width}, feed-forward {c.FeedForwardWidth} " +
+        $"({c.Activation.ToConfigName()}), vocabulary {c.VocabSize}, context {c.ContextLength}, {c.ParameterCount:N0} parameters" +
+        (options.Source is null ? "" : $"; weights: {options.Source}") +
+        ". Inputs follow the Hugging Face Optimum convention: input_ids, attention_mask (1 = attend, 0 = padding; " +
+        "left padding works), position_ids, past_key_values.{i}.key|value (batch, heads, past, head_size); outputs logits " +
+        "and present.{i}.key|value = past followed by the new tokens' keys and values.";
+
+    private static void PrepareFolder(string folder, bool force)
+    {
+        if (File.Exists(folder))
+        {
+            throw new OnnxGptException($"output path '{folder}' is a file; give a folder path.");
+        }
+
+        if (Directory.Exists(folder) && Directory.EnumerateFileSystemEntries(folder).Any() && !force)
+        {
+            throw new OnnxGptException($"output folder '{folder}' already exists and is not empty; pass --force (ExportOptions.Force) to replace the model in it.");
+        }
+
+        try
+        {
+            Directory.CreateDirectory(folder);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or NotSupportedException)
+        {
+            throw new OnnxGptException($"cannot create output folder '{folder}': {e.Message}", e);
+        }
+    }
+
+    private static void WriteAtomically(string path, Action<Stream> write)
+    {
+        string tmp = path + ".tmp";
+        using (var stream = new FileStream(tmp, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 20))
+        {
+            write(stream);
+        }
+
+        File.Move(tmp, path, overwrite: true);
+    }
+
+    private static void CopyTokenizerFiles(string folder, ExportOptions options)
+    {
+        if (options.Tokenizer?.Files is not { Count: > 0 } files)
+        {
+            return;
+        }
+
+        var source = options.TokenizerSourceFolder
+            ?? throw new OnnxGptException("the tokenizer names files but ExportOptions.TokenizerSourceFolder does not say where they are.");
+        foreach (var file in files)
+        {
+            var from = Path.Combine(source, file);
+            if (!File.Exists(from))
+            {
+                throw new OnnxGptException($"tokenizer file '{from}' does not exist; the tokenizer '{options.Tokenizer.Kind}' needs it.");
+            }
+
+            var to = Path.Combine(folder, file);
+            if (!string.Equals(Path.GetFullPath(from), Path.GetFullPath(to), StringComparison.Ordinal))
+            {
+                File.Copy(from, to, overwrite: true);
+            }
+        }
+    }
+
+    /// <summary>Streams tensors into the external data file, each aligned, and hands back the initializer pointing at it.</summary>
+    private sealed class ExternalDataWriter(string path) : IDisposable
+    {
+        private readonly FileStream _stream = new(path, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 20);
+
+        public TensorProto Append(WeightData weight)
+        {
+            long pad = (ExternalAlignment - _stream.Position % ExternalAlignment) % ExternalAlignment;
+            if (pad > 0)
+            {
+                _stream.Write(new byte[pad]);
+            }
+
+            long offset = _stream.Position;
+            _stream.Write(weight.Bytes);
+            return TensorProtos.External(weight, ModelFolder.ExternalDataFile, offset);
+        }
+
+        public void Dispose() => _stream.Dispose();
+    }
+}

@@ -1,0 +1,40 @@
+using OnnxGpt.Model;
+
+namespace OnnxGpt.Export;
+
+/// <summary>Works out which tokenizer a checkpoint folder carries, so the export records it and copies its files.</summary>
+public static class TokenizerDetection
+{
+    /// <summary>The file a training run writes beside its checkpoint to describe its tokenizer.</summary>
+    public const string SpecFile = "tokenizer_spec.json";
+
+    /// <summary>
+    /// In order: <c>tokenizer_spec.json</c> (this project's own description), <c>tokenizer.json</c>,
+    /// <c>vocab.json</c> + <c>merges.txt</c>, then GPT-2's built-in encoding when the vocabulary has its 50257 tokens.
+    /// Null when nothing fits: the model then runs on token ids only.
+    /// </summary>
+    public static TokenizerSpec? Detect(string? folder, GptConfig config)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        if (folder is not null)
+        {
+            string spec = Path.Combine(folder, SpecFile);
+            if (File.Exists(spec))
+            {
+                return TokenizerSpec.FromJson(File.ReadAllText(spec), spec);
+            }
+
+            if (File.Exists(Path.Combine(folder, "tokenizer.json")))
+            {
+                return new TokenizerSpec { Kind = TokenizerSpec.TokenizerJsonKind, Files = ["tokenizer.json"] };
+            }
+
+            if (File.Exists(Path.Combine(folder, "vocab.json")) && File.Exists(Path.Combine(folder, "merges.txt")))
+            {
+                return new TokenizerSpec { Kind = TokenizerSpec.BpeKind, Files = ["vocab.json", "merges.txt"] };
+            }
+        }
+
+        return config.VocabSize == 50257 ? TokenizerSpec.Gpt2 : null;
+    }
+}

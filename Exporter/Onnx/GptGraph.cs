@@ -1,0 +1,380 @@
+using OnnxGpt.Model;
+using OnnxGpt.Onnx.Proto;
+using DataType = OnnxGpt.Onnx.Proto.TensorProto.Types.DataType;
+
+namespace OnnxGpt.Onnx;
+
+// Shapes: B batch, T new tokens, P past tokens, S = P + T total tokens, C width, H heads, D head size,
+// F feed-forward width, V vocabulary.
+
+/// <summary>
+/// Builds the GPT graph. The portable flavour uses standard <c>ai.onnx</c> operators only, so it runs on any
+/// execution provider and shows each step plainly in Netron; the fused flavour uses ONNX Runtime's contrib operators
+/// (see <see cref="GraphFlavor.Fused"/>). Both follow the Hugging Face Optimum I/O convention
+/// (<see cref="IoConventions.Optimum"/>).
+/// </summary>
+public sealed class GptGraph
+{
+    /// <summary>The ai.onnx opset the graph uses (LayerNormalization 17, Gelu 20).</summary>
+    public const int Opset = 21;
+
+    /// <summary>ONNX IR version written (IR 10 goes with opset 21).</summary>
+    public const int IrVersion = 10;
+
+    /// <summary>The contrib operator domain of ONNX Runtime, used by the fused flavour.</summary>
+    public const string MicrosoftDomain = "com.microsoft";
+
+    /// <summary>Fused graph input: how many final positions get logits (0 = all). Defaults to 0, so callers that do not know it get every position.</summary>
+    public const string LogitsToKeepInput = "num_logits_to_keep";
+
+    private readonly OnnxGraphBuilder _g = new("gpt");
+    private readonly GptWeights _w;
+    private readonly GptConfig _c;
+    private readonly Func<WeightData, TensorProto> _initializer;
+    private readonly HashSet<string> _added = new(StringComparer.Ordinal);
+    private readonly GraphOptions _options;
+    private readonly bool _fused;
+
+    private GptGraph(GptWeights weights, GraphOptions options, Func<WeightData, TensorProto> initializer)
+    {
+        _w = weights;
+        _c = weights.Config;
+        _options = options.Validate();
+        _fused = options.Flavor == GraphFlavor.Fused;
+        _initializer = initializer;
+        if (_fused && _c.HeadSize % 8 != 0)
+        {
+            throw new OnnxGptException(
+                $"the fused graph's GroupQueryAttention needs a head size that is a multiple of 8; this model has head size {_c.HeadSize} " +
+                $"(n_embd {_c.Width} / n_head {_c.Heads}). Export it with --graph portable.");
+        }
+    }
+
+    /// <summary>
+    /// Builds the graph. <paramref name="initializer"/> turns a checkpoint tensor into its initializer; by default
+    /// the bytes go inline, an exporter writing external data passes its own.
+    /// </summary>
+    public static GraphProto Build(GptWeights weights, GraphOptions? options = null, Func<WeightData, TensorProto>? initializer = null)
+    {
+        ArgumentNullException.ThrowIfNull(weights);
+        return new GptGraph(weights, options ?? GraphOptions.Portable, initializer ?? TensorProtos.Inline).BuildGraph();
+    }
+
+    private GraphProto BuildGraph()
+    {
+        var inputIds = _g.Input("input_ids", DataType.Int64, "batch_size", "sequence_length");
+        var attentionMask = _g.Input("attention_mask", DataType.Int64, "batch_size", "total_sequence_length");
+        var positionIds = _g.Input("position_ids", DataType.Int64, "batch_size", "sequence_length");
+        var past = new (string Key, string Value)[_c.Layers];
+        for (int i = 0; i < _c.Layers; i++)
+        {
+            past[i] = (
+                _g.Input($"past_key_values.{i}.key", DataType.Float, "batch_size", _c.Heads, "past_sequence_length", _c.HeadSize),
+                _g.Input($"past_key_values.{i}.value", DataType.Float, "batch_size", _c.Heads, "past_sequence_length", _c.HeadSize));
+        }
+
+        string? logitsToKeep = _fused ? LogitsToKeep() : null;
+        string x = Embed(inputIds, positionIds);                       // (B, T, C)
+        // Portable: an additive bias (B, 1, T, S). Fused: GroupQueryAttention's per-row lengths.
+        var mask = _fused ? SequenceLengths(attentionMask) : (AttentionBias(inputIds, attentionMask, past[0].Key), null);
+
+        var present = new (string Key, string Value)[_c.Layers];
+        for (int i = 0; i < _c.Layers; i++)
+        {
+            using (_g.Scope($"layers.{i}"))
+            {
+                (x, present[i]) = Block(i, x, mask, past[i]);
+            }
+        }
+
+        string logits;
+        using (_g.Scope("ln_f"))
+        {
+            x = LayerNorm(TensorNames.LnF, x);
+        }
+
+        using (_g.Scope("lm_head"))
+        {
+            logits = Head(x, logitsToKeep);
+        }
+
+        _g.Output("logits", logits, DataType.Float, "batch_size", "sequence_length", _c.VocabSize);
+        for (int i = 0; i < _c.Layers; i++)
+        {
+            _g.Output($"present.{i}.key", present[i].Key, DataType.Float, "batch_size", _c.Heads, "total_sequence_length", _c.HeadSize);
+            _g.Output($"present.{i}.value", present[i].Value, DataType.Float, "batch_size", _c.Heads, "total_sequence_length", _c.HeadSize);
+        }
+
+        return _g.Graph;
+    }
+
+    /// <summary>x = wte[input_ids] + wpe[position_ids].</summary>
+    private string Embed(string inputIds, string positionIds)
+    {
+        using var _ = _g.Scope("embed");
+        string tok, pos;
+        using (_g.Scope("wte"))
+        {
+            tok = _g.Op("Gather", Weight(TensorNames.Wte), inputIds);       // (B, T, C)
+        }
+
+        using (_g.Scope("wpe"))
+        {
+            pos = _g.Op("Gather", Weight(TensorNames.Wpe), positionIds);    // (B, T, C)
+        }
+
+        return _g.Op("Add", tok, pos);
+    }
+
+    /// <summary>
+    /// The additive attention bias shared by every layer: 0 where query t may attend to key s (s is not padding and
+    /// s &lt;= P + t), the lowest float elsewhere. A finite value keeps rows that are all padding free of NaN.
+    /// </summary>
+    private string AttentionBias(string inputIds, string attentionMask, string pastKey0)
+    {
+        using var _ = _g.Scope("attn_mask");
+        string one = _g.ScalarInt64("one", 1);
+        string newLen = Squeeze(_g.Node("Shape", [inputIds], 1, "new_len", "", Attr.Int("start", 1), Attr.Int("end", 2))[0], "new_len");
+        string totalLen = Squeeze(_g.Node("Shape", [attentionMask], 1, "total_len", "", Attr.Int("start", 1), Attr.Int("end", 2))[0], "total_len");
+        string pastLen = Squeeze(_g.Node("Shape", [pastKey0], 1, "past_len", "", Attr.Int("start", 2), Attr.Int("end", 3))[0], "past_len");
+        string queryEnd = _g.Named("query_end", "Add", [pastLen, newLen]);
+        string queryPos = _g.Named("query_pos", "Range", [pastLen, queryEnd, one]);               // (T)
+        string zero = _g.ScalarInt64("zero", 0);
+        string keyPos = _g.Named("key_pos", "Range", [zero, totalLen, one]);                     // (S)
+        string axis0 = _g.ConstInt64("axis0", 0);
+        string axis1 = _g.ConstInt64("axis1", 1);
+        string q = _g.Named("query_col", "Unsqueeze", [queryPos, axis1]);                        // (T, 1)
+        string k = _g.Named("key_row", "Unsqueeze", [keyPos, axis0]);                            // (1, S)
+        string causal = _g.Named("causal", "LessOrEqual", [k, q]);                               // (T, S)
+        string notPadding = _g.OpWith("Cast", [attentionMask], Attr.Int("to", (long)DataType.Bool)); // (B, S)
+        string axes12 = _g.ConstInt64("axes12", 1, 2);
+        string keys = _g.Named("key_mask", "Unsqueeze", [notPadding, axes12]);                  // (B, 1, 1, S)
+        string allowed = _g.Op("And", causal, keys);                                             // (B, 1, T, S)
+        string open = _g.ScalarFloat("open", 0f);
+        string closed = _g.ScalarFloat("closed", float.MinValue);
+        return _g.Op("Where", allowed, open, closed);                                            // (B, 1, T, S)
+    }
+
+    /// <summary>
+    /// GroupQueryAttention's view of the mask: <c>seqlens_k</c> (B) = real tokens per row − 1 and the scalar
+    /// <c>total_sequence_length</c>, both int32. The fused graph expects each row's tokens to start at cache
+    /// position 0 (padding, if any, on the right), which is how the host lays out its in-place cache.
+    /// </summary>
+    private (string SeqLensK, string? Total) SequenceLengths(string attentionMask)
+    {
+        using var _ = _g.Scope("attn_mask");
+        string lengths = _g.Node("ReduceSum", [attentionMask, _g.ConstInt64("axes", 1)], 1, "lengths", "", Attr.Int("keepdims", 0))[0]; // (B)
+        string last = _g.Named("last_index", "Sub", [lengths, _g.ScalarInt64("one", 1)]);
+        string seqLensK = _g.Node("Cast", [last], 1, "seqlens_k", "", Attr.Int("to", (long)DataType.Int32))[0];
+        string total = Squeeze(_g.Node("Shape", [attentionMask], 1, "total_len", "", Attr.Int("start", 1), Attr.Int("end", 2))[0], "total_len");
+        return (seqLensK, _g.Node("Cast", [total], 1, "total_sequence_length", "", Attr.Int("to", (long)DataType.Int32))[0]);
+    }
+
+    /// <summary>The optional <c>num_logits_to_keep</c> input: an int64 scalar whose initializer (0, every position) is its default.</summary>
+    private string LogitsToKeep()
+    {
+        _g.Input(LogitsToKeepInput, DataType.Int64);
+        _g.DefaultFor(LogitsToKeepInput, TensorProtos.Inline(new WeightData(LogitsToKeepInput, [], DataType.Int64, new byte[8])));
+        return LogitsToKeepInput;
+    }
+
+    private string Squeeze(string oneElement, string name) => _g.Named(name + "_scalar", "Squeeze", [oneElement]);
+
+    /// <summary>One transformer block, as nanoGPT's Block.forward: two residual lines.</summary>
+    private (string X, (string Key, string Value) Present) Block(int i, string x, (string Bias, string? Total) mask, (string Key, string Value) past)
+    {
+        string prefix = TensorNames.Block(i);
+        var (attn, present) = Attention(prefix, LayerNorm(prefix, "ln_1", x), mask, past);
+        x = _g.Named("attn_residual", "Add", [x, attn]);                  // x = x + attn(ln_1(x))
+        x = _g.Named("mlp_residual", "Add", [x, Mlp(prefix, LayerNorm(prefix, "ln_2", x))]);   // x = x + mlp(ln_2(x))
+        return (x, present);
+    }
+
+    private (string Output, (string Key, string Value) Present) Attention(
+        string prefix, string x, (string Bias, string? Total) mask, (string Key, string Value) past)
+    {
+        using var _ = _g.Scope("attn");
+        int c = _c.Width, h = _c.Heads, d = _c.HeadSize;
+        string qkv;
+        using (_g.Scope("c_attn"))
+        {
+            qkv = Linear(prefix + "attn.c_attn", x);                                  // (B, T, 3C)
+        }
+
+        string y;
+        (string Key, string Value) present;
+        if (_fused)
+        {
+            // Packed q|k|v straight from c_attn; past and present may be one buffer (B, H, capacity, D).
+            var outs = _g.Node("GroupQueryAttention", [qkv, "", "", past.Key, past.Value, mask.Bias, mask.Total!], 3, null, MicrosoftDomain,
+                Attr.Int("num_heads", h), Attr.Int("kv_num_heads", h));
+            (y, present) = (outs[0], (outs[1], outs[2]));                            // (B, T, C)
+        }
+        else
+        {
+            (y, present) = PortableAttention(qkv, mask.Bias, past);
+        }
+
+        using (_g.Scope("c_proj"))
+        {
+            return (Linear(prefix + "attn.c_proj", y), present);                     // (B, T, C)
+        }
+    }
+
+    /// <summary>Causal self-attention from standard operators, with the cache as past ⊕ new.</summary>
+    private (string Output, (string Key, string Value) Present) PortableAttention(string qkv, string maskBias, (string Key, string Value) past)
+    {
+        int c = _c.Width, h = _c.Heads, d = _c.HeadSize;
+
+        var split = _g.Node("Split", [qkv, _g.ConstInt64("split_sizes", c, c, c)], 3, null, "", Attr.Int("axis", 2));
+        string heads = _g.ConstInt64("heads_shape", 0, 0, h, d);
+        string q = SplitHeads("q", split[0], heads);                                  // (B, H, T, D)
+        string k = SplitHeads("k", split[1], heads);                                  // (B, H, T, D)
+        string v = SplitHeads("v", split[2], heads);                                  // (B, H, T, D)
+        string presentKey = _g.Node("Concat", [past.Key, k], 1, "present_key", "", Attr.Int("axis", 2))[0];   // (B, H, S, D)
+        string presentValue = _g.Node("Concat", [past.Value, v], 1, "present_value", "", Attr.Int("axis", 2))[0]; // (B, H, S, D)
+
+        string keyT = _g.Node("Transpose", [presentKey], 1, "key_transpose", "", Attr.Ints("perm", 0, 1, 3, 2))[0]; // (B, H, D, S)
+        string scores = _g.Named("scores", "MatMul", [q, keyT]);                      // (B, H, T, S)
+        string scale = _g.ScalarFloat("scale", (float)(1.0 / Math.Sqrt(d)));
+        scores = _g.Named("scaled_scores", "Mul", [scores, scale]);
+        scores = _g.Named("masked_scores", "Add", [scores, maskBias]);
+        string probs = _g.OpWith("Softmax", [scores], Attr.Int("axis", -1));          // (B, H, T, S)
+        string y = _g.Named("weighted_values", "MatMul", [probs, presentValue]);       // (B, H, T, D)
+        y = _g.Node("Transpose", [y], 1, "merge_transpose", "", Attr.Ints("perm", 0, 2, 1, 3))[0]; // (B, T, H, D)
+        y = _g.Named("merge_heads", "Reshape", [y, _g.ConstInt64("merged_shape", 0, 0, c)]);     // (B, T, C)
+        return (y, (presentKey, presentValue));
+    }
+
+    private string SplitHeads(string which, string x, string headsShape)
+    {
+        string r = _g.Named($"{which}_reshape", "Reshape", [x, headsShape]);               // (B, T, H, D)
+        return _g.Node("Transpose", [r], 1, $"{which}_transpose", "", Attr.Ints("perm", 0, 2, 1, 3))[0]; // (B, H, T, D)
+    }
+
+    private string Mlp(string prefix, string x)
+    {
+        using var _ = _g.Scope("mlp");
+        string hidden;
+        using (_g.Scope("c_fc"))
+        {
+            hidden = Linear(prefix + "mlp.c_fc", x);                                  // (B, T, F)
+        }
+
+        using (_g.Scope("act"))
+        {
+            hidden = _c.Activation switch
+            {
+                Activation.GeluNew => _g.OpWith("Gelu", [hidden], Attr.String("approximate", "tanh")),
+                Activation.Gelu => _g.Op("Gelu", hidden),
+                Activation.Relu => _g.Op("Relu", hidden),
+                _ => throw new InvalidOperationException($"activation {_c.Activation} has no graph form."),
+            };
+        }
+
+        using (_g.Scope("c_proj"))
+        {
+            return Linear(prefix + "mlp.c_proj", hidden);                             // (B, T, C)
+        }
+    }
+
+    /// <summary>x @ W (+ b), with W in Conv1D layout [in, out].</summary>
+    private string Linear(string name, string x)
+    {
+        string y = _options.Quantization == WeightQuantization.None
+            ? _g.Op("MatMul", x, Weight(name + ".weight"))
+            : QuantizedMatMul(name + ".weight", x, transposeConv1D: true);
+        return _c.Bias ? _g.Op("Add", y, Weight(name + ".bias")) : y;
+    }
+
+    /// <summary>
+    /// x @ W through <c>MatMulNBits</c>: W is stored as N rows of K (Conv1D weights [K, N] are transposed first; the
+    /// head [V, C] already is), cut into blocks with one scale each. Activations are quantized to int8 per block
+    /// inside the kernel (accuracy level 4), which is what makes it fast on CPUs with int8 dot products.
+    /// </summary>
+    private string QuantizedMatMul(string name, string x, bool transposeConv1D)
+    {
+        var tensor = _w[name];
+        int rowsIn = tensor.Shape[0], colsIn = tensor.Shape[1];
+        int n = transposeConv1D ? colsIn : rowsIn, k = transposeConv1D ? rowsIn : colsIn;
+        int bits = _options.Quantization == WeightQuantization.Int4 ? 4 : 8, block = _options.BlockSize;
+        string quantName = $"{name}.q{bits}", scaleName = $"{name}.scales";
+        if (_added.Add(quantName))
+        {
+            float[] rows = transposeConv1D ? Transpose(tensor.Data, rowsIn, colsIn) : tensor.Data;
+            var (packed, scales) = BlockQuantizer.Quantize(rows, n, k, bits, block);
+            int blocks = (k + block - 1) / block;
+            _g.Initializer(_initializer(new WeightData(quantName, [n, blocks, block * bits / 8], DataType.Uint8, packed)));
+            _g.Initializer(_initializer(new WeightData(scaleName, [(long)n * blocks], scales)));
+        }
+
+        return _g.Node("MatMulNBits", [x, quantName, scaleName], 1, null, MicrosoftDomain,
+            Attr.Int("K", k), Attr.Int("N", n), Attr.Int("bits", bits), Attr.Int("block_size", block), Attr.Int("accuracy_level", 4))[0];
+    }
+
+    private static float[] Transpose(float[] data, int rows, int cols)
+    {
+        var result = new float[data.Length];
+        for (int r = 0; r < rows; r++)
+        {
+            for (int c = 0; c < cols; c++)
+            {
+                result[(long)c * rows + r] = data[(long)r * cols + c];
+            }
+        }
+
+        return result;
+    }
+
+    /// <summary>A block's layer norm (<c>ln_1</c>, <c>ln_2</c>) in its own scope.</summary>
+    private string LayerNorm(string blockPrefix, string scope, string x)
+    {
+        using var _ = _g.Scope(scope);
+        return LayerNorm(blockPrefix + scope, x);
+    }
+
+    private string LayerNorm(string name, string x)
+    {
+        var inputs = _c.Bias ? new[] { x, Weight(name + ".weight"), Weight(name + ".bias") } : [x, Weight(name + ".weight")];
+        return _g.Node("LayerNormalization", inputs, 1, null, "",
+            Attr.Int("axis", -1), Attr.Float("epsilon", (float)_c.LayerNormEpsilon))[0];
+    }
+
+    /// <summary>
+    /// logits = x @ head^T, head being wte (tied) or lm_head.weight, both [V, C]; Gemm reads it transposed in place.
+    /// With <paramref name="logitsToKeep"/> (fused graph) only the last k positions are projected (0 keeps all).
+    /// </summary>
+    private string Head(string x, string? logitsToKeep)
+    {
+        if (logitsToKeep is not null)
+        {
+            string start = _g.Named("keep_start", "Neg", [_g.Named("keep_count", "Unsqueeze", [logitsToKeep, _g.ConstInt64("axis0", 0)])]);
+            x = _g.Named("keep_last", "Slice", [x, start, _g.ConstInt64("keep_end", long.MaxValue), _g.ConstInt64("keep_axis", 1)]); // (B, T', C)
+        }
+
+        string headName = _c.TiedHead ? TensorNames.Wte : TensorNames.LmHead;
+        if (_options.Quantization != WeightQuantization.None)
+        {
+            return QuantizedMatMul(headName, x, transposeConv1D: false);                                  // (B, T', V)
+        }
+
+        string head = Weight(headName);
+        string flat = _g.Named("flatten", "Reshape", [x, _g.ConstInt64("flat_shape", -1, _c.Width)]);    // (B*T', C)
+        string logits = _g.Node("Gemm", [flat, head], 1, null, "", Attr.Int("transB", 1))[0];            // (B*T', V)
+        string shape = _g.Named("logits_shape", "Concat",
+            [_g.Node("Shape", [x], 1, "batch_and_time", "", Attr.Int("start", 0), Attr.Int("end", 2))[0], _g.ConstInt64("vocab", _c.VocabSize)],
+            Attr.Int("axis", 0));
+        return _g.Named("unflatten", "Reshape", [logits, shape]);                                        // (B, T', V)
+    }
+
+    /// <summary>The initializer for a checkpoint tensor, added on first use (a tied head reuses wte).</summary>
+    private string Weight(string name)
+    {
+        if (_added.Add(name))
+        {
+            _g.Initializer(_initializer(new WeightData(name, _w[name])));
+        }
+
+        return name;
+    }
+}

@@ -1,0 +1,48 @@
+using System.Runtime.InteropServices;
+using OnnxGpt.Model;
+using DataType = OnnxGpt.Onnx.Proto.TensorProto.Types.DataType;
+
+namespace OnnxGpt.Onnx;
+
+/// <summary>One initializer's name, shape, element type and bytes, before it is placed inline or in external data.</summary>
+public sealed class WeightData
+{
+    private readonly float[]? _floats;
+    private readonly byte[]? _bytes;
+
+    public WeightData(string name, Tensor tensor)
+    {
+        ArgumentNullException.ThrowIfNull(tensor);
+        Name = name;
+        Dims = tensor.Shape.Select(d => (long)d).ToArray();
+        Type = DataType.Float;
+        _floats = tensor.Data;
+    }
+
+    public WeightData(string name, long[] dims, float[] data)
+    {
+        Name = name;
+        Dims = dims;
+        Type = DataType.Float;
+        _floats = data;
+    }
+
+    public WeightData(string name, long[] dims, DataType type, byte[] data)
+    {
+        Name = name;
+        Dims = dims;
+        Type = type;
+        _bytes = data;
+    }
+
+    public string Name { get; }
+
+    public long[] Dims { get; }
+
+    public DataType Type { get; }
+
+    /// <summary>The little-endian bytes of the data.</summary>
+    public ReadOnlySpan<byte> Bytes => _floats is not null ? MemoryMarshal.AsBytes(_floats.AsSpan()) : _bytes;
+
+    public string ShapeText => Tensor.FormatShape(Dims);
+}

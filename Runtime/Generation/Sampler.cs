@@ -1,0 +1,397 @@
+using System.Runtime.InteropServices;
+
+namespace OnnxGpt.Generation;
+
+/// <summary>
+/// Picks the next token from one row of logits. Deterministic for a given seed, and allocation-free per token:
+/// the caller passes a scratch buffer of <see cref="ScratchLength"/> floats and reuses it. The steps and their
+/// order follow Hugging Face transformers: repetition penalty over the row's previous tokens (positive logits
+/// divided by the penalty, negative ones multiplied, each distinct token once), then greedy argmax (lowest id on
+/// ties) or: temperature, top-k (ties with the k-th logit kept), top-p (the smallest set of most likely tokens
+/// whose probability reaches p, at least one), and a draw from the renormalised distribution with
+/// <see cref="Xoshiro256StarStar"/>. Top-k uses a k-element heap and top-p a histogram of the probabilities, so
+/// no step sorts the whole vocabulary. Not thread-safe (the random state advances); one sampler per generator.
+/// </summary>
+public sealed class Sampler
+{
+    // Top-p: up to this many candidates are simply sorted; beyond, a histogram narrows the sort to one bucket.
+    // 1024 buckets of an eighth of a halving each reach probabilities of 2^-128 (e^-88.7) below the top token.
+    private const int SortWholeNucleusBelow = 256;
+    private const int NucleusBuckets = 1024;
+
+    private readonly Xoshiro256StarStar _random;
+    private readonly bool _greedy;
+    private readonly float _temperature;
+    private readonly int _topK;
+    private readonly double _topP;
+    private readonly float _penalty;
+
+    /// <exception cref="ArgumentOutOfRangeException">An option is out of range (see <see cref="GenerationOptions.Validate"/>).</exception>
+    public Sampler(GenerationOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        options.Validate();
+        Options = options;
+        Seed = options.Seed ?? (ulong)Random.Shared.NextInt64(long.MinValue, long.MaxValue);
+        _random = new Xoshiro256StarStar(Seed);
+        _greedy = options.IsGreedy;
+        _temperature = (float)options.Temperature;
+        _topK = options.TopK;
+        _topP = options.TopP;
+        _penalty = (float)options.RepetitionPenalty;
+    }
+
+    public GenerationOptions Options { get; }
+
+    /// <summary>The seed in use: <see cref="GenerationOptions.Seed"/>, or the one picked at random when that was null.</summary>
+    public ulong Seed { get; }
+
+    /// <summary>Floats of scratch that <see cref="Sample"/> needs for a vocabulary of <paramref name="vocabularySize"/>.</summary>
+    public static int ScratchLength(int vocabularySize)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(vocabularySize);
+        return checked(3 * vocabularySize);
+    }
+
+    /// <summary>The index of the largest logit, the lowest one on ties.</summary>
+    /// <exception cref="ArgumentException">The row is empty.</exception>
+    /// <exception cref="OnnxGptException">A logit is NaN.</exception>
+    public static int ArgMax(ReadOnlySpan<float> logits)
+    {
+        if (logits.IsEmpty)
+        {
+            throw new ArgumentException("The logits row is empty; expected one logit per vocabulary entry.", nameof(logits));
+        }
+
+        var best = 0;
+        var bestValue = float.NegativeInfinity;
+        for (var i = 0; i < logits.Length; i++)
+        {
+            var v = logits[i];
+            if (float.IsNaN(v))
+            {
+                throw NaNLogit(i);
+            }
+
+            if (v > bestValue)
+            {
+                bestValue = v;
+                best = i;
+            }
+        }
+
+        return best;
+    }
+
+    /// <summary>Picks the next token id for one row.</summary>
+    /// <param name="logits">The row's logits over the vocabulary (V values).</param>
+    /// <param name="previousTokens">The row's tokens so far (prompt and generated), for the repetition penalty.</param>
+    /// <param name="scratch">At least <see cref="ScratchLength"/>(V) floats, reused between calls; its contents are overwritten.</param>
+    /// <exception cref="ArgumentException">The row is empty or the scratch too short.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">A previous token is outside the vocabulary.</exception>
+    /// <exception cref="OnnxGptException">A logit is NaN, or every logit is -infinity.</exception>
+    public int Sample(ReadOnlySpan<float> logits, ReadOnlySpan<int> previousTokens, Span<float> scratch)
+    {
+        var v = logits.Length;
+        if (v == 0)
+        {
+            throw new ArgumentException("The logits row is empty; expected one logit per vocabulary entry.", nameof(logits));
+        }
+
+        if (scratch.Length < 3L * v)
+        {
+            throw new ArgumentException($"The scratch buffer has {scratch.Length} floats; expected at least {3L * v} (Sampler.ScratchLength({v})).", nameof(scratch));
+        }
+
+        var work = scratch[..v];
+        logits.CopyTo(work);
+        if (_penalty != 1f)
+        {
+            ApplyRepetitionPenalty(logits, previousTokens, work, _penalty);
+        }
+
+        if (_greedy)
+        {
+            return ArgMax(work);
+        }
+
+        var candidates = MemoryMarshal.Cast<float, int>(scratch.Slice(v, v));
+        var keys = scratch.Slice(2 * v, v);
+
+        // Temperature, and the candidates: every token whose logit is not -infinity.
+        var n = 0;
+        var max = float.NegativeInfinity;
+        for (var i = 0; i < v; i++)
+        {
+            var x = work[i];
+            if (float.IsNaN(x))
+            {
+                throw NaNLogit(i);
+            }
+
+            if (x == float.PositiveInfinity)
+            {
+                return i; // It carries all the probability; the lowest such id, as greedy would pick.
+            }
+
+            if (x == float.NegativeInfinity)
+            {
+                continue;
+            }
+
+            x /= _temperature;
+            work[i] = x;
+            max = Math.Max(max, x);
+            candidates[n++] = i;
+        }
+
+        if (n == 0)
+        {
+            throw new OnnxGptException($"Every logit of the row ({v} tokens) is -infinity after masking; expected at least one finite logit.");
+        }
+
+        if (max == float.PositiveInfinity)
+        {
+            // A huge finite logit overflowed when divided by a small temperature: it dominates; the lowest such id wins.
+            return FirstInfinite(work, candidates[..n]);
+        }
+
+        if (_topK > 0 && _topK < n)
+        {
+            n = KeepTopK(work, candidates[..n], MemoryMarshal.Cast<float, int>(keys), _topK);
+        }
+
+        // From here on work[id] holds exp(logit - max), the unnormalised probability (in (0, 1], or 0 on underflow).
+        var total = 0.0;
+        foreach (var id in candidates[..n])
+        {
+            var e = MathF.Exp(work[id] - max);
+            work[id] = e;
+            total += e;
+        }
+
+        if (_topP < 1 && n > 1)
+        {
+            n = KeepNucleus(work, candidates[..n], keys, _topP * total);
+            total = 0.0;
+            foreach (var id in candidates[..n])
+            {
+                total += work[id]; // In the order the draw below walks them.
+            }
+        }
+
+        var target = _random.NextDouble() * total;
+        var sum = 0.0;
+        foreach (var id in candidates[..n])
+        {
+            sum += work[id];
+            if (sum > target)
+            {
+                return id;
+            }
+        }
+
+        return candidates[n - 1]; // Only reachable through rounding at the very end of the distribution.
+    }
+
+    /// <summary>Hugging Face's repetition penalty on <paramref name="work"/>, computed from the original logits so a token seen twice is penalised once.</summary>
+    internal static void ApplyRepetitionPenalty(ReadOnlySpan<float> logits, ReadOnlySpan<int> previousTokens, Span<float> work, float penalty)
+    {
+        foreach (var token in previousTokens)
+        {
+            if ((uint)token >= (uint)logits.Length)
+            {
+                throw new ArgumentOutOfRangeException(nameof(previousTokens), token, $"Previous token {token} is outside the vocabulary of {logits.Length} logits.");
+            }
+
+            var x = logits[token];
+            work[token] = x < 0 ? x * penalty : x / penalty;
+        }
+    }
+
+    /// <summary>
+    /// Keeps the candidates whose value is at least the k-th largest (so ties with the k-th stay, as in Hugging
+    /// Face's top-k), compacted to the front in their original order; returns how many. One pass with a min-heap
+    /// of the k best so far in <paramref name="heapSpace"/>, then one pass to compact.
+    /// </summary>
+    internal static int KeepTopK(ReadOnlySpan<float> values, Span<int> candidates, Span<int> heapSpace, int k)
+    {
+        var heap = heapSpace[..k];
+        var size = 0;
+        foreach (var id in candidates)
+        {
+            var x = values[id];
+            if (size < k)
+            {
+                // Sift up.
+                var child = size++;
+                while (child > 0)
+                {
+                    var parent = (child - 1) / 2;
+                    if (values[heap[parent]] <= x)
+                    {
+                        break;
+                    }
+
+                    heap[child] = heap[parent];
+                    child = parent;
+                }
+
+                heap[child] = id;
+            }
+            else if (x > values[heap[0]])
+            {
+                // Replace the smallest and sift down.
+                var parent = 0;
+                while (true)
+                {
+                    var child = 2 * parent + 1;
+                    if (child >= k)
+                    {
+                        break;
+                    }
+
+                    if (child + 1 < k && values[heap[child + 1]] < values[heap[child]])
+                    {
+                        child++;
+                    }
+
+                    if (values[heap[child]] >= x)
+                    {
+                        break;
+                    }
+
+                    heap[parent] = heap[child];
+                    parent = child;
+                }
+
+                heap[parent] = id;
+            }
+        }
+
+        var threshold = values[heap[0]];
+        var kept = 0;
+        foreach (var id in candidates)
+        {
+            if (values[id] >= threshold)
+            {
+                candidates[kept++] = id;
+            }
+        }
+
+        return kept;
+    }
+
+    /// <summary>
+    /// Moves the nucleus to the front of <paramref name="candidates"/> and returns its size: the smallest set of
+    /// most likely candidates whose mass (sum of <paramref name="probabilities"/>) reaches
+    /// <paramref name="massToReach"/>, at least one. Small sets are sorted; for larger ones a histogram over the
+    /// probabilities' float exponents (a logarithmic scale, eight buckets per halving) finds the one bucket where
+    /// the mass crosses the threshold, and only that bucket is sorted.
+    /// </summary>
+    internal static int KeepNucleus(ReadOnlySpan<float> probabilities, Span<int> candidates, Span<float> keys, double massToReach)
+    {
+        var n = candidates.Length;
+        if (n <= SortWholeNucleusBelow)
+        {
+            SortDescending(probabilities, candidates, keys);
+            return CountReaching(probabilities, candidates, 0.0, massToReach);
+        }
+
+        Span<double> bucketMass = stackalloc double[NucleusBuckets];
+        bucketMass.Clear();
+        foreach (var id in candidates)
+        {
+            bucketMass[Bucket(probabilities[id])] += probabilities[id];
+        }
+
+        var crossing = NucleusBuckets - 1;
+        var above = 0.0;
+        for (var b = 0; b < NucleusBuckets; b++)
+        {
+            if (above + bucketMass[b] >= massToReach)
+            {
+                crossing = b;
+                break;
+            }
+
+            above += bucketMass[b];
+        }
+
+        // One three-way pass: candidates above the crossing bucket to the front, those below to the back.
+        int front = 0, j = 0, end = n;
+        while (j < end)
+        {
+            var bucket = Bucket(probabilities[candidates[j]]);
+            if (bucket < crossing)
+            {
+                (candidates[front], candidates[j]) = (candidates[j], candidates[front]);
+                front++;
+                j++;
+            }
+            else if (bucket > crossing)
+            {
+                end--;
+                (candidates[end], candidates[j]) = (candidates[j], candidates[end]);
+            }
+            else
+            {
+                j++;
+            }
+        }
+
+        var boundary = candidates[front..end];
+        SortDescending(probabilities, boundary, keys);
+        return front + CountReaching(probabilities, boundary, above, massToReach);
+    }
+
+    /// <summary>
+    /// Histogram bucket of a probability in [0, 1]: the bit pattern of a non-negative float grows with its value,
+    /// so the distance below 1.0f in exponent and top three mantissa bits orders buckets from most to least likely.
+    /// </summary>
+    private static int Bucket(float probability) =>
+        (int)Math.Min((uint)(BitConverter.SingleToInt32Bits(1f) - BitConverter.SingleToInt32Bits(probability)) >> 20, NucleusBuckets - 1);
+
+    /// <summary>How many of the (descending) <paramref name="ids"/> it takes for the mass to reach the target; at least one.</summary>
+    private static int CountReaching(ReadOnlySpan<float> probabilities, ReadOnlySpan<int> ids, double mass, double massToReach)
+    {
+        for (var j = 0; j < ids.Length; j++)
+        {
+            mass += probabilities[ids[j]];
+            if (mass >= massToReach)
+            {
+                return j + 1;
+            }
+        }
+
+        return Math.Max(ids.Length, 1);
+    }
+
+    /// <summary>Sorts ids by value, largest first (ties in a fixed but unspecified order).</summary>
+    private static void SortDescending(ReadOnlySpan<float> values, Span<int> ids, Span<float> keys)
+    {
+        var k = keys[..ids.Length];
+        for (var j = 0; j < ids.Length; j++)
+        {
+            k[j] = -values[ids[j]];
+        }
+
+        k.Sort(ids);
+    }
+
+    private static int FirstInfinite(ReadOnlySpan<float> values, ReadOnlySpan<int> ids)
+    {
+        foreach (var id in ids)
+        {
+            if (values[id] == float.PositiveInfinity)
+            {
+                return id;
+            }
+        }
+
+        return ids[0];
+    }
+
+    private static OnnxGptException NaNLogit(int index) =>
+        new($"Logit {index} of the row is NaN; the model produced invalid output (check the model's weights and inputs).");
+}

@@ -1,0 +1,12 @@
+namespace OnnxGpt.Providers;
+
+/// <summary>NVIDIA CUDA (needs the Microsoft.ML.OnnxRuntime.Gpu package, a CUDA driver and cuDNN).</summary>
+/// <param name="DeviceId">The GPU's index.</param>
+public sealed record CudaProvider(int DeviceId = 0) : ExecutionProviderOptions
+{
+    public override string Name => "cuda";
+
+    public override string OrtName => "CUDAExecutionProvider";
+
+    public override string ToString() => $"{Name}:{DeviceId}";
+}

@@ -1,0 +1,23 @@
+using Microsoft.ML.OnnxRuntime;
+
+namespace OnnxGpt.Providers;
+
+/// <summary>
+/// Session options ready for <c>new InferenceSession(path, prepared.Options)</c>, and the providers they hold.
+/// Owns the native options: dispose it once the session is created (or when the session goes).
+/// </summary>
+public sealed class PreparedSessionOptions : IDisposable
+{
+    internal PreparedSessionOptions(SessionOptions options, IReadOnlyList<ExecutionProviderOptions> providers)
+    {
+        Options = options;
+        Providers = providers;
+    }
+
+    public SessionOptions Options { get; }
+
+    /// <summary>The providers registered, in order, ending with the CPU provider (ONNX Runtime's fallback).</summary>
+    public IReadOnlyList<ExecutionProviderOptions> Providers { get; }
+
+    public void Dispose() => Options.Dispose();
+}

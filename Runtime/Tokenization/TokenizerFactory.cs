@@ -1,0 +1,159 @@
+using System.Text.Json;
+using OnnxGpt.Model;
+
+namespace OnnxGpt.Tokenization;
+
+/// <summary>Builds the <see cref="ITextTokenizer"/> a <see cref="TokenizerSpec"/> describes, and guesses a spec for model folders exported elsewhere.</summary>
+public static class TokenizerFactory
+{
+    public const string VocabJson = "vocab.json";
+    public const string MergesTxt = "merges.txt";
+    public const string TokenizerJson = "tokenizer.json";
+    public const string ConfigJson = "config.json";
+
+    /// <summary>
+    /// The tokenizer <paramref name="spec"/> describes. <paramref name="modelFolder"/> holds the files of the
+    /// <c>bpe</c> and <c>tokenizer.json</c> kinds (by default <c>vocab.json</c> + <c>merges.txt</c>, and
+    /// <c>tokenizer.json</c>; <see cref="TokenizerSpec.Files"/> may name others, inside the folder);
+    /// <c>gpt2</c> and <c>char</c> need no folder. The <c>gpt2</c> tokenizer is built once per process and shared.
+    /// </summary>
+    /// <exception cref="OnnxGptException">A file is missing, unreadable or not a supported tokenizer; the message names it.</exception>
+    public static ITextTokenizer Create(TokenizerSpec spec, string? modelFolder = null)
+    {
+        ArgumentNullException.ThrowIfNull(spec);
+        switch (spec.Kind)
+        {
+            case TokenizerSpec.Gpt2Kind:
+                return Gpt2ByteLevelTokenizer.Instance;
+
+            case TokenizerSpec.CharKind:
+                if (spec.Characters is not { Count: > 0 } characters)
+                {
+                    throw new OnnxGptException("Tokenizer spec of kind 'char' has no 'characters'; expected the list of token texts in id order.");
+                }
+
+                return new CharacterTokenizer(characters, "tokenizer spec 'characters'");
+
+            case TokenizerSpec.BpeKind:
+            {
+                var files = ResolveFiles(spec, modelFolder, [VocabJson, MergesTxt]);
+                var contents = HuggingFaceBpeFiles.ReadVocabAndMerges(files[0], files[1]);
+                return ByteLevelBpeTokenizer.FromVocabulary(
+                    TokenizerSpec.BpeKind, $"{files[0]} + {files[1]}", contents.Vocabulary, contents.Merges, contents.AddedTokens);
+            }
+
+            case TokenizerSpec.TokenizerJsonKind:
+            {
+                var files = ResolveFiles(spec, modelFolder, [TokenizerJson]);
+                var contents = HuggingFaceBpeFiles.ReadTokenizerJson(files[0]);
+                return ByteLevelBpeTokenizer.FromVocabulary(
+                    TokenizerSpec.TokenizerJsonKind, files[0], contents.Vocabulary, contents.Merges, contents.AddedTokens);
+            }
+
+            default:
+                throw new OnnxGptException(
+                    $"Tokenizer kind '{spec.Kind}' is unknown; expected {TokenizerSpec.Gpt2Kind}, {TokenizerSpec.BpeKind}, " +
+                    $"{TokenizerSpec.TokenizerJsonKind} or {TokenizerSpec.CharKind}.");
+        }
+    }
+
+    /// <summary>
+    /// A spec for a model folder without tokenizer metadata: <c>tokenizer.json</c> if present, else
+    /// <c>vocab.json</c> + <c>merges.txt</c>, else GPT-2's own tokenizer when the vocabulary has 50257 tokens
+    /// (<paramref name="vocabularySize"/>, or <c>vocab_size</c> from the folder's <c>config.json</c>).
+    /// </summary>
+    /// <exception cref="OnnxGptException">None of those applies; the message says what was looked for and found.</exception>
+    public static TokenizerSpec Infer(string modelFolder, int? vocabularySize = null)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(modelFolder);
+        if (!Directory.Exists(modelFolder))
+        {
+            throw new OnnxGptException($"Model folder '{modelFolder}' does not exist; expected a folder with the model and its tokenizer files.");
+        }
+
+        if (File.Exists(Path.Combine(modelFolder, TokenizerJson)))
+        {
+            return new TokenizerSpec { Kind = TokenizerSpec.TokenizerJsonKind, Files = [TokenizerJson] };
+        }
+
+        var hasVocab = File.Exists(Path.Combine(modelFolder, VocabJson));
+        var hasMerges = File.Exists(Path.Combine(modelFolder, MergesTxt));
+        if (hasVocab && hasMerges)
+        {
+            return new TokenizerSpec { Kind = TokenizerSpec.BpeKind, Files = [VocabJson, MergesTxt] };
+        }
+
+        vocabularySize ??= ReadConfigVocabularySize(modelFolder);
+        if (vocabularySize == Gpt2ByteLevelTokenizer.VocabularySize)
+        {
+            return TokenizerSpec.Gpt2;
+        }
+
+        var half = hasVocab ? $" ({VocabJson} is there but {MergesTxt} is not)" : hasMerges ? $" ({MergesTxt} is there but {VocabJson} is not)" : "";
+        var size = vocabularySize is { } n ? $"the vocabulary has {n} tokens" : $"the vocabulary size is unknown (no {ConfigJson} with vocab_size)";
+        throw new OnnxGptException(
+            $"Model folder '{modelFolder}' has no tokenizer: expected {TokenizerJson}, or {VocabJson} + {MergesTxt}{half}, " +
+            $"or GPT-2's vocabulary of {Gpt2ByteLevelTokenizer.VocabularySize} tokens, but {size}. " +
+            "Add the tokenizer files to the folder or export the model with tokenizer metadata.");
+    }
+
+    private static int? ReadConfigVocabularySize(string modelFolder)
+    {
+        var path = Path.Combine(modelFolder, ConfigJson);
+        if (!File.Exists(path))
+        {
+            return null;
+        }
+
+        try
+        {
+            using var document = JsonDocument.Parse(File.ReadAllText(path));
+            return document.RootElement.ValueKind == JsonValueKind.Object
+                   && document.RootElement.TryGetProperty("vocab_size", out var size) && size.TryGetInt32(out var n)
+                ? n
+                : null;
+        }
+        catch (JsonException e)
+        {
+            throw new OnnxGptException($"{path}: not valid JSON ({e.Message}).", e);
+        }
+    }
+
+    /// <summary>The spec's files (or the defaults) as full paths, each required to exist inside the model folder.</summary>
+    private static string[] ResolveFiles(TokenizerSpec spec, string? modelFolder, string[] defaults)
+    {
+        if (string.IsNullOrEmpty(modelFolder))
+        {
+            throw new ArgumentException($"A tokenizer of kind '{spec.Kind}' reads files from the model folder; pass the folder.", nameof(modelFolder));
+        }
+
+        var names = spec.Files ?? defaults;
+        if (names.Count != defaults.Length)
+        {
+            throw new OnnxGptException(
+                $"Tokenizer spec of kind '{spec.Kind}' lists {names.Count} file(s) ({string.Join(", ", names)}); expected {defaults.Length}: {string.Join(" + ", defaults)}.");
+        }
+
+        var folder = Path.GetFullPath(modelFolder);
+        var paths = new string[names.Count];
+        for (var i = 0; i < names.Count; i++)
+        {
+            var name = names[i];
+            var path = string.IsNullOrEmpty(name) || Path.IsPathRooted(name) ? null : Path.GetFullPath(Path.Combine(folder, name));
+            if (path is null || !path.StartsWith(folder.TrimEnd(Path.DirectorySeparatorChar) + Path.DirectorySeparatorChar, StringComparison.Ordinal))
+            {
+                throw new OnnxGptException(
+                    $"Tokenizer spec of kind '{spec.Kind}' names file '{name}'; expected a file name relative to the model folder '{modelFolder}', inside it.");
+            }
+
+            if (!File.Exists(path))
+            {
+                throw new OnnxGptException($"Tokenizer file '{path}' does not exist; the tokenizer spec of kind '{spec.Kind}' needs it in the model folder.");
+            }
+
+            paths[i] = path;
+        }
+
+        return paths;
+    }
+}
