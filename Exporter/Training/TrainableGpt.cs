@@ -359,9 +359,11 @@ public sealed class TrainableGpt<T>
             Seq = seq;
             N = checked(batch * seq);
             int c = config.Width, f = config.FeedForwardWidth, v = config.VocabSize;
-            checked
+            long largest = Math.Max(Math.Max((long)N * f, (long)N * v), Math.Max((long)N * 3 * c, (long)batch * config.Heads * seq * seq));
+            if (largest > Array.MaxLength)
             {
-                _ = (long)N * f + (long)batch * config.Heads * seq * seq + (long)N * v;
+                throw new ArgumentOutOfRangeException(nameof(batch),
+                    $"batch {batch} × seq {seq} needs an activation buffer of {largest} values, more than one array holds ({Array.MaxLength}); use a smaller batch.");
             }
 
             Encoded = new T[N * c];
