@@ -9,6 +9,7 @@ public static class Program
         new Commands.InspectCommand(),
         new Commands.GenerateCommand(),
         new Commands.EvalCommand(),
+        new Commands.TrainCommand(),
         new Commands.BenchCommand(),
         new Commands.ServeCommand(),
     ];
