@@ -18,6 +18,7 @@ public sealed class DeterministicRandom
     private double _spare;
     private bool _hasSpare;
 
+    /// <summary>A generator whose sequence is fixed by <paramref name="seed"/>.</summary>
     public DeterministicRandom(ulong seed)
     {
         ulong x = seed;

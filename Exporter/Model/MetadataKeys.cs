@@ -32,6 +32,7 @@ public static class MetadataKeys
     /// <summary>Begin/end-of-sequence ids (plain integer text), also inside the config, for tools that read only these.</summary>
     public const string BosTokenId = "bos_token_id";
 
+    /// <summary>End-of-sequence id (plain integer text), also inside the config.</summary>
     public const string EosTokenId = "eos_token_id";
 }
 

@@ -97,6 +97,7 @@ public sealed class Generator : IDisposable
         _step = new DecoderStep(model, settings.UseKvCache);
     }
 
+    /// <summary>The model this generator runs.</summary>
     public GptModel Model => _model;
 
     /// <summary>How tokens are picked (see <see cref="SetOptions"/>).</summary>
@@ -555,6 +556,7 @@ public sealed class Generator : IDisposable
         _logitsValid = true;
     }
 
+    /// <summary>Releases the cache and the native buffers.</summary>
     public void Dispose()
     {
         if (_disposed)

@@ -53,12 +53,16 @@ public sealed unsafe class KvCache : IDisposable
         }
     }
 
+    /// <summary>Rows in the batch.</summary>
     public int BatchSize { get; }
 
+    /// <summary>Transformer layers (one key and one value tensor each).</summary>
     public int Layers { get; }
 
+    /// <summary>Attention heads.</summary>
     public int Heads { get; }
 
+    /// <summary>Width of one head.</summary>
     public int HeadSize { get; }
 
     /// <summary>Tokens each buffer can hold.</summary>
@@ -199,6 +203,7 @@ public sealed unsafe class KvCache : IDisposable
         Capacity = capacity;
     }
 
+    /// <summary>Releases the native buffers.</summary>
     public void Dispose()
     {
         if (_disposed)

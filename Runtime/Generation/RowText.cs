@@ -14,6 +14,8 @@ internal sealed class RowText
     private readonly StringBuilder _text;
     private StopStringMatcher _matcher;
 
+    /// <param name="tokenizer">Gives each token's bytes.</param>
+    /// <param name="stopStrings">Text that ends the row.</param>
     /// <param name="expectedTokens">Tokens the text will likely hold, to size it once (about four characters a token).</param>
     public RowText(ITextTokenizer tokenizer, IReadOnlyList<string> stopStrings, int expectedTokens)
     {

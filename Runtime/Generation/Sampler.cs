@@ -41,6 +41,7 @@ public sealed class Sampler
         _penalty = (float)options.RepetitionPenalty;
     }
 
+    /// <summary>The options this sampler was built from.</summary>
     public GenerationOptions Options { get; }
 
     /// <summary>The seed in use: <see cref="GenerationOptions.Seed"/>, or the one picked at random when that was null.</summary>

@@ -11,6 +11,7 @@ public sealed class Xoshiro256StarStar
 {
     private ulong _s0, _s1, _s2, _s3;
 
+    /// <summary>A generator whose state is seeded from <paramref name="seed"/> through SplitMix64.</summary>
     public Xoshiro256StarStar(ulong seed)
     {
         var x = seed;
