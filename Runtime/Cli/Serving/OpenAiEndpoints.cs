@@ -24,6 +24,9 @@ internal sealed class OpenAiEndpoints(OnnxGptChatClient client, ServerOptions op
     private readonly RequestGate _gate = new(options.MaxConcurrentRequests, options.MaxQueuedRequests);
     private readonly long _started = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
 
+    /// <summary>A request without max_tokens gets the model's default, within the server's limit.</summary>
+    private readonly int _defaultMaxTokens = Math.Min(client.MapOptions(null, []).MaxNewTokens, options.MaxTokensLimit);
+
     public Task ListModelsAsync(HttpContext context) =>
         WriteJsonAsync(context, StatusCodes.Status200OK, new JsonObject { ["object"] = "list", ["data"] = new JsonArray(ModelJson()) });
 
@@ -47,7 +50,7 @@ internal sealed class OpenAiEndpoints(OnnxGptChatClient client, ServerOptions op
             OpenAiRequest request;
             using (var document = await ReadBodyAsync(context).ConfigureAwait(false))
             {
-                request = OpenAiRequest.Read(document.RootElement, chat, options.MaxTokensLimit, null);
+                request = OpenAiRequest.Read(document.RootElement, chat, options.MaxTokensLimit, _defaultMaxTokens);
             }
 
             if (request.Model != client.ModelId)

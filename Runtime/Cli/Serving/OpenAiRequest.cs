@@ -37,7 +37,10 @@ internal sealed class OpenAiRequest
 
     public List<string> Ignored { get; } = [];
 
-    /// <summary>Reads a request; <paramref name="chat"/> picks the chat or completion shape.</summary>
+    /// <summary>
+    /// Reads a request; <paramref name="chat"/> picks the chat or completion shape. <c>max_tokens</c> may not exceed
+    /// <paramref name="maxTokensLimit"/>; without it, <paramref name="defaultMaxTokens"/> (null: the client's default).
+    /// </summary>
     /// <exception cref="OpenAiError">A field is missing, of the wrong type or out of range (400).</exception>
     public static OpenAiRequest Read(JsonElement root, bool chat, int maxTokensLimit, int? defaultMaxTokens)
     {
@@ -59,7 +62,7 @@ internal sealed class OpenAiRequest
             throw OpenAiError.BadRequest($"max_tokens is {maxTokens}, more than this server's limit of {maxTokensLimit}.", "max_tokens", "invalid_value");
         }
 
-        options.MaxOutputTokens = maxTokens ?? (defaultMaxTokens is { } d ? Math.Min(d, maxTokensLimit) : null);
+        options.MaxOutputTokens = maxTokens ?? defaultMaxTokens;
         options.Temperature = (float?)Number(root, "temperature", 0, 2);
         options.TopP = (float?)Number(root, "top_p", 0, 1);
         if (options.TopP == 0)

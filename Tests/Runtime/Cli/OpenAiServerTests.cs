@@ -27,7 +27,7 @@ public sealed class OpenAiServerTests
 {
     private const string ModelId = "tiny";
     private const int BodyLimit = 32 * 1024;
-    private const int TokensLimit = 64;
+    private const int TokensLimit = 48;
 
     private static TempFolder? s_tmp;
     private static GptModel? s_model;
@@ -184,7 +184,7 @@ public sealed class OpenAiServerTests
     [DataRow("[1,2]", 400, null, null, DisplayName = "not an object")]
     [DataRow("{\"model\":\"nope\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}", 404, "model", "model_not_found", DisplayName = "unknown model")]
     [DataRow("{\"model\":\"tiny\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"max_tokens\":-5}", 400, "max_tokens", "invalid_value", DisplayName = "negative max_tokens")]
-    [DataRow("{\"model\":\"tiny\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"max_tokens\":65}", 400, "max_tokens", "invalid_value", DisplayName = "max_tokens over the limit")]
+    [DataRow("{\"model\":\"tiny\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"max_tokens\":49}", 400, "max_tokens", "invalid_value", DisplayName = "max_tokens over the limit")]
     [DataRow("{\"model\":\"tiny\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"temperature\":\"hot\"}", 400, "temperature", null, DisplayName = "temperature not a number")]
     [DataRow("{\"model\":\"tiny\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"top_p\":0}", 400, "top_p", "invalid_value", DisplayName = "top_p zero")]
     [DataRow("{\"model\":\"tiny\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"n\":3}", 400, "n", "invalid_value", DisplayName = "several choices")]
@@ -197,6 +197,17 @@ public sealed class OpenAiServerTests
         using var response = await PostAsync("/v1/chat/completions", body);
         await AssertErrorAsync(response, status, param, code);
         await AssertStillServingAsync();
+    }
+
+    [TestMethod]
+    public async Task RequestWithoutMaxTokensGetsTheModelsDefaultWithinTheLimit()
+    {
+        Assert.AreEqual(64, s_model!.GenerationDefaults.MaxNewTokens, "the model's default is above the server's limit");
+        using var response = await PostAsync("/v1/completions", """{"model":"tiny","prompt":"The end","temperature":0}""");
+        using var json = JsonDocument.Parse(await response.Content.ReadAsStringAsync(Cancel));
+        int generated = json.RootElement.GetProperty("usage").GetProperty("completion_tokens").GetInt32();
+        string finish = json.RootElement.GetProperty("choices")[0].GetProperty("finish_reason").GetString()!;
+        Assert.IsTrue(finish == "length" ? generated == TokensLimit : generated < TokensLimit, $"{generated} tokens, finish {finish}");
     }
 
     [TestMethod]
@@ -256,7 +267,7 @@ public sealed class OpenAiServerTests
     {
         using (var request = new HttpRequestMessage(HttpMethod.Post, "/v1/chat/completions"))
         {
-            request.Content = new StringContent("""{"model":"tiny","messages":[{"role":"user","content":"Go on and on."}],"max_tokens":64,"stream":true}""", Encoding.UTF8, "application/json");
+            request.Content = new StringContent("""{"model":"tiny","messages":[{"role":"user","content":"Go on and on."}],"max_tokens":40,"stream":true}""", Encoding.UTF8, "application/json");
             using var response = await Http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, Cancel);
             using var reader = new StreamReader(await response.Content.ReadAsStreamAsync(Cancel));
             StringAssert.StartsWith(await reader.ReadLineAsync(Cancel), "data: {");
