@@ -97,12 +97,19 @@ switch ($Target) {
     }
 
     'demo' {
+        # The project's own model: a character-level GPT trained here on tiny-shakespeare (models/shakespeare-char,
+        # see Exporter/Training/README.md), exported to ONNX and run by the runtime with a fixed seed.
         Invoke-Build
-        $model = Join-Path $root 'models/demo'
+        $model = Join-Path $root 'models/shakespeare-char'
         if (-not (Test-Path (Join-Path $model 'model.onnx'))) {
-            Invoke-Cli @('export', '--preset', 'gpt2', '--seed', '1', '--out', $model, '--force')
+            # The checkpoint beside it is enough to export the model again.
+            Invoke-Cli @('export', '--hf', $model, '--out', $model, '--force')
         }
-        Invoke-Cli @('inspect', $model)
+        Invoke-Cli @('inspect', $model) | Select-Object -First 3
+        Write-Output ''
+        Invoke-Cli @('generate', '--model', $model, '--prompt', "JULIET:`nO Romeo, ", '--max-new-tokens', '110',
+            '--temperature', '0.7', '--seed', '42')
+        Write-Output ''
     }
 
     'bench' {

@@ -128,7 +128,13 @@ public sealed class OnnxGptChatClient : IChatClient
         }
 
         var generation = MapOptions(options, Template.StopSequences);
-        return GenerateAsync(Template.Render(list), generation, trim: true, cancellationToken);
+        string prompt = Template.Render(list);
+        if (Options.DropOldMessages)
+        {
+            prompt = FitToContext(list, prompt, generation.MaxNewTokens);
+        }
+
+        return GenerateAsync(prompt, generation, trim: true, cancellationToken);
     }
 
     /// <summary>
@@ -322,6 +328,33 @@ public sealed class OnnxGptChatClient : IChatClient
                 _pool.Return(generator);   // finished, cancelled or abandoned mid-stream: the sequence and cache agree
             }
         }
+    }
+
+    /// <summary>Drops the oldest messages (not system messages, not the last one) until the prompt leaves room for a reply.</summary>
+    private string FitToContext(List<ChatMessage> messages, string prompt, int maxNewTokens)
+    {
+        int context = _model.Config.ContextLength;
+        int budget = context - Math.Min(maxNewTokens, context / 2);
+        int dropped = 0;
+        while (_model.Tokenizer!.Encode(prompt).Length > budget)
+        {
+            int oldest = messages.FindIndex(m => m.Role != ChatRole.System);
+            if (oldest < 0 || oldest == messages.Count - 1)
+            {
+                break;   // nothing left to drop: GenerateAsync refuses the prompt if it still does not fit
+            }
+
+            messages.RemoveAt(oldest);
+            prompt = Template.Render(messages);
+            dropped++;
+        }
+
+        if (dropped > 0)
+        {
+            _logger.LogDebug("OnnxGpt chat client: dropped the {Dropped} oldest messages to fit the context of {Context} tokens.", dropped, context);
+        }
+
+        return prompt;
     }
 
     /// <summary>A generator holding <paramref name="tokens"/> with nothing run yet on the part not reused from the cache.</summary>

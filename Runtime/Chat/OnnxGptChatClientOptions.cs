@@ -21,6 +21,13 @@ public sealed record OnnxGptChatClientOptions
     /// </summary>
     public int MaxCachedConversations { get; init; } = 4;
 
+    /// <summary>
+    /// When the conversation does not fit the context with room for the reply (the reply may take up to half the
+    /// context), drop its oldest messages, system messages and the last message excepted, until it does. Off by
+    /// default: a prompt that leaves no room for a reply is refused with an <see cref="OnnxGptException"/>.
+    /// </summary>
+    public bool DropOldMessages { get; init; }
+
     /// <summary>The model id the client reports (<c>ChatClientMetadata.DefaultModelId</c>); null: the model folder's name.</summary>
     public string? ModelId { get; init; }
 

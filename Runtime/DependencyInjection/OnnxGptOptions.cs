@@ -35,6 +35,12 @@ public sealed class OnnxGptOptions
     /// <summary>Finished conversations kept with their KV caches (see <see cref="OnnxGptChatClientOptions.MaxCachedConversations"/>); 0 turns reuse off.</summary>
     public int MaxCachedConversations { get; set; } = 4;
 
+    /// <summary>Drop a conversation's oldest messages when it does not fit the context (see <see cref="OnnxGptChatClientOptions.DropOldMessages"/>).</summary>
+    public bool DropOldMessages { get; set; }
+
+    /// <summary>The prompt format; null: the one in the model's metadata, else <see cref="Chat.ChatTemplate.Default"/>.</summary>
+    public ChatTemplateOptions? ChatTemplate { get; set; }
+
     /// <summary>Most tokens in a reply when a request does not say.</summary>
     public int? MaxOutputTokens { get; set; }
 
@@ -73,13 +79,18 @@ public sealed class OnnxGptOptions
     }
 
     /// <summary>The chat client options these options describe, generation settings over <paramref name="modelDefaults"/>.</summary>
-    public OnnxGptChatClientOptions ToChatClientOptions(GenerationOptions modelDefaults)
+    /// <exception cref="OnnxGptException">The chat template is invalid.</exception>
+    public OnnxGptChatClientOptions ToChatClientOptions(GenerationOptions modelDefaults) => ToChatClientOptions(modelDefaults, withTemplate: true);
+
+    internal OnnxGptChatClientOptions ToChatClientOptions(GenerationOptions modelDefaults, bool withTemplate)
     {
         ArgumentNullException.ThrowIfNull(modelDefaults);
         return new OnnxGptChatClientOptions
         {
             ModelId = ModelId,
             MaxCachedConversations = MaxCachedConversations,
+            DropOldMessages = DropOldMessages,
+            ChatTemplate = withTemplate && ChatTemplate is { } template ? new ChatTemplate(template.ToSpec()) : null,
             DefaultGenerationOptions = modelDefaults with
             {
                 MaxNewTokens = MaxOutputTokens ?? modelDefaults.MaxNewTokens,

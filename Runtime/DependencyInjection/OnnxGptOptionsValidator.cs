@@ -25,11 +25,20 @@ internal sealed class OnnxGptOptionsValidator : IValidateOptions<OnnxGptOptions>
 
         try
         {
-            options.ToChatClientOptions(new GenerationOptions()).Validate();
+            options.ToChatClientOptions(new GenerationOptions(), withTemplate: false).Validate();
         }
         catch (ArgumentException e)
         {
             failures.Add($"{OnnxGptOptions.SectionName}: {e.Message}");
+        }
+
+        try
+        {
+            options.ChatTemplate?.ToSpec();
+        }
+        catch (OnnxGptException e)
+        {
+            failures.Add(e.Message);
         }
 
         return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);

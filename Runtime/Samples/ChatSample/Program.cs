@@ -1,6 +1,6 @@
-// A console chat with a GPT model embedded through DI and Microsoft.Extensions.AI's IChatClient.
-// Run from the repository root after `dotnet pwsh ./build.ps1 demo` (which exports models/demo):
-//   dotnet run --project Runtime/Samples/ChatSample [-- --OnnxGpt:ModelPath OTHER_MODEL_DIR]
+// A console chat with a GPT model embedded through DI and Microsoft.Extensions.AI's IChatClient. appsettings.json
+// picks the model (the Shakespeare model the repository ships: you are Romeo, it answers as Juliet) and the template.
+// Run from the repository root:  dotnet run --project Runtime/Samples/ChatSample [-- --OnnxGpt:ModelPath OTHER_DIR]
 using Microsoft.Extensions.AI;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
@@ -21,16 +21,25 @@ catch (OnnxGpt.OnnxGptException e)
     return 1;
 }
 
-var history = new List<ChatMessage> { new(ChatRole.System, "You are a helpful assistant.") };
+var history = new List<ChatMessage>();
 Console.WriteLine($"Chatting with {chat.GetService<ChatClientMetadata>()?.DefaultModelId}; an empty line ends.");
 while (Console.ReadLine() is { Length: > 0 } line)
 {
     history.Add(new ChatMessage(ChatRole.User, line));
     var updates = new List<ChatResponseUpdate>();
-    await foreach (var update in chat.GetStreamingResponseAsync(history))   // the conversation's KV cache is reused turn to turn
+    try
     {
-        Console.Write(update.Text);
-        updates.Add(update);
+        await foreach (var update in chat.GetStreamingResponseAsync(history))   // the conversation's KV cache is reused turn to turn
+        {
+            Console.Write(update.Text);
+            updates.Add(update);
+        }
+    }
+    catch (OnnxGpt.OnnxGptException e)   // e.g. a character the model's vocabulary lacks
+    {
+        Console.Error.WriteLine(e.Message);
+        history.RemoveAt(history.Count - 1);
+        continue;
     }
 
     var reply = updates.ToChatResponse();

@@ -316,6 +316,27 @@ public sealed class OnnxGptChatClientTests
     }
 
     [TestMethod]
+    public async Task DropOldMessagesKeepsALongConversationWithinTheContext()
+    {
+        var template = new RecordingTemplate();
+        using var client = new OnnxGptChatClient(Model, new OnnxGptChatClientOptions { ChatTemplate = template, DropOldMessages = true });
+        var messages = new List<ChatMessage> { new(ChatRole.System, "Stay brief.") };
+        for (int turn = 0; turn < 12; turn++)
+        {
+            messages.Add(new ChatMessage(ChatRole.User, $"Turn {turn}: " + string.Concat(Enumerable.Repeat("a rather long sentence ", 6))));
+            var response = await client.GetResponseAsync(messages, Greedy(8), TestContext.CancellationToken);
+            Assert.IsLessThanOrEqualTo(512 - 8, response.Usage!.InputTokenCount!.Value, $"turn {turn}");
+            messages.AddMessages(response);
+        }
+
+        var rendered = template.Last!;
+        Assert.AreEqual(ChatRole.System, rendered[0].Role, "system messages are kept");
+        StringAssert.StartsWith(rendered[^1].Text, "Turn 11:", "the last message is kept");
+        Assert.IsLessThan(messages.Count - 1, rendered.Count, "older messages were dropped");
+        Assert.AreEqual(25, messages.Count, "the caller's list is left alone");
+    }
+
+    [TestMethod]
     public void GetServiceReturnsTheModelMetadataTemplateAndClient()
     {
         using var client = new OnnxGptChatClient(Model, new OnnxGptChatClientOptions { ModelId = "tiny" });
@@ -339,5 +360,19 @@ public sealed class OnnxGptChatClientTests
         var e = Assert.ThrowsExactly<OnnxGptException>(() => new OnnxGptChatClient(model));
         StringAssert.Contains(e.Message, "no tokenizer");
         Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => new OnnxGptChatClient(Model, new OnnxGptChatClientOptions { MaxCachedConversations = -1 }));
+    }
+
+    /// <summary>The default template, remembering the messages it rendered last.</summary>
+    private sealed class RecordingTemplate : IChatTemplate
+    {
+        public IReadOnlyList<ChatMessage>? Last { get; private set; }
+
+        public IReadOnlyList<string> StopSequences => ChatTemplate.Default.StopSequences;
+
+        public string Render(IReadOnlyList<ChatMessage> messages)
+        {
+            Last = [.. messages];
+            return ChatTemplate.Default.Render(messages);
+        }
     }
 }

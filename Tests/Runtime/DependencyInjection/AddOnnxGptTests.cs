@@ -41,6 +41,10 @@ public sealed class AddOnnxGptTests
             ["OnnxGpt:MaxCachedConversations"] = "2",
             ["OnnxGpt:MaxOutputTokens"] = "3",
             ["OnnxGpt:Temperature"] = "0",
+            ["OnnxGpt:DropOldMessages"] = "true",
+            ["OnnxGpt:ChatTemplate:UserMessage"] = "Q: {content}\n",
+            ["OnnxGpt:ChatTemplate:GenerationPrompt"] = "A:",
+            ["OnnxGpt:ChatTemplate:StopSequences:0"] = "\nQ:",
         }).Build();
         var services = new ServiceCollection().AddOnnxGpt(configuration.GetSection(OnnxGptOptions.SectionName), o => o.TopK = 7);
         var provider = services.BuildServiceProvider(new ServiceProviderOptions { ValidateOnBuild = true, ValidateScopes = true });
@@ -58,6 +62,11 @@ public sealed class AddOnnxGptTests
         Assert.AreEqual("tiny-chat", chat.GetService<ChatClientMetadata>()!.DefaultModelId);
         Assert.AreEqual(2, client.Options.MaxCachedConversations);
         Assert.AreEqual(7, client.Options.DefaultGenerationOptions!.TopK);
+        Assert.IsTrue(client.Options.DropOldMessages);
+        var spec = ((ChatTemplate)client.Template).Spec;
+        Assert.AreEqual("Q: {content}\n", spec.UserMessage);
+        Assert.AreEqual(ChatTemplateSpec.Plain.AssistantMessage, spec.AssistantMessage, "fields left out keep the plain template's");
+        CollectionAssert.AreEqual(new[] { "\nQ:" }, spec.StopSequences.ToArray(), "the configured stops replace the defaults");
 
         var response = await chat.GetResponseAsync("Hello", cancellationToken: TestContext.CancellationToken);
         Assert.AreEqual(3, response.Usage!.OutputTokenCount, "MaxOutputTokens from configuration is the default");
@@ -76,12 +85,14 @@ public sealed class AddOnnxGptTests
             {
                 o.ExecutionProviders = "gpu-please";
                 o.MaxCachedConversations = -1;
+                o.ChatTemplate = new ChatTemplateOptions { UserMessage = "Q:" };
             })
             .BuildServiceProvider();
         var e = Assert.ThrowsExactly<OptionsValidationException>(() => provider.GetRequiredService<IChatClient>());
         StringAssert.Contains(e.Message, "OnnxGpt:ModelPath is required");
         StringAssert.Contains(e.Message, "gpu-please");
         StringAssert.Contains(e.Message, "MaxCachedConversations");
+        StringAssert.Contains(e.Message, "OnnxGpt:ChatTemplate: 'user' must contain {content}");
     }
 
     [TestMethod]
