@@ -274,6 +274,12 @@ internal sealed class OpenAiEndpoints(OnnxGptChatClient client, ServerOptions op
             return Task.CompletedTask;
         }
 
+        if (error.Status == StatusCodes.Status413PayloadTooLarge)
+        {
+            // The rest of the body is never read, so Kestrel ends the connection: say so, so the client does not reuse it.
+            context.Response.Headers.Connection = "close";
+        }
+
         return WriteJsonAsync(context, error.Status, error.ToJson());
     }
 

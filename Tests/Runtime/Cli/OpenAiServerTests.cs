@@ -216,6 +216,7 @@ public sealed class OpenAiServerTests
         string big = "{\"model\":\"tiny\",\"prompt\":\"" + new string('a', BodyLimit + 1000) + "\"}";
         using var response = await PostAsync("/v1/completions", big);
         var error = await AssertErrorAsync(response, 413, null, "request_too_large");
+        Assert.IsTrue(response.Headers.ConnectionClose, "the connection is not reused after an unread body");
         StringAssert.Contains(error, BodyLimit.ToString(System.Globalization.CultureInfo.InvariantCulture));
         await AssertStillServingAsync();
     }
