@@ -36,6 +36,27 @@ function Invoke-Build {
     Invoke-Checked 'build' { dotnet build OnnxGpt.sln --no-restore @commonArgs }
 }
 
+# Packs the solution into $out and proves the onnxgpt tool package installs and runs: into a fresh tool path, from
+# $out alone (a config file with no other source), then `onnxgpt --help`.
+function Invoke-Pack([string]$out, [string[]]$packArgs) {
+    if (Test-Path $out) { Remove-Item -Recurse -Force $out }
+    Invoke-Checked 'pack' { dotnet pack OnnxGpt.sln @commonArgs @packArgs -o $out }
+    $check = Join-Path ([System.IO.Path]::GetTempPath()) ("onnxgpt-tool-" + [guid]::NewGuid().ToString('N'))
+    New-Item -ItemType Directory -Path $check | Out-Null
+    try {
+        $config = Join-Path $check 'nuget.config'
+        Set-Content -Path $config -Value "<?xml version=`"1.0`" encoding=`"utf-8`"?>`n<configuration><packageSources><clear /><add key=`"local`" value=`"$out`" /></packageSources></configuration>"
+        $toolPath = Join-Path $check 'tools'
+        Invoke-Checked 'tool install' { dotnet tool install --tool-path $toolPath --configfile $config onnxgpt }
+        $help = & (Join-Path $toolPath 'onnxgpt') --help
+        if ($LASTEXITCODE -ne 0 -or -not ($help -match 'serve')) { throw "the installed onnxgpt tool did not run: $help" }
+        Write-Output "packages in $out; the onnxgpt tool installs and runs"
+    }
+    finally {
+        Remove-Item -Recurse -Force $check -ErrorAction SilentlyContinue
+    }
+}
+
 function Invoke-Cli([string[]]$cliArgs) {
     $dll = Join-Path $root "Runtime/Cli/bin/$Configuration/net10.0/onnxgpt.dll"
     Invoke-Checked "onnxgpt $($cliArgs -join ' ')" { dotnet $dll @cliArgs }
@@ -46,6 +67,8 @@ switch ($Target) {
 
     'test' {
         Invoke-Build
+        # The packages from this build, and the tool installed from them (about 20 s): CI proves they still work.
+        Invoke-Pack (Join-Path $root 'artifacts/pack-check') @('--no-build')
         $results = Join-Path $root 'artifacts/test-results'
         if (Test-Path $results) { Remove-Item -Recurse -Force $results }
         $testArgs = @('test', 'Tests/OnnxGpt.Tests.csproj', '--no-build', '-c', $Configuration, '--nologo',
@@ -74,12 +97,19 @@ switch ($Target) {
     }
 
     'demo' {
+        # The project's own model: a character-level GPT trained here on tiny-shakespeare (models/shakespeare-char,
+        # see Exporter/Training/README.md), exported to ONNX and run by the runtime with a fixed seed.
         Invoke-Build
-        $model = Join-Path $root 'models/demo'
+        $model = Join-Path $root 'models/shakespeare-char'
         if (-not (Test-Path (Join-Path $model 'model.onnx'))) {
-            Invoke-Cli @('export', '--preset', 'gpt2', '--seed', '1', '--out', $model, '--force')
+            # The checkpoint beside it is enough to export the model again.
+            Invoke-Cli @('export', '--hf', $model, '--out', $model, '--force')
         }
-        Invoke-Cli @('inspect', $model)
+        Invoke-Cli @('inspect', $model) | Select-Object -First 3
+        Write-Output ''
+        Invoke-Cli @('generate', '--model', $model, '--prompt', "JULIET:`nO Romeo, ", '--max-new-tokens', '110',
+            '--temperature', '0.7', '--seed', '42')
+        Write-Output ''
     }
 
     'bench' {
@@ -92,6 +122,7 @@ switch ($Target) {
     }
 
     'pack' {
-        Invoke-Checked 'pack' { dotnet pack OnnxGpt.sln @commonArgs -o (Join-Path $root 'artifacts/packages') }
+        # Release packages: deterministic (source paths mapped, Source Link), symbols as .snupkg, package READMEs.
+        Invoke-Pack (Join-Path $root 'artifacts/packages') @('-p:ContinuousIntegrationBuild=true')
     }
 }

@@ -6,7 +6,9 @@ namespace OnnxGpt;
 /// </summary>
 public sealed class OnnxGptException : Exception
 {
+    /// <summary>An error whose message names the file, field or tensor, what was expected and what was found.</summary>
     public OnnxGptException(string message) : base(message) { }
 
+    /// <summary>An error with its cause.</summary>
     public OnnxGptException(string message, Exception inner) : base(message, inner) { }
 }

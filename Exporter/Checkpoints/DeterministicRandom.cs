@@ -18,6 +18,7 @@ public sealed class DeterministicRandom
     private double _spare;
     private bool _hasSpare;
 
+    /// <summary>A generator whose sequence is fixed by <paramref name="seed"/>.</summary>
     public DeterministicRandom(ulong seed)
     {
         ulong x = seed;
@@ -171,7 +172,8 @@ public sealed class DeterministicRandom
         }
     }
 
-    private static ulong SplitMix64(ref ulong state)
+    /// <summary>One step of SplitMix64 (Steele, Lea and Flood): advances <paramref name="state"/> and returns 64 mixed bits.</summary>
+    public static ulong SplitMix64(ref ulong state)
     {
         state += 0x9E37_79B9_7F4A_7C15UL;
         return Mix(state);

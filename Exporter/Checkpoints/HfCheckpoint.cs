@@ -19,8 +19,11 @@ namespace OnnxGpt.Checkpoints;
 /// </summary>
 public static class HfCheckpoint
 {
+    /// <summary>The Hugging Face config file of a checkpoint folder.</summary>
     public const string ConfigFile = "config.json";
+    /// <summary>The weights of an unsharded checkpoint.</summary>
     public const string WeightsFile = "model.safetensors";
+    /// <summary>The index naming the shard of each tensor, for a sharded checkpoint.</summary>
     public const string IndexFile = "model.safetensors.index.json";
 
     /// <summary>Loads a checkpoint folder; every problem is an <see cref="OnnxGptException"/> naming the file and tensor.</summary>

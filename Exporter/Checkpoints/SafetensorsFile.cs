@@ -106,8 +106,10 @@ public sealed class SafetensorsFile : IDisposable
         }
     }
 
+    /// <summary>Whether the file holds a tensor named <paramref name="name"/>.</summary>
     public bool Contains(string name) => _byName.ContainsKey(name);
 
+    /// <summary>The header entry of the tensor named <paramref name="name"/>, if the file holds one.</summary>
     public bool TryGetEntry(string name, [MaybeNullWhen(false)] out SafetensorsEntry entry) => _byName.TryGetValue(name, out entry);
 
     /// <summary>The entry for a tensor; throws <see cref="OnnxGptException"/> naming the file and tensor if absent.</summary>
@@ -186,6 +188,7 @@ public sealed class SafetensorsFile : IDisposable
         return new Tensor(shape, data);
     }
 
+    /// <summary>Closes the file.</summary>
     public void Dispose() => _handle.Dispose();
 
     /// <summary>Converts little-endian F16/BF16/F64 bytes to float32 (the bytes are reused as scratch).</summary>

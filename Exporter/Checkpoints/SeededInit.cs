@@ -20,6 +20,7 @@ public static class SeededInit
     /// <summary>Values per random stream. Part of the algorithm: changing it changes every seeded model.</summary>
     public const int ChunkElements = 1 << 20;
 
+    /// <summary>Weights for <paramref name="config"/> drawn as GPT-2 initialises them, the same for the same <paramref name="seed"/> on every machine; <paramref name="initializerRange"/> is the standard deviation of the normal draws.</summary>
     public static GptWeights Create(GptConfig config, ulong seed, double initializerRange = DefaultStd) =>
         Create(config, seed, initializerRange, maxDegreeOfParallelism: -1);
 

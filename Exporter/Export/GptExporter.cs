@@ -24,6 +24,7 @@ public static class GptExporter
     /// </summary>
     private static readonly string[] TokenizerCompanionFiles = ["tokenizer_config.json"];
 
+    /// <summary>Writes <paramref name="weights"/> as a model folder: <c>model.onnx</c> (plus external data when large), <c>config.json</c>, <c>genai_config.json</c> and the tokenizer files; <paramref name="progress"/> hears one line per weight.</summary>
     public static ExportResult Export(GptWeights weights, string folder, ExportOptions? options = null, IProgress<string>? progress = null)
     {
         ArgumentNullException.ThrowIfNull(weights);
@@ -110,6 +111,12 @@ public static class GptExporter
         }
 
         yield return (MetadataKeys.Generation, options.Generation.ToJson());
+        if (options.ChatTemplate is { } chat)
+        {
+            chat.Validate("ExportOptions.ChatTemplate");
+            yield return (MetadataKeys.ChatTemplate, chat.ToJson());
+        }
+
         if (config.BosTokenId is { } bos)
         {
             yield return (MetadataKeys.BosTokenId, bos.ToString(System.Globalization.CultureInfo.InvariantCulture));

@@ -16,6 +16,7 @@ public enum Activation
 /// <summary>Maps <see cref="Activation"/> to and from the Hugging Face config spelling.</summary>
 public static class ActivationNames
 {
+    /// <summary>The name Hugging Face's <c>config.json</c> uses for <paramref name="activation"/> (<c>activation_function</c>).</summary>
     public static string ToConfigName(this Activation activation) => activation switch
     {
         Activation.GeluNew => "gelu_new",

@@ -27,8 +27,10 @@ public sealed record GptConfig
     /// <summary>Feed-forward width (<c>n_inner</c>); null means 4 × width.</summary>
     public int? InnerWidth { get; init; }
 
+    /// <summary>The feed-forward activation (<c>activation_function</c>).</summary>
     public Activation Activation { get; init; } = Activation.GeluNew;
 
+    /// <summary>The layer norms' epsilon (<c>layer_norm_epsilon</c>).</summary>
     public double LayerNormEpsilon { get; init; } = 1e-5;
 
     /// <summary>Biases on the linear layers and layer norms (GPT-2 has them; nanoGPT's <c>bias=False</c> does not).</summary>

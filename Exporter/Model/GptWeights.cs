@@ -9,6 +9,7 @@ public sealed class GptWeights
 {
     private readonly Dictionary<string, Tensor> _tensors;
 
+    /// <summary>Weights for <paramref name="config"/>, every tensor checked against its expected shape; <paramref name="source"/> names them in error messages.</summary>
     public GptWeights(GptConfig config, IReadOnlyDictionary<string, Tensor> tensors, string source = "weights")
     {
         ArgumentNullException.ThrowIfNull(config);
@@ -39,15 +40,18 @@ public sealed class GptWeights
         _tensors = new Dictionary<string, Tensor>(tensors, StringComparer.Ordinal);
     }
 
+    /// <summary>The shape these weights belong to.</summary>
     public GptConfig Config { get; }
 
     /// <summary>Tensor names in canonical order (embeddings, blocks, final norm, head).</summary>
     public IEnumerable<string> Names => ExpectedShapes(Config).Keys;
 
+    /// <summary>The tensor named <paramref name="name"/> (a Hugging Face GPT-2 name).</summary>
     public Tensor this[string name] => _tensors.TryGetValue(name, out var t)
         ? t
         : throw new KeyNotFoundException($"weights have no tensor '{name}'.");
 
+    /// <summary>Whether there is a tensor named <paramref name="name"/>.</summary>
     public bool Contains(string name) => _tensors.ContainsKey(name);
 
     /// <summary>The output projection <c>[V, C]</c>: the token embedding when tied, else <c>lm_head.weight</c>.</summary>

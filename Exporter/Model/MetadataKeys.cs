@@ -17,6 +17,9 @@ public static class MetadataKeys
     /// <summary><see cref="GenerationDefaults"/>.</summary>
     public const string Generation = "onnxgpt.generation";
 
+    /// <summary><see cref="ChatTemplateSpec"/>: how a chat host turns messages into a prompt. Absent: the host's default.</summary>
+    public const string ChatTemplate = "onnxgpt.chat_template";
+
     /// <summary>I/O convention of the graph (plain text): see <see cref="IoConventions"/>.</summary>
     public const string IoConvention = "onnxgpt.io_convention";
 
@@ -29,6 +32,7 @@ public static class MetadataKeys
     /// <summary>Begin/end-of-sequence ids (plain integer text), also inside the config, for tools that read only these.</summary>
     public const string BosTokenId = "bos_token_id";
 
+    /// <summary>End-of-sequence id (plain integer text), also inside the config.</summary>
     public const string EosTokenId = "eos_token_id";
 }
 

@@ -21,6 +21,7 @@ public sealed record TokenizerSpec
     /// <summary>Character level: <see cref="Characters"/> lists each token's text in id order.</summary>
     public const string CharKind = "char";
 
+    /// <summary>The tokenizer kind: one of the <c>*Kind</c> constants.</summary>
     [JsonPropertyName("kind")]
     public required string Kind { get; init; }
 
@@ -32,10 +33,13 @@ public sealed record TokenizerSpec
     [JsonPropertyName("characters")]
     public IReadOnlyList<string>? Characters { get; init; }
 
+    /// <summary>GPT-2's own byte-level BPE.</summary>
     public static TokenizerSpec Gpt2 { get; } = new() { Kind = Gpt2Kind };
 
+    /// <summary>This spec as JSON, as stored in the model's metadata.</summary>
     public string ToJson() => JsonSerializer.Serialize(this, JsonOptions);
 
+    /// <summary>Reads a spec stored as JSON; <paramref name="source"/> names where it came from in error messages.</summary>
     public static TokenizerSpec FromJson(string json, string source = "tokenizer metadata")
     {
         try

@@ -19,6 +19,7 @@ public enum GraphFlavor
 /// <summary>Weight-only block quantization of the projection matrices (fused graph only).</summary>
 public enum WeightQuantization
 {
+    /// <summary>Float weights.</summary>
     None,
 
     /// <summary>8-bit, symmetric, one float scale per block.</summary>
@@ -31,8 +32,10 @@ public enum WeightQuantization
 /// <summary>How <see cref="GptGraph"/> builds the graph.</summary>
 public sealed record GraphOptions
 {
+    /// <summary>Standard operators only, or ONNX Runtime's fused ones.</summary>
     public GraphFlavor Flavor { get; init; } = GraphFlavor.Portable;
 
+    /// <summary>Block quantization of the weight matrices (fused graph only).</summary>
     public WeightQuantization Quantization { get; init; } = WeightQuantization.None;
 
     /// <summary>Values per quantization block along the input dimension.</summary>
@@ -55,8 +58,10 @@ public sealed record GraphOptions
     /// </summary>
     public bool UseCacheBranchInput { get; init; }
 
+    /// <summary>The default: the portable graph with float weights.</summary>
     public static GraphOptions Portable { get; } = new();
 
+    /// <summary>Checks that the options go together; returns this for chaining.</summary>
     public GraphOptions Validate()
     {
         if (IoConvention is not (IoConventions.Optimum or IoConventions.OrtGpt2))

@@ -20,15 +20,19 @@ public sealed partial class ModelInspector
         ExternalBytes = externalBytes;
     }
 
+    /// <summary>The <c>.onnx</c> file inspected.</summary>
     public string Path { get; }
 
+    /// <summary>The parsed model.</summary>
     public ModelProto Model { get; }
 
+    /// <summary>The size of the <c>.onnx</c> file.</summary>
     public long FileBytes { get; }
 
     /// <summary>Bytes of external data files referenced by initializers (0 when all weights are inline).</summary>
     public long ExternalBytes { get; }
 
+    /// <summary>The model's <c>metadata_props</c>.</summary>
     public IReadOnlyDictionary<string, string> Metadata => Model.MetadataProps.ToDictionary(p => p.Key, p => p.Value);
 
     /// <summary>Number of values in the weight initializers: floating-point ones of rank 1 or more (not scalar or index constants).</summary>

@@ -18,12 +18,14 @@ public sealed class OnnxGraphBuilder
     private readonly HashSet<string> _valueNames = new(StringComparer.Ordinal);
     private readonly List<string> _scopes = [];
 
+    /// <summary>A builder for a graph named <paramref name="name"/>, node names scoped under <paramref name="rootScope"/>.</summary>
     public OnnxGraphBuilder(string name, string rootScope = "model")
     {
         _graph.Name = name;
         _scopes.Add(rootScope);
     }
 
+    /// <summary>The graph built so far.</summary>
     public GraphProto Graph => _graph;
 
     /// <summary>The current scope path, e.g. <c>/model/layers.0/attn</c>.</summary>
@@ -151,6 +153,7 @@ public sealed class OnnxGraphBuilder
         throw new InvalidOperationException($"no node produces '{producedBy}', so it cannot become graph output '{name}'.");
     }
 
+    /// <summary>A graph input or output description: element type and dimensions (numbers, or names for symbolic ones).</summary>
     public static ValueInfoProto ValueInfo(string name, DataType type, IEnumerable<object> dims)
     {
         var shape = new TensorShapeProto();

@@ -10,6 +10,7 @@ public sealed class WeightData
     private readonly float[]? _floats;
     private readonly byte[]? _bytes;
 
+    /// <summary>A float weight from a tensor.</summary>
     public WeightData(string name, Tensor tensor)
     {
         ArgumentNullException.ThrowIfNull(tensor);
@@ -19,6 +20,7 @@ public sealed class WeightData
         _floats = tensor.Data;
     }
 
+    /// <summary>A float weight from its dimensions and elements.</summary>
     public WeightData(string name, long[] dims, float[] data)
     {
         Name = name;
@@ -27,6 +29,7 @@ public sealed class WeightData
         _floats = data;
     }
 
+    /// <summary>A weight of any element type, as raw little-endian bytes.</summary>
     public WeightData(string name, long[] dims, DataType type, byte[] data)
     {
         Name = name;
@@ -35,14 +38,18 @@ public sealed class WeightData
         _bytes = data;
     }
 
+    /// <summary>The initializer name (the checkpoint's tensor name).</summary>
     public string Name { get; }
 
+    /// <summary>The dimensions.</summary>
     public long[] Dims { get; }
 
+    /// <summary>The element type.</summary>
     public DataType Type { get; }
 
     /// <summary>The little-endian bytes of the data.</summary>
     public ReadOnlySpan<byte> Bytes => _floats is not null ? MemoryMarshal.AsBytes(_floats.AsSpan()) : _bytes;
 
+    /// <summary>The shape as text.</summary>
     public string ShapeText => Tensor.FormatShape(Dims);
 }

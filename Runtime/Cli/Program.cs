@@ -9,7 +9,9 @@ public static class Program
         new Commands.InspectCommand(),
         new Commands.GenerateCommand(),
         new Commands.EvalCommand(),
+        new Commands.TrainCommand(),
         new Commands.BenchCommand(),
+        new Commands.ServeCommand(),
     ];
 
     public static int Main(string[] args) => Run(args, Console.Out, Console.Error);

@@ -7,7 +7,10 @@ namespace OnnxGpt.Evaluation;
 /// Mean negative log-likelihood and perplexity of a token sequence. Text longer than the context is scored with a
 /// sliding window, as Hugging Face's perplexity guide does: windows of the context length start every
 /// <c>stride</c> tokens, and each window scores only the tokens no earlier window scored, so every token is scored
-/// once and (after the first window) with at least <c>context - stride</c> tokens before it.
+/// once and (after the first window) with at least <c>context - stride</c> tokens before it. A window's last logits
+/// score the token just after it, so with a stride of the context length every token but the first is scored from
+/// disjoint windows of <c>context</c> inputs, exactly as a trainer evaluates (inputs <c>x[i, i+C)</c>, targets
+/// <c>x[i+1, i+C+1)</c>).
 /// </summary>
 public static class Perplexity
 {
@@ -55,15 +58,15 @@ public static class Perplexity
             {
                 // The logits at sequence index j predict token begin + j + 1.
                 int target = begin + index + 1;
-                if (target >= first && target < end)
+                if (target >= first && target <= end && target < tokens.Count)
                 {
                     total += NegativeLogLikelihood(logits, tokens[target]);
                     scored++;
                 }
             });
             windows++;
-            scoredUpTo = end;
-            if (end == tokens.Count)
+            scoredUpTo = Math.Min(end + 1, tokens.Count);
+            if (scoredUpTo == tokens.Count)
             {
                 break;
             }

@@ -87,6 +87,9 @@ internal sealed unsafe class DecoderStep : IDisposable
     /// <summary>The cache (null until <see cref="Allocate"/>, and for a graph without past inputs).</summary>
     public KvCache? Cache { get; private set; }
 
+    /// <summary>Slots fed to the model per row, over every step so far (in place: the most any row got in each step).</summary>
+    public long FedTokens { get; private set; }
+
     /// <summary>Tokens whose keys and values are cached; the next step feeds the slots after them.</summary>
     public int Cached => UsesCache ? Cache!.Length : 0;
 
@@ -233,6 +236,7 @@ internal sealed unsafe class DecoderStep : IDisposable
         OrtNative.Bind(binding, output: true, _logitsName, _memoryInfo, logits.Pointer, (long)_batch * t * _vocab * sizeof(float), shape, TensorElementType.Float);
 
         RunSession(t, past);
+        FedTokens += t;
         if (UsesCache)
         {
             Cache!.Commit(total);
@@ -310,6 +314,7 @@ internal sealed unsafe class DecoderStep : IDisposable
             t = Math.Max(t, _feed[b]);
         }
 
+        FedTokens += Math.Max(t, 1);   // the most any row gets (a row with nothing new runs its last token again)
         if (t <= 1 || !anyCached || _batch == 1)
         {
             RunBatch(rowTokens, Math.Max(t, 1), observer);

@@ -42,11 +42,11 @@ public sealed class Generator : IDisposable
 
     private readonly GptModel _model;
     private readonly DecoderStep _step;
-    private readonly Sampler _sampler;
+    private Sampler _sampler;
     private readonly ITextTokenizer? _tokenizer;
     private readonly int _vocab;
     private readonly int _context;
-    private readonly int[] _stopIds;
+    private int[] _stopIds;
     private readonly int _eos;
     private readonly float[] _scratch;
 
@@ -99,16 +99,24 @@ public sealed class Generator : IDisposable
         _step = new DecoderStep(model, settings.UseKvCache);
     }
 
+    /// <summary>The model this generator runs.</summary>
     public GptModel Model => _model;
 
-    /// <summary>How tokens are picked.</summary>
-    public GenerationOptions Options { get; }
+    /// <summary>How tokens are picked (see <see cref="SetOptions"/>).</summary>
+    public GenerationOptions Options { get; private set; }
 
     /// <summary>How the model is run.</summary>
     public GeneratorOptions Settings { get; }
 
     /// <summary>The seed the sampler uses (the options' seed, or the one picked at random).</summary>
     public ulong Seed => _sampler.Seed;
+
+    /// <summary>
+    /// Token positions fed to the model so far, per row (a batch feeds every row the same number of slots each step):
+    /// a prompt counts its length, each decoding step one. With the KV cache, tokens kept by <see cref="RewindTo"/>
+    /// are not fed again (but the last kept one); without it, every step counts the whole sequence.
+    /// </summary>
+    public long ProcessedTokens => _step.FedTokens;
 
     /// <summary>Rows in the batch; 0 until the first append.</summary>
     public int BatchSize => _batch;
@@ -179,6 +187,32 @@ public sealed class Generator : IDisposable
         CheckRow(row);
         EnsureLogits();
         return _step.NextLogits(row);
+    }
+
+    /// <summary>
+    /// Replaces how tokens are picked, keeping the sequence and the cache: a new sampler (seeded afresh from
+    /// <paramref name="options"/>), stop tokens and max new tokens from the next token on; stop strings from the next
+    /// append. For a conversation that continues with other options (another request on the same cached prefix).
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException">An option is out of range (see <see cref="GenerationOptions.Validate"/>).</exception>
+    /// <exception cref="OnnxGptException">Stop strings are given but the generator decodes no text.</exception>
+    public void SetOptions(GenerationOptions options)
+    {
+        ThrowIfDisposed();
+        ArgumentNullException.ThrowIfNull(options);
+        var sampler = new Sampler(options);
+        if (_tokenizer is null && options.StopStrings.Count > 0)
+        {
+            throw new OnnxGptException($"{_model.ModelPath}: stop strings need text, but the model has no tokenizer (and DecodeText is {Settings.DecodeText}).");
+        }
+
+        _sampler = sampler;
+        _stopIds = [.. options.StopTokenIds];
+        Options = options;
+        foreach (var text in _texts ?? [])
+        {
+            text.UseStopStrings(options.StopStrings);
+        }
     }
 
     /// <summary>Appends tokens to a single sequence (the first call starts it, with a batch of one).</summary>
@@ -524,6 +558,7 @@ public sealed class Generator : IDisposable
         _logitsValid = true;
     }
 
+    /// <summary>Releases the cache and the native buffers.</summary>
     public void Dispose()
     {
         if (_disposed)

@@ -65,12 +65,16 @@ public sealed unsafe class KvCache : IDisposable
         }
     }
 
+    /// <summary>Rows in the batch.</summary>
     public int BatchSize { get; }
 
+    /// <summary>Transformer layers (one key and one value tensor each).</summary>
     public int Layers { get; }
 
+    /// <summary>Attention heads.</summary>
     public int Heads { get; }
 
+    /// <summary>Width of one head.</summary>
     public int HeadSize { get; }
 
     /// <summary>
@@ -307,6 +311,7 @@ public sealed unsafe class KvCache : IDisposable
         Version++;
     }
 
+    /// <summary>Releases the native buffers.</summary>
     public void Dispose()
     {
         if (_disposed)

@@ -10,10 +10,12 @@ namespace OnnxGpt.Generation;
 internal sealed class RowText
 {
     private readonly StreamingDecoder _decoder;
-    private readonly IReadOnlyList<string> _stopStrings;
+    private IReadOnlyList<string> _stopStrings;
     private readonly StringBuilder _text;
     private StopStringMatcher _matcher;
 
+    /// <param name="tokenizer">Gives each token's bytes.</param>
+    /// <param name="stopStrings">Text that ends the row.</param>
     /// <param name="expectedTokens">Tokens the text will likely hold, to size it once (about four characters a token).</param>
     public RowText(ITextTokenizer tokenizer, IReadOnlyList<string> stopStrings, int expectedTokens)
     {
@@ -27,6 +29,9 @@ internal sealed class RowText
     public string Piece { get; private set; } = string.Empty;
 
     public string Text => _text.ToString();
+
+    /// <summary>The stop strings from the next <see cref="Reset"/> on (the generator's options changed).</summary>
+    public void UseStopStrings(IReadOnlyList<string> stopStrings) => _stopStrings = stopStrings;
 
     /// <summary>Starts afresh (a new append): no text, nothing held back.</summary>
     public void Reset()

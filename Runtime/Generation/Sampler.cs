@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using OnnxGpt.Checkpoints;
 
 namespace OnnxGpt.Generation;
 
@@ -9,7 +10,7 @@ namespace OnnxGpt.Generation;
 /// divided by the penalty, negative ones multiplied, each distinct token once), then greedy argmax (lowest id on
 /// ties) or: temperature, top-k (ties with the k-th logit kept), top-p (the smallest set of most likely tokens
 /// whose probability reaches p, at least one), and a draw from the renormalised distribution with
-/// <see cref="Xoshiro256StarStar"/>. Top-k uses a k-element heap and top-p a histogram of the probabilities, so
+/// <see cref="DeterministicRandom"/> (xoshiro256**, the project's one generator). Top-k uses a k-element heap and top-p a histogram of the probabilities, so
 /// no step sorts the whole vocabulary. Not thread-safe (the random state advances); one sampler per generator.
 /// </summary>
 public sealed class Sampler
@@ -19,7 +20,7 @@ public sealed class Sampler
     private const int SortWholeNucleusBelow = 256;
     private const int NucleusBuckets = 1024;
 
-    private readonly Xoshiro256StarStar _random;
+    private readonly DeterministicRandom _random;
     private readonly bool _greedy;
     private readonly float _temperature;
     private readonly int _topK;
@@ -33,7 +34,7 @@ public sealed class Sampler
         options.Validate();
         Options = options;
         Seed = options.Seed ?? (ulong)Random.Shared.NextInt64(long.MinValue, long.MaxValue);
-        _random = new Xoshiro256StarStar(Seed);
+        _random = new DeterministicRandom(Seed);
         _greedy = options.IsGreedy;
         _temperature = (float)options.Temperature;
         _topK = options.TopK;
@@ -41,6 +42,7 @@ public sealed class Sampler
         _penalty = (float)options.RepetitionPenalty;
     }
 
+    /// <summary>The options this sampler was built from.</summary>
     public GenerationOptions Options { get; }
 
     /// <summary>The seed in use: <see cref="GenerationOptions.Seed"/>, or the one picked at random when that was null.</summary>

@@ -16,7 +16,7 @@ namespace OnnxGpt.Model;
 /// </summary>
 public sealed class GptModel : IDisposable
 {
-    /// <summary>Model files tried, in order, when <see cref="Load"/> is given a folder.</summary>
+    /// <summary>Model files tried, in order, when <see cref="Load(string, Providers.SessionSettings?, Microsoft.Extensions.Logging.ILogger?)"/> is given a folder.</summary>
     public static IReadOnlyList<string> ModelFileNames { get; } = [ModelFolder.ModelFile, "decoder_model_merged.onnx"];
 
     private readonly InferenceSession _session;
@@ -66,6 +66,7 @@ public sealed class GptModel : IDisposable
     /// <summary>The folder holding the model (tokenizer files are looked up here).</summary>
     public string Folder { get; }
 
+    /// <summary>The model's shape, from its metadata (or a config file beside it).</summary>
     public GptConfig Config { get; }
 
     /// <summary>Where <see cref="Config"/> was read: the model's metadata, or a config file beside it.</summary>
@@ -210,6 +211,7 @@ public sealed class GptModel : IDisposable
         _session.Dispose();
     }
 
+    /// <summary>One line: file, shape and I/O convention.</summary>
     public override string ToString() =>
         $"{Path.GetFileName(ModelPath)}: {Config.Layers} layers, {Config.Heads} heads, width {Config.Width}, vocabulary {Config.VocabSize}, " +
         $"context {Config.ContextLength}, {Signature.Convention} I/O";

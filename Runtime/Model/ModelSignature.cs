@@ -20,10 +20,15 @@ public sealed class ModelSignature
     /// <summary>The convention of a graph without past inputs.</summary>
     public const string NoCacheConvention = "no-cache";
 
+    /// <summary>Input: token ids, (B, T).</summary>
     public const string InputIds = "input_ids";
+    /// <summary>Input: 1 for tokens to attend to, 0 for padding, (B, P + T).</summary>
     public const string AttentionMask = "attention_mask";
+    /// <summary>Input: each token's position, (B, T).</summary>
     public const string PositionIds = "position_ids";
+    /// <summary>Input of merged decoders: whether the past inputs hold a cache.</summary>
     public const string UseCacheBranch = "use_cache_branch";
+    /// <summary>Output: next-token logits, (B, T, V).</summary>
     public const string Logits = "logits";
 
     /// <summary>The optional input of OnnxGpt's fused graph saying how many final positions get logits.</summary>
@@ -74,6 +79,7 @@ public sealed class ModelSignature
     /// <summary>Vocabulary size, when the logits output gives it.</summary>
     public int? VocabSize { get; }
 
+    /// <summary>Whether the graph takes past keys and values.</summary>
     public bool HasCache => CacheTensors.Count > 0;
 
     /// <summary>
@@ -93,6 +99,8 @@ public sealed class ModelSignature
     internal IReadOnlyList<CacheTensor> CacheTensors { get; }
 
     /// <summary>One past input and the present output it pairs with.</summary>
+    /// <param name="Past">The graph input holding the cache so far.</param>
+    /// <param name="Present">The graph output holding the cache with the new tokens.</param>
     /// <param name="Stacked">(2, B, H, P, D) rather than (B, H, P, D).</param>
     internal sealed record CacheTensor(string Past, string Present, bool Stacked);
 

@@ -48,7 +48,13 @@ internal static unsafe class OrtNative
     /// alive until the binding is replaced or cleared) as input or output <paramref name="name"/>.
     /// </summary>
     /// <param name="binding">The native <c>OrtIoBinding*</c>.</param>
+    /// <param name="output">Bind an output rather than an input.</param>
     /// <param name="name">The I/O name, NUL-terminated UTF-8 (see <see cref="NativeName"/>).</param>
+    /// <param name="memoryInfo">The native <c>OrtMemoryInfo*</c> describing where <paramref name="data"/> lives.</param>
+    /// <param name="data">The tensor's first element.</param>
+    /// <param name="bytes">The tensor's size in bytes.</param>
+    /// <param name="shape">The tensor's dimensions.</param>
+    /// <param name="elementType">The tensor's element type.</param>
     public static void Bind(IntPtr binding, bool output, NativeName name, IntPtr memoryInfo, void* data, long bytes,
         ReadOnlySpan<long> shape, TensorElementType elementType)
     {

@@ -8,10 +8,13 @@ namespace OnnxGpt.Providers;
 /// <param name="InterOpThreads">Threads used to run independent operators in parallel (0: ONNX Runtime's default).</param>
 public sealed record CpuProvider(int IntraOpThreads = 0, int InterOpThreads = 0) : ExecutionProviderOptions
 {
+    /// <inheritdoc/>
     public override string Name => "cpu";
 
+    /// <inheritdoc/>
     public override string OrtName => "CPUExecutionProvider";
 
+    /// <inheritdoc/>
     public override string ToString() => IntraOpThreads == 0 && InterOpThreads == 0
         ? Name
         : $"{Name} (intra-op threads {IntraOpThreads}, inter-op threads {InterOpThreads})";

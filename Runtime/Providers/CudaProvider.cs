@@ -4,9 +4,12 @@ namespace OnnxGpt.Providers;
 /// <param name="DeviceId">The GPU's index.</param>
 public sealed record CudaProvider(int DeviceId = 0) : ExecutionProviderOptions
 {
+    /// <inheritdoc/>
     public override string Name => "cuda";
 
+    /// <inheritdoc/>
     public override string OrtName => "CUDAExecutionProvider";
 
+    /// <inheritdoc/>
     public override string ToString() => $"{Name}:{DeviceId}";
 }

@@ -4,9 +4,12 @@ namespace OnnxGpt.Providers;
 /// <param name="DeviceId">The adapter's index.</param>
 public sealed record DirectMlProvider(int DeviceId = 0) : ExecutionProviderOptions
 {
+    /// <inheritdoc/>
     public override string Name => "directml";
 
+    /// <inheritdoc/>
     public override string OrtName => "DmlExecutionProvider";
 
+    /// <inheritdoc/>
     public override string ToString() => $"{Name}:{DeviceId}";
 }

@@ -77,5 +77,6 @@ public abstract record ExecutionProviderOptions
         return [.. parts.Select(Parse)];
     }
 
+    /// <summary>The provider as written in a list: its name, with the device where it has one.</summary>
     public override string ToString() => Name;
 }

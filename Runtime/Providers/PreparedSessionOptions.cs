@@ -14,10 +14,12 @@ public sealed class PreparedSessionOptions : IDisposable
         Providers = providers;
     }
 
+    /// <summary>The session options, with the providers appended.</summary>
     public SessionOptions Options { get; }
 
     /// <summary>The providers registered, in order, ending with the CPU provider (ONNX Runtime's fallback).</summary>
     public IReadOnlyList<ExecutionProviderOptions> Providers { get; }
 
+    /// <summary>Releases the session options.</summary>
     public void Dispose() => Options.Dispose();
 }

@@ -4,9 +4,12 @@ namespace OnnxGpt.Providers;
 /// <param name="DeviceId">The GPU's index.</param>
 public sealed record TensorRtProvider(int DeviceId = 0) : ExecutionProviderOptions
 {
+    /// <inheritdoc/>
     public override string Name => "tensorrt";
 
+    /// <inheritdoc/>
     public override string OrtName => "TensorrtExecutionProvider";
 
+    /// <inheritdoc/>
     public override string ToString() => $"{Name}:{DeviceId}";
 }

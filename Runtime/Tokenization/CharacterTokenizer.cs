@@ -50,8 +50,10 @@ public sealed class CharacterTokenizer : ITextTokenizer
         }
     }
 
+    /// <inheritdoc/>
     public string Kind => Model.TokenizerSpec.CharKind;
 
+    /// <inheritdoc/>
     public int VocabularySize => _characters.Length;
 
     /// <summary>The character list, token i at index i.</summary>
@@ -83,6 +85,7 @@ public sealed class CharacterTokenizer : ITextTokenizer
         return [.. ids];
     }
 
+    /// <inheritdoc/>
     public string Decode(ReadOnlySpan<int> ids)
     {
         var builder = new StringBuilder(ids.Length);
@@ -95,12 +98,14 @@ public sealed class CharacterTokenizer : ITextTokenizer
         return builder.ToString();
     }
 
+    /// <inheritdoc/>
     public ReadOnlySpan<byte> GetTokenBytes(int id)
     {
         CheckId(id);
         return _bytes[id];
     }
 
+    /// <inheritdoc/>
     public bool IsSpecialToken(int id) => false;
 
     private void CheckId(int id)

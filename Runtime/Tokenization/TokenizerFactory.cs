@@ -6,9 +6,13 @@ namespace OnnxGpt.Tokenization;
 /// <summary>Builds the <see cref="ITextTokenizer"/> a <see cref="TokenizerSpec"/> describes, and guesses a spec for model folders exported elsewhere.</summary>
 public static class TokenizerFactory
 {
+    /// <summary>The vocabulary file of a Hugging Face BPE tokenizer.</summary>
     public const string VocabJson = "vocab.json";
+    /// <summary>The merges file of a Hugging Face BPE tokenizer.</summary>
     public const string MergesTxt = "merges.txt";
+    /// <summary>A Hugging Face fast-tokenizer file.</summary>
     public const string TokenizerJson = "tokenizer.json";
+    /// <summary>The Hugging Face config file (its <c>vocab_size</c> helps guess the tokenizer).</summary>
     public const string ConfigJson = "config.json";
 
     /// <summary>

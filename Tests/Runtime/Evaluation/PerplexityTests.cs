@@ -14,6 +14,7 @@ public sealed class PerplexityTests
     [DataRow(10, null, 1, false)]     // shorter than the context (24): one window
     [DataRow(50, 8, 5, false)]        // sliding: windows start every 8 tokens until one reaches the end
     [DataRow(50, null, 4, false)]     // default stride: half the context
+    [DataRow(50, 24, 3, false)]       // stride = context: disjoint windows, as a trainer evaluates
     [DataRow(50, 8, 5, true)]         // the fused graph: every position's logits (num_logits_to_keep 0)
     public void MeanNllEqualsTheReferenceOverTheSameWindows(int length, int? stride, int windows, bool fused)
     {
@@ -26,22 +27,23 @@ public sealed class PerplexityTests
 
         var result = Perplexity.Evaluate(model, tokens, stride);
 
-        // The reference, window by window: each token scored once, by the first window that reaches it.
+        // The reference, window by window: each token scored once, by the first window whose logits predict it
+        // (a window's last logits predict the token just after it).
         int context = 24, step = stride ?? 12, scoredUpTo = 1, count = 0, seen = 0;
         double total = 0;
         for (int begin = 0; ; begin += step)
         {
             int end = Math.Min(begin + context, length);
             var logits = ReferenceGpt.Logits(weights, [tokens[begin..end].Select(t => (long)t).ToArray()])[0];
-            for (int target = Math.Max(scoredUpTo, begin + 1); target < end; target++)
+            for (int target = Math.Max(scoredUpTo, begin + 1); target <= Math.Min(end, length - 1); target++)
             {
                 total += Perplexity.NegativeLogLikelihood(logits[target - begin - 1], tokens[target]);
                 count++;
             }
 
             seen++;
-            scoredUpTo = end;
-            if (end == length)
+            scoredUpTo = Math.Min(end + 1, length);
+            if (scoredUpTo == length)
             {
                 break;
             }

@@ -1,3 +1,4 @@
+using OnnxGpt.Checkpoints;
 using OnnxGpt.Generation;
 
 namespace OnnxGpt.Tests.Runtime.Generation;
@@ -7,7 +8,7 @@ public sealed class SamplerTests
 {
     private static float[] RandomLogits(int vocabulary, ulong seed, double scale = 3.0)
     {
-        var random = new Xoshiro256StarStar(seed);
+        var random = new DeterministicRandom(seed);
         var logits = new float[vocabulary];
         for (var i = 0; i < logits.Length; i++)
         {
@@ -191,7 +192,7 @@ public sealed class SamplerTests
     [TestMethod]
     public void KeepTopKKeepsExactlyTheValuesAtLeastTheKthLargestInIdOrder()
     {
-        var random = new Xoshiro256StarStar(17);
+        var random = new DeterministicRandom(17);
         foreach (var n in new[] { 1, 2, 7, 100, 5000 })
         {
             // Few distinct values: many ties with the k-th. Ascending values: the heap's worst case.
@@ -263,15 +264,25 @@ public sealed class SamplerTests
                 sampler.Sample(logits, previous, scratch);
             }
 
-            var before = GC.GetAllocatedBytesForCurrentThread();
-            var start = System.Diagnostics.Stopwatch.GetTimestamp();
-            for (var i = 0; i < 20; i++)
+            // Steady state: the fewest bytes any of three windows of 20 tokens allocated. A one-time allocation by the
+            // runtime itself (tiered JIT promoting a hot method mid-window) can land in one window; a per-token
+            // allocation shows in all of them.
+            long allocated = long.MaxValue;
+            var elapsed = TimeSpan.MaxValue;
+            for (var window = 0; window < 3; window++)
             {
-                sampler.Sample(logits, previous, scratch);
+                var before = GC.GetAllocatedBytesForCurrentThread();
+                var start = System.Diagnostics.Stopwatch.GetTimestamp();
+                for (var i = 0; i < 20; i++)
+                {
+                    sampler.Sample(logits, previous, scratch);
+                }
+
+                var time = System.Diagnostics.Stopwatch.GetElapsedTime(start);
+                elapsed = time < elapsed ? time : elapsed;
+                allocated = Math.Min(allocated, GC.GetAllocatedBytesForCurrentThread() - before);
             }
 
-            var elapsed = System.Diagnostics.Stopwatch.GetElapsedTime(start);
-            var allocated = GC.GetAllocatedBytesForCurrentThread() - before;
             var what = $"top-k {options.TopK}, top-p {options.TopP}, greedy {options.IsGreedy}";
             Assert.AreEqual(0L, allocated, what);
             Console.WriteLine($"{what}: {elapsed.TotalMilliseconds / 20:F3} ms per token");

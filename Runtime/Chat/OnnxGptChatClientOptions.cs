@@ -1,0 +1,46 @@
+using OnnxGpt.Generation;
+
+namespace OnnxGpt.Chat;
+
+/// <summary>How an <see cref="OnnxGptChatClient"/> renders prompts, picks tokens by default and caches conversations.</summary>
+public sealed record OnnxGptChatClientOptions
+{
+    /// <summary>The prompt format; null: the one in the model's metadata, else <see cref="ChatTemplate.Default"/>.</summary>
+    public IChatTemplate? ChatTemplate { get; init; }
+
+    /// <summary>
+    /// How tokens are picked when a request's <c>ChatOptions</c> say nothing; null: the model's generation defaults.
+    /// The template's stop sequences are added to <see cref="GenerationOptions.StopStrings"/>.
+    /// </summary>
+    public GenerationOptions? DefaultGenerationOptions { get; init; }
+
+    /// <summary>
+    /// Finished conversations kept with their KV caches, so a request that continues one runs only its new tokens
+    /// (least recently used dropped first). Each holds a cache of up to 2 · layers · context · width floats
+    /// (75 MB for GPT-2 small at 1024 tokens). 0 turns reuse off. Default 4.
+    /// </summary>
+    public int MaxCachedConversations { get; init; } = 4;
+
+    /// <summary>
+    /// When the conversation does not fit the context with room for the reply (the reply may take up to half the
+    /// context), drop its oldest messages, system messages and the last message excepted, until it does. Off by
+    /// default: a prompt that leaves no room for a reply is refused with an <see cref="OnnxGptException"/>.
+    /// </summary>
+    public bool DropOldMessages { get; init; }
+
+    /// <summary>The model id the client reports (<c>ChatClientMetadata.DefaultModelId</c>); null: the model folder's name.</summary>
+    public string? ModelId { get; init; }
+
+    /// <summary>Checks the limits.</summary>
+    /// <exception cref="ArgumentOutOfRangeException"><see cref="MaxCachedConversations"/> is negative.</exception>
+    public void Validate()
+    {
+        if (MaxCachedConversations < 0)
+        {
+            throw new ArgumentOutOfRangeException(nameof(MaxCachedConversations), MaxCachedConversations,
+                $"{nameof(MaxCachedConversations)} must be >= 0 (0 turns conversation reuse off); found {MaxCachedConversations}.");
+        }
+
+        DefaultGenerationOptions?.Validate();
+    }
+}

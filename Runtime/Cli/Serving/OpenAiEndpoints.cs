@@ -1,0 +1,336 @@
+using System.Diagnostics;
+using System.Text;
+using System.Text.Encodings.Web;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.WebUtilities;
+using Microsoft.Extensions.AI;
+using Microsoft.Extensions.Logging;
+using OnnxGpt.Chat;
+
+namespace OnnxGpt.Cli.Serving;
+
+/// <summary>The request handlers of <see cref="OpenAiServer"/>: OpenAI's JSON in, the chat client's updates out.</summary>
+internal sealed class OpenAiEndpoints(OnnxGptChatClient client, ServerOptions options, ILogger logger)
+{
+    private static readonly JsonDocumentOptions JsonLimits = new() { MaxDepth = 64 };
+
+    /// <summary>Responses are JSON for programs, never embedded in HTML: keep quotes and non-ASCII text readable.</summary>
+    private static readonly JsonSerializerOptions JsonOutput = new() { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
+
+    private static readonly string[] PostPaths = ["/v1/completions", "/v1/chat/completions"];
+
+    private readonly RequestGate _gate = new(options.MaxConcurrentRequests, options.MaxQueuedRequests);
+    private readonly long _started = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
+
+    /// <summary>A request without max_tokens gets the model's default, within the server's limit.</summary>
+    private readonly int _defaultMaxTokens = Math.Min(client.MapOptions(null, []).MaxNewTokens, options.MaxTokensLimit);
+
+    public Task ListModelsAsync(HttpContext context) =>
+        WriteJsonAsync(context, StatusCodes.Status200OK, new JsonObject { ["object"] = "list", ["data"] = new JsonArray(ModelJson()) });
+
+    public Task GetModelAsync(HttpContext context)
+    {
+        string? id = context.Request.RouteValues["id"] as string;
+        return id == client.ModelId
+            ? WriteJsonAsync(context, StatusCodes.Status200OK, ModelJson())
+            : WriteErrorAsync(context, UnknownModel(id ?? ""));
+    }
+
+    /// <summary><c>POST /v1/chat/completions</c> (<paramref name="chat"/>) or <c>POST /v1/completions</c>.</summary>
+    public async Task CompleteAsync(HttpContext context, bool chat)
+    {
+        var clock = Stopwatch.StartNew();
+        var cancellationToken = context.RequestAborted;
+        string path = context.Request.Path;
+        UsageDetails? usage = null;
+        try
+        {
+            OpenAiRequest request;
+            using (var document = await ReadBodyAsync(context).ConfigureAwait(false))
+            {
+                request = OpenAiRequest.Read(document.RootElement, chat, options.MaxTokensLimit, _defaultMaxTokens);
+            }
+
+            if (request.Model != client.ModelId)
+            {
+                throw UnknownModel(request.Model);
+            }
+
+            foreach (var field in request.Ignored)
+            {
+                logger.LogWarning("{Path}: ignoring '{Field}', which this server does not support.", path, field);
+            }
+
+            using var slot = await _gate.EnterAsync(cancellationToken).ConfigureAwait(false);
+            IAsyncEnumerable<ChatResponseUpdate> updates;
+            try
+            {
+                updates = chat
+                    ? client.GetStreamingResponseAsync(request.Messages!, request.Options, cancellationToken)
+                    : client.CompleteStreamingAsync(request.Prompt!, request.Options, cancellationToken);
+            }
+            catch (ArgumentException e)
+            {
+                throw OpenAiError.BadRequest(e.Message, ParamOf(e), "invalid_value");
+            }
+
+            await using var stream = updates.GetAsyncEnumerator(cancellationToken);
+            bool more;
+            try
+            {
+                more = await stream.MoveNextAsync().ConfigureAwait(false);   // the prompt is checked and run here
+            }
+            catch (OnnxGptException e)
+            {
+                throw OpenAiError.BadRequest(e.Message, chat ? "messages" : "prompt");
+            }
+
+            var reply = new Reply(chat, request, client.ModelId);
+            usage = request.Stream
+                ? await StreamAsync(context, stream, more, reply, cancellationToken).ConfigureAwait(false)
+                : await RespondAsync(context, stream, more, reply, cancellationToken).ConfigureAwait(false);
+        }
+        catch (OpenAiError e)
+        {
+            await WriteErrorAsync(context, e).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            logger.LogInformation("{Path}: the client went away after {Elapsed:F0} ms; generation stopped.", path, clock.Elapsed.TotalMilliseconds);
+            return;
+        }
+        catch (Exception e) when (!context.Response.HasStarted)
+        {
+            logger.LogError(e, "{Path}: failed.", path);
+            await WriteErrorAsync(context, new OpenAiError(500, $"the server failed on this request: {e.Message}", type: OpenAiError.ServerError)).ConfigureAwait(false);
+        }
+
+        logger.LogInformation("{Method} {Path} {Status} in {Elapsed:F0} ms{Usage}", context.Request.Method, path, context.Response.StatusCode,
+            clock.Elapsed.TotalMilliseconds, usage is null ? "" : $": {usage.InputTokenCount} prompt tokens ({usage.CachedInputTokenCount} cached), {usage.OutputTokenCount} generated");
+    }
+
+    public static Task NotFoundAsync(HttpContext context)
+    {
+        string path = context.Request.Path.Value ?? "";
+        return WriteErrorAsync(context, PostPaths.Contains(path, StringComparer.OrdinalIgnoreCase)
+            ? new OpenAiError(StatusCodes.Status405MethodNotAllowed, $"{context.Request.Method} {path} is not allowed; use POST.", code: "method_not_allowed")
+            : new OpenAiError(StatusCodes.Status404NotFound, $"unknown request URL: {context.Request.Method} {path}. This server has GET /v1/models, POST /v1/completions and POST /v1/chat/completions.", code: "unknown_url"));
+    }
+
+    /// <summary>A status without a body (e.g. 405 from routing) gets an error body too.</summary>
+    public static Task WriteStatusErrorAsync(HttpContext context)
+    {
+        int status = context.Response.StatusCode;
+        string reason = ReasonPhrases.GetReasonPhrase(status);
+        return WriteErrorAsync(context, new OpenAiError(status, $"{context.Request.Method} {context.Request.Path}: {reason}.",
+            code: reason.ToLowerInvariant().Replace(' ', '_'), type: status >= 500 ? OpenAiError.ServerError : OpenAiError.InvalidRequest));
+    }
+
+    private async Task<JsonDocument> ReadBodyAsync(HttpContext context)
+    {
+        if (context.Request.ContentLength > options.MaxRequestBodyBytes)
+        {
+            throw TooLarge(context.Request.ContentLength.Value);
+        }
+
+        try
+        {
+            return await JsonDocument.ParseAsync(context.Request.Body, JsonLimits, context.RequestAborted).ConfigureAwait(false);
+        }
+        catch (JsonException e)
+        {
+            throw OpenAiError.BadRequest($"the request body is not valid JSON: {e.Message}", code: "invalid_json");
+        }
+        catch (BadHttpRequestException e) when (e.StatusCode == StatusCodes.Status413PayloadTooLarge)
+        {
+            throw TooLarge(null);
+        }
+
+        OpenAiError TooLarge(long? length) => new(StatusCodes.Status413PayloadTooLarge,
+            $"the request body{(length is { } n ? $" of {n} bytes" : "")} is larger than this server's limit of {options.MaxRequestBodyBytes} bytes.",
+            code: "request_too_large");
+    }
+
+    /// <summary>The whole reply as one JSON response.</summary>
+    private static async Task<UsageDetails?> RespondAsync(HttpContext context, IAsyncEnumerator<ChatResponseUpdate> stream, bool more, Reply reply, CancellationToken cancellationToken)
+    {
+        var text = new StringBuilder();
+        for (; more; more = await stream.MoveNextAsync().ConfigureAwait(false))
+        {
+            reply.Observe(stream.Current);
+            text.Append(stream.Current.Text);
+        }
+
+        var choice = reply.Chat
+            ? new JsonObject { ["index"] = 0, ["message"] = new JsonObject { ["role"] = "assistant", ["content"] = text.ToString(), ["refusal"] = null } }
+            : new JsonObject { ["text"] = (reply.Request.Echo ? reply.Request.Prompt : "") + text, ["index"] = 0 };
+        choice["logprobs"] = null;
+        choice["finish_reason"] = reply.FinishReason;
+        var body = reply.Envelope(reply.Chat ? "chat.completion" : "text_completion");
+        body["choices"] = new JsonArray(choice);
+        body["usage"] = reply.UsageJson();
+        await WriteJsonAsync(context, StatusCodes.Status200OK, body, cancellationToken).ConfigureAwait(false);
+        return reply.Usage;
+    }
+
+    /// <summary>The reply as server-sent events: one chunk per piece of text, the finish reason, usage if asked, [DONE].</summary>
+    private async Task<UsageDetails?> StreamAsync(HttpContext context, IAsyncEnumerator<ChatResponseUpdate> stream, bool more, Reply reply, CancellationToken cancellationToken)
+    {
+        var response = context.Response;
+        response.StatusCode = StatusCodes.Status200OK;
+        response.ContentType = "text/event-stream";
+        response.Headers.CacheControl = "no-cache";
+        string kind = reply.Chat ? "chat.completion.chunk" : "text_completion";
+        try
+        {
+            if (reply.Chat)
+            {
+                await SendAsync(Chunk(new JsonObject { ["role"] = "assistant", ["content"] = "" }, null)).ConfigureAwait(false);
+            }
+            else if (reply.Request.Echo)
+            {
+                await SendAsync(Chunk(reply.Request.Prompt!, null)).ConfigureAwait(false);
+            }
+
+            for (; more; more = await stream.MoveNextAsync().ConfigureAwait(false))
+            {
+                reply.Observe(stream.Current);
+                string piece = stream.Current.Text;
+                if (piece.Length > 0)
+                {
+                    await SendAsync(reply.Chat ? Chunk(new JsonObject { ["content"] = piece }, null) : Chunk(piece, null)).ConfigureAwait(false);
+                }
+            }
+
+            await SendAsync(reply.Chat ? Chunk(new JsonObject(), reply.FinishReason) : Chunk("", reply.FinishReason)).ConfigureAwait(false);
+            if (reply.Request.IncludeUsage)
+            {
+                var last = reply.Envelope(kind);
+                last["choices"] = new JsonArray();
+                last["usage"] = reply.UsageJson();
+                await SendAsync(last).ConfigureAwait(false);
+            }
+        }
+        catch (Exception e) when (e is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
+        {
+            // The status is sent already: report the failure as an event, as OpenAI's streams do.
+            logger.LogError(e, "{Path}: failed while streaming.", context.Request.Path.Value);
+            var error = e as OpenAiError ?? new OpenAiError(500, $"the server failed while streaming: {e.Message}", type: OpenAiError.ServerError);
+            await WriteEventAsync(response, error.ToJson().ToJsonString(JsonOutput), cancellationToken).ConfigureAwait(false);
+            return reply.Usage;
+        }
+
+        await response.WriteAsync("data: [DONE]\n\n", cancellationToken).ConfigureAwait(false);
+        await response.Body.FlushAsync(cancellationToken).ConfigureAwait(false);
+        return reply.Usage;
+
+        Task SendAsync(JsonObject chunk) => WriteEventAsync(response, chunk.ToJsonString(JsonOutput), cancellationToken);
+
+        JsonObject Chunk(JsonNode delta, string? finish)
+        {
+            var choice = reply.Chat ? new JsonObject { ["index"] = 0, ["delta"] = delta } : new JsonObject { ["text"] = delta, ["index"] = 0 };
+            choice["logprobs"] = null;
+            choice["finish_reason"] = finish;
+            var chunk = reply.Envelope(kind);
+            chunk["choices"] = new JsonArray(choice);
+            return chunk;
+        }
+    }
+
+    private static async Task WriteEventAsync(HttpResponse response, string json, CancellationToken cancellationToken)
+    {
+        await response.WriteAsync("data: " + json + "\n\n", cancellationToken).ConfigureAwait(false);
+        await response.Body.FlushAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    private JsonObject ModelJson() => new()
+    {
+        ["id"] = client.ModelId,
+        ["object"] = "model",
+        ["created"] = _started,
+        ["owned_by"] = OnnxGptChatClient.ProviderName,
+    };
+
+    private OpenAiError UnknownModel(string model) =>
+        new(StatusCodes.Status404NotFound, $"the model '{model}' does not exist; this server serves '{client.ModelId}'.", "model", "model_not_found");
+
+    private static string? ParamOf(ArgumentException e) => e.ParamName switch
+    {
+        "MaxNewTokens" => "max_tokens",
+        "Temperature" => "temperature",
+        "TopP" => "top_p",
+        "TopK" => "top_k",
+        "RepetitionPenalty" => "repetition_penalty",
+        "StopStrings" => "stop",
+        _ => null,
+    };
+
+    private static Task WriteErrorAsync(HttpContext context, OpenAiError error)
+    {
+        if (context.Response.HasStarted)
+        {
+            return Task.CompletedTask;
+        }
+
+        if (error.Status == StatusCodes.Status413PayloadTooLarge)
+        {
+            // The rest of the body is never read, so Kestrel ends the connection: say so, so the client does not reuse it.
+            context.Response.Headers.Connection = "close";
+        }
+
+        return WriteJsonAsync(context, error.Status, error.ToJson());
+    }
+
+    private static Task WriteJsonAsync(HttpContext context, int status, JsonObject body, CancellationToken cancellationToken = default)
+    {
+        context.Response.StatusCode = status;
+        context.Response.ContentType = "application/json";
+        return context.Response.WriteAsync(body.ToJsonString(JsonOutput), cancellationToken);
+    }
+
+    /// <summary>What one response says about itself: id, times, model, finish reason and usage, gathered from the updates.</summary>
+    private sealed class Reply(bool chat, OpenAiRequest request, string modelId)
+    {
+        private readonly string _id = (chat ? "chatcmpl-" : "cmpl-") + Guid.NewGuid().ToString("N");
+        private readonly long _created = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
+
+        public bool Chat => chat;
+
+        public OpenAiRequest Request => request;
+
+        public string? FinishReason { get; private set; }
+
+        public UsageDetails? Usage { get; private set; }
+
+        public void Observe(ChatResponseUpdate update)
+        {
+            if (update.FinishReason is { } reason)
+            {
+                FinishReason = reason == ChatFinishReason.Length ? "length" : "stop";
+            }
+
+            if (update.Contents.OfType<UsageContent>().FirstOrDefault() is { } usage)
+            {
+                Usage = usage.Details;
+            }
+        }
+
+        public JsonObject Envelope(string kind) => new()
+        {
+            ["id"] = _id,
+            ["object"] = kind,
+            ["created"] = _created,
+            ["model"] = modelId,
+        };
+
+        public JsonObject UsageJson() => new()
+        {
+            ["prompt_tokens"] = Usage?.InputTokenCount ?? 0,
+            ["completion_tokens"] = Usage?.OutputTokenCount ?? 0,
+            ["total_tokens"] = Usage?.TotalTokenCount ?? 0,
+            ["prompt_tokens_details"] = new JsonObject { ["cached_tokens"] = Usage?.CachedInputTokenCount ?? 0 },
+        };
+    }
+}

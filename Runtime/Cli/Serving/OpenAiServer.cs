@@ -1,0 +1,90 @@
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using OnnxGpt.Chat;
+
+namespace OnnxGpt.Cli.Serving;
+
+/// <summary>
+/// An OpenAI-compatible HTTP server on Kestrel over one <see cref="OnnxGptChatClient"/>: <c>GET /v1/models</c>,
+/// <c>POST /v1/completions</c> and <c>POST /v1/chat/completions</c>, each streamed as server-sent events when asked
+/// (<c>"stream": true</c>, ending with <c>data: [DONE]</c>). Errors come in OpenAI's shape with their status code.
+/// Concurrent requests each generate on their own generator, up to <see cref="ServerOptions.MaxConcurrentRequests"/>
+/// at once; more wait in a bounded queue (no batching across requests). The server does not own the client.
+/// </summary>
+public sealed class OpenAiServer : IAsyncDisposable
+{
+    private readonly WebApplication _app;
+
+    private OpenAiServer(WebApplication app, IReadOnlyList<string> urls)
+    {
+        _app = app;
+        Urls = urls;
+    }
+
+    /// <summary>The addresses the server listens on, with the ports actually bound.</summary>
+    public IReadOnlyList<string> Urls { get; }
+
+    /// <summary>Starts a server; returns once it listens.</summary>
+    /// <param name="client">The chat client to serve (its <see cref="OnnxGptChatClient.ModelId"/> is the model's id).</param>
+    /// <param name="options">Addresses and limits.</param>
+    /// <param name="log">Where request lines (information) and problems (warnings, errors) go; null: nowhere.</param>
+    /// <param name="logLevel">The least level written to <paramref name="log"/>.</param>
+    /// <param name="cancellationToken">Cancels the start.</param>
+    /// <exception cref="ArgumentException">An option is out of range.</exception>
+    /// <exception cref="IOException">An address cannot be bound (in use, or not a local address).</exception>
+    public static async Task<OpenAiServer> StartAsync(OnnxGptChatClient client, ServerOptions options, TextWriter? log = null,
+        LogLevel logLevel = LogLevel.Information, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(client);
+        ArgumentNullException.ThrowIfNull(options);
+        options.Validate();
+        var builder = WebApplication.CreateEmptyBuilder(new WebApplicationOptions { ApplicationName = "onnxgpt" });
+        builder.WebHost.UseKestrelCore().ConfigureKestrel(kestrel =>
+        {
+            kestrel.AddServerHeader = false;
+            kestrel.Limits.MaxRequestBodySize = options.MaxRequestBodyBytes;
+        });
+        builder.WebHost.UseUrls(options.Urls);
+        builder.Services.AddRoutingCore();
+        builder.Services.Configure<ConsoleLifetimeOptions>(o => o.SuppressStatusMessages = true);
+        builder.Logging.ClearProviders();
+        if (log is not null)
+        {
+            builder.Logging.AddProvider(new WriterLoggerProvider(log, logLevel));
+            builder.Logging.SetMinimumLevel(logLevel);
+            builder.Logging.AddFilter("Microsoft", LogLevel.Warning);
+        }
+
+        var app = builder.Build();
+        var endpoints = new OpenAiEndpoints(client, options, app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("onnxgpt.serve"));
+        app.UseStatusCodePages(context => OpenAiEndpoints.WriteStatusErrorAsync(context.HttpContext));
+        app.UseRouting();
+        app.MapGet("/v1/models", endpoints.ListModelsAsync);
+        app.MapGet("/v1/models/{id}", endpoints.GetModelAsync);
+        app.MapPost("/v1/chat/completions", context => endpoints.CompleteAsync(context, chat: true));
+        app.MapPost("/v1/completions", context => endpoints.CompleteAsync(context, chat: false));
+        app.MapFallback(OpenAiEndpoints.NotFoundAsync);
+        await app.StartAsync(cancellationToken).ConfigureAwait(false);
+        var addresses = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()?.Addresses.ToList() ?? [];
+        return new OpenAiServer(app, addresses);
+    }
+
+    /// <summary>Completes when the host is asked to stop (Ctrl+C, SIGTERM, or <see cref="StopAsync"/>).</summary>
+    public Task WaitForShutdownAsync(CancellationToken cancellationToken = default) => _app.WaitForShutdownAsync(cancellationToken);
+
+    /// <summary>Stops listening; requests in flight get until <paramref name="cancellationToken"/> to finish.</summary>
+    public Task StopAsync(CancellationToken cancellationToken = default) => _app.StopAsync(cancellationToken);
+
+    /// <summary>Stops the server and releases it.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        await _app.StopAsync().ConfigureAwait(false);
+        await _app.DisposeAsync().ConfigureAwait(false);
+    }
+}

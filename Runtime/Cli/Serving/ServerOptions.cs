@@ -1,0 +1,35 @@
+namespace OnnxGpt.Cli.Serving;
+
+/// <summary>How <see cref="OpenAiServer"/> listens and what it accepts.</summary>
+public sealed record ServerOptions
+{
+    /// <summary>Addresses to listen on (semicolon-separated); port 0 picks a free port (see <see cref="OpenAiServer.Urls"/>).</summary>
+    public string Urls { get; init; } = "http://127.0.0.1:8080";
+
+    /// <summary>Largest request body accepted, in bytes; larger ones get 413.</summary>
+    public long MaxRequestBodyBytes { get; init; } = 1 << 20;
+
+    /// <summary>Largest <c>max_tokens</c> a request may ask for; more gets 400.</summary>
+    public int MaxTokensLimit { get; init; } = 2048;
+
+    /// <summary>Requests generating at the same time, each on its own generator; others wait in the queue.</summary>
+    public int MaxConcurrentRequests { get; init; } = 4;
+
+    /// <summary>Requests that may wait for a free slot; beyond that the server answers 503 at once.</summary>
+    public int MaxQueuedRequests { get; init; } = 64;
+
+    /// <summary>Checks the limits.</summary>
+    /// <exception cref="ArgumentException">A limit is out of range or no address is given; the message names it.</exception>
+    public void Validate()
+    {
+        if (string.IsNullOrWhiteSpace(Urls))
+        {
+            throw new ArgumentException("give at least one address to listen on, e.g. http://127.0.0.1:8080.", nameof(Urls));
+        }
+
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(MaxRequestBodyBytes, nameof(MaxRequestBodyBytes));
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(MaxTokensLimit, nameof(MaxTokensLimit));
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(MaxConcurrentRequests, nameof(MaxConcurrentRequests));
+        ArgumentOutOfRangeException.ThrowIfNegative(MaxQueuedRequests, nameof(MaxQueuedRequests));
+    }
+}

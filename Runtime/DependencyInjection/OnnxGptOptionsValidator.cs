@@ -1,0 +1,46 @@
+using Microsoft.Extensions.Options;
+using OnnxGpt.Generation;
+
+namespace OnnxGpt.DependencyInjection;
+
+/// <summary>Checks <see cref="OnnxGptOptions"/> when they are first read, naming each setting that is wrong.</summary>
+internal sealed class OnnxGptOptionsValidator : IValidateOptions<OnnxGptOptions>
+{
+    public ValidateOptionsResult Validate(string? name, OnnxGptOptions options)
+    {
+        var failures = new List<string>();
+        if (string.IsNullOrWhiteSpace(options.ModelPath))
+        {
+            failures.Add($"{OnnxGptOptions.SectionName}:{nameof(OnnxGptOptions.ModelPath)} is required: the model folder (or .onnx file).");
+        }
+
+        try
+        {
+            options.ToSessionSettings();
+        }
+        catch (ArgumentException e)
+        {
+            failures.Add($"{OnnxGptOptions.SectionName}:{nameof(OnnxGptOptions.ExecutionProviders)}/{nameof(OnnxGptOptions.IntraOpThreads)}: {e.Message}");
+        }
+
+        try
+        {
+            options.ToChatClientOptions(new GenerationOptions(), withTemplate: false).Validate();
+        }
+        catch (ArgumentException e)
+        {
+            failures.Add($"{OnnxGptOptions.SectionName}: {e.Message}");
+        }
+
+        try
+        {
+            options.ChatTemplate?.ToSpec();
+        }
+        catch (OnnxGptException e)
+        {
+            failures.Add(e.Message);
+        }
+
+        return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
+    }
+}
