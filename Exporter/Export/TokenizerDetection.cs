@@ -8,14 +8,18 @@ public static class TokenizerDetection
     /// <summary>The file a training run writes beside its checkpoint to describe its tokenizer.</summary>
     public const string SpecFile = "tokenizer_spec.json";
 
+    /// <summary>The size of GPT-2's vocabulary (50,000 merges, 256 bytes, end of text).</summary>
+    public const int Gpt2VocabularySize = 50257;
+
     /// <summary>
     /// In order: <c>tokenizer_spec.json</c> (this project's own description), <c>tokenizer.json</c>,
     /// <c>vocab.json</c> + <c>merges.txt</c>, then GPT-2's built-in encoding when the vocabulary has its 50257 tokens.
     /// Null when nothing fits: the model then runs on token ids only.
     /// </summary>
-    public static TokenizerSpec? Detect(string? folder, GptConfig config)
+    /// <param name="folder">The checkpoint or model folder to look in; null looks at the vocabulary size only.</param>
+    /// <param name="vocabularySize">The model's vocabulary size, when known.</param>
+    public static TokenizerSpec? Detect(string? folder, int? vocabularySize)
     {
-        ArgumentNullException.ThrowIfNull(config);
         if (folder is not null)
         {
             string spec = Path.Combine(folder, SpecFile);
@@ -35,6 +39,6 @@ public static class TokenizerDetection
             }
         }
 
-        return config.VocabSize == 50257 ? TokenizerSpec.Gpt2 : null;
+        return vocabularySize == Gpt2VocabularySize ? TokenizerSpec.Gpt2 : null;
     }
 }

@@ -165,7 +165,7 @@ public static class Program
         {
             Force = true,
             Graph = graph,
-            Tokenizer = TokenizerDetection.Detect(null, config),
+            Tokenizer = TokenizerDetection.Detect(null, config.VocabSize),
             Source = $"preset {o.Preset}, GPT-2 initialisation with seed {o.Seed}",
         });
         SetGenAiThreads(folder, o.Threads);

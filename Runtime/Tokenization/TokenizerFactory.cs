@@ -1,4 +1,5 @@
 using System.Text.Json;
+using OnnxGpt.Export;
 using OnnxGpt.Model;
 
 namespace OnnxGpt.Tokenization;
@@ -75,24 +76,14 @@ public static class TokenizerFactory
             throw new OnnxGptException($"Model folder '{modelFolder}' does not exist; expected a folder with the model and its tokenizer files.");
         }
 
-        if (File.Exists(Path.Combine(modelFolder, TokenizerJson)))
+        vocabularySize ??= ReadConfigVocabularySize(modelFolder);
+        if (TokenizerDetection.Detect(modelFolder, vocabularySize) is { } found)
         {
-            return new TokenizerSpec { Kind = TokenizerSpec.TokenizerJsonKind, Files = [TokenizerJson] };
+            return found;
         }
 
         var hasVocab = File.Exists(Path.Combine(modelFolder, VocabJson));
         var hasMerges = File.Exists(Path.Combine(modelFolder, MergesTxt));
-        if (hasVocab && hasMerges)
-        {
-            return new TokenizerSpec { Kind = TokenizerSpec.BpeKind, Files = [VocabJson, MergesTxt] };
-        }
-
-        vocabularySize ??= ReadConfigVocabularySize(modelFolder);
-        if (vocabularySize == Gpt2ByteLevelTokenizer.VocabularySize)
-        {
-            return TokenizerSpec.Gpt2;
-        }
-
         var half = hasVocab ? $" ({VocabJson} is there but {MergesTxt} is not)" : hasMerges ? $" ({MergesTxt} is there but {VocabJson} is not)" : "";
         var size = vocabularySize is { } n ? $"the vocabulary has {n} tokens" : $"the vocabulary size is unknown (no {ConfigJson} with vocab_size)";
         throw new OnnxGptException(

@@ -18,7 +18,7 @@ internal static class ChatModels
         string folder = tmp.Sub(name);
         GptExporter.Export(weights, folder, new ExportOptions
         {
-            Tokenizer = TokenizerDetection.Detect(source, weights.Config),
+            Tokenizer = TokenizerDetection.Detect(source, weights.Config.VocabSize),
             TokenizerSourceFolder = source,
             ChatTemplate = template,
         });

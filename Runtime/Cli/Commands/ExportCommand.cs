@@ -99,7 +99,7 @@ public sealed class ExportCommand : ICommand
             ExternalData = external,
             Graph = graph,
             Force = force,
-            Tokenizer = TokenizerDetection.Detect(tokenizerFolder, weights.Config),
+            Tokenizer = TokenizerDetection.Detect(tokenizerFolder, weights.Config.VocabSize),
             TokenizerSourceFolder = tokenizerFolder,
             Source = source,
         };
