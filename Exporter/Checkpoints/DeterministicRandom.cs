@@ -28,6 +28,27 @@ public sealed class DeterministicRandom
         _s3 = SplitMix64(ref x);
     }
 
+    private DeterministicRandom(ulong s0, ulong s1, ulong s2, ulong s3) => (_s0, _s1, _s2, _s3) = (s0, s1, s2, s3);
+
+    /// <summary>
+    /// The four state words, so a checkpoint can save the generator and <see cref="FromState"/> continue it exactly.
+    /// A normal value <see cref="NextNormal"/> drew in a pair and has not handed out yet is not part of the state.
+    /// </summary>
+    public ulong[] GetState() => [_s0, _s1, _s2, _s3];
+
+    /// <summary>A generator continuing from <see cref="GetState"/>.</summary>
+    /// <exception cref="ArgumentException">Not four words, or all zero (xoshiro's one invalid state).</exception>
+    public static DeterministicRandom FromState(IReadOnlyList<ulong> state)
+    {
+        ArgumentNullException.ThrowIfNull(state);
+        if (state.Count != 4 || state.All(s => s == 0))
+        {
+            throw new ArgumentException($"a generator state is four words, not all zero; found {state.Count} word(s).", nameof(state));
+        }
+
+        return new DeterministicRandom(state[0], state[1], state[2], state[3]);
+    }
+
     /// <summary>
     /// An independent stream for a named purpose, e.g. one tensor (and one chunk of it): the seed is mixed with
     /// the 64-bit FNV-1a hash of the name's UTF-8 bytes and with <paramref name="index"/>.
