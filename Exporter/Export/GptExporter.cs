@@ -100,6 +100,7 @@ public static class GptExporter
         yield return (MetadataKeys.FormatVersion, "1");
         yield return (MetadataKeys.IoConvention, options.Graph.IoConvention);
         yield return (MetadataKeys.GraphFlavor, options.Graph.Flavor == GraphFlavor.Fused ? "fused" : "portable");
+        yield return (MetadataKeys.Precision, options.Graph.Precision == WeightPrecision.Float16 ? "fp16" : "fp32");
         if (options.Graph.Quantization != WeightQuantization.None)
         {
             yield return (MetadataKeys.Quantization, $"{options.Graph.Quantization.ToString().ToLowerInvariant()}, block {options.Graph.BlockSize}");

@@ -26,6 +26,9 @@ public static class MetadataKeys
     /// <summary>Graph flavour (plain text): <c>portable</c> or <c>fused</c>.</summary>
     public const string GraphFlavor = "onnxgpt.graph";
 
+    /// <summary>Floating-point type of weights, activations and KV cache (plain text): <c>fp32</c> or <c>fp16</c>.</summary>
+    public const string Precision = "onnxgpt.dtype";
+
     /// <summary>Weight quantization (plain text), absent for float weights: e.g. <c>int4, block 32</c>.</summary>
     public const string Quantization = "onnxgpt.quantization";
 

@@ -35,12 +35,16 @@ public sealed class GptGraph
     private readonly GraphOptions _options;
     private readonly bool _fused;
 
+    /// <summary>The type of weights, activations and cache: float32, or float16 for <see cref="WeightPrecision.Float16"/>.</summary>
+    private readonly DataType _float;
+
     private GptGraph(GptWeights weights, GraphOptions options, Func<WeightData, TensorProto> initializer)
     {
         _w = weights;
         _c = weights.Config;
         _options = options.Validate();
         _fused = options.Flavor == GraphFlavor.Fused;
+        _float = options.Precision == WeightPrecision.Float16 ? DataType.Float16 : DataType.Float;
         _initializer = initializer;
         if (_fused && _c.HeadSize % 8 != 0)
         {
@@ -73,8 +77,8 @@ public sealed class GptGraph
         {
             past[i] = stacked
                 ? StackedPast(i)
-                : (_g.Input($"past_key_values.{i}.key", DataType.Float, "batch_size", _c.Heads, "past_sequence_length", _c.HeadSize),
-                   _g.Input($"past_key_values.{i}.value", DataType.Float, "batch_size", _c.Heads, "past_sequence_length", _c.HeadSize));
+                : (_g.Input($"past_key_values.{i}.key", _float, "batch_size", _c.Heads, "past_sequence_length", _c.HeadSize),
+                   _g.Input($"past_key_values.{i}.value", _float, "batch_size", _c.Heads, "past_sequence_length", _c.HeadSize));
             if (useCacheBranch is not null)
             {
                 past[i] = CacheBranch(i, past[i], useCacheBranch);
@@ -118,12 +122,12 @@ public sealed class GptGraph
         {
             if (stacked)
             {
-                _g.Output($"present_{i}", StackedPresent(i, present[i]), DataType.Float, 2, "batch_size", _c.Heads, "total_sequence_length", _c.HeadSize);
+                _g.Output($"present_{i}", StackedPresent(i, present[i]), _float, 2, "batch_size", _c.Heads, "total_sequence_length", _c.HeadSize);
                 continue;
             }
 
-            _g.Output($"present.{i}.key", present[i].Key, DataType.Float, "batch_size", _c.Heads, "total_sequence_length", _c.HeadSize);
-            _g.Output($"present.{i}.value", present[i].Value, DataType.Float, "batch_size", _c.Heads, "total_sequence_length", _c.HeadSize);
+            _g.Output($"present.{i}.key", present[i].Key, _float, "batch_size", _c.Heads, "total_sequence_length", _c.HeadSize);
+            _g.Output($"present.{i}.value", present[i].Value, _float, "batch_size", _c.Heads, "total_sequence_length", _c.HeadSize);
         }
 
         return _g.Graph;
@@ -132,7 +136,7 @@ public sealed class GptGraph
     /// <summary>ORT GPT-2 convention: layer i's past is one (2, B, H, P, D) input; key and value are its two halves.</summary>
     private (string Key, string Value) StackedPast(int i)
     {
-        string stackedPast = _g.Input($"past_{i}", DataType.Float, 2, "batch_size", _c.Heads, "past_sequence_length", _c.HeadSize);
+        string stackedPast = _g.Input($"past_{i}", _float, 2, "batch_size", _c.Heads, "past_sequence_length", _c.HeadSize);
         using var _ = _g.Scope($"layers.{i}");
         string key = _g.Named("past_key", "Gather", [stackedPast, _g.ScalarInt64("key_index", 0)], Attr.Int("axis", 0));       // (B, H, P, D)
         string value = _g.Named("past_value", "Gather", [stackedPast, _g.ScalarInt64("value_index", 1)], Attr.Int("axis", 0));  // (B, H, P, D)
@@ -218,8 +222,8 @@ public sealed class GptGraph
         string axes12 = _g.ConstInt64("axes12", 1, 2);
         string keys = _g.Named("key_mask", "Unsqueeze", [notPadding, axes12]);                  // (B, 1, 1, S)
         string allowed = _g.Op("And", causal, keys);                                             // (B, 1, T, S)
-        string open = _g.ScalarFloat("open", 0f);
-        string closed = _g.ScalarFloat("closed", float.MinValue);
+        string open = _g.Scalar("open", _float, 0f);
+        string closed = _g.Scalar("closed", _float, _float == DataType.Float16 ? (float)Half.MinValue : float.MinValue);
         return _g.Op("Where", allowed, open, closed);                                            // (B, 1, T, S)
     }
 
@@ -393,7 +397,7 @@ public sealed class GptGraph
 
         string keyT = _g.Node("Transpose", [presentKey], 1, "key_transpose", "", Attr.Ints("perm", 0, 1, 3, 2))[0]; // (B, H, D, S)
         string scores = _g.Named("scores", "MatMul", [q, keyT]);                      // (B, H, T, S)
-        string scale = _g.ScalarFloat("scale", (float)(1.0 / Math.Sqrt(d)));
+        string scale = _g.Scalar("scale", _float, (float)(1.0 / Math.Sqrt(d)));
         scores = _g.Named("scaled_scores", "Mul", [scores, scale]);
         scores = _g.Named("masked_scores", "Add", [scores, maskBias]);
         string probs = _g.OpWith("Softmax", [scores], Attr.Int("axis", -1));          // (B, H, T, S)
@@ -546,7 +550,20 @@ public sealed class GptGraph
         string shape = _g.Named("logits_shape", "Concat",
             [_g.Node("Shape", [x], 1, "batch_and_time", "", Attr.Int("start", 0), Attr.Int("end", 2))[0], _g.ConstInt64("vocab", _c.VocabSize)],
             Attr.Int("axis", 0));
-        return _g.Named("unflatten", "Reshape", [logits, shape]);                                        // (B, T', V)
+        logits = _g.Named("unflatten", "Reshape", [logits, shape]);                                      // (B, T', V)
+        // Logits leave the graph as float32 whatever the precision inside, so hosts read one type.
+        return _float == DataType.Float ? logits : _g.Node("Cast", [logits], 1, "logits_float", "", Attr.Int("to", (long)DataType.Float))[0];
+    }
+
+    private static byte[] ToHalfBytes(float[] values)
+    {
+        var half = new Half[values.Length];
+        for (int i = 0; i < values.Length; i++)
+        {
+            half[i] = (Half)values[i];   // round to nearest even
+        }
+
+        return System.Runtime.InteropServices.MemoryMarshal.AsBytes(half.AsSpan()).ToArray();
     }
 
     /// <summary>The initializer for a checkpoint tensor, added on first use (a tied head reuses wte).</summary>
@@ -554,7 +571,10 @@ public sealed class GptGraph
     {
         if (_added.Add(name))
         {
-            _g.Initializer(_initializer(new WeightData(name, _w[name])));
+            var tensor = _w[name];
+            _g.Initializer(_initializer(_float == DataType.Float
+                ? new WeightData(name, tensor)
+                : new WeightData(name, tensor.Shape.Select(d => (long)d).ToArray(), DataType.Float16, ToHalfBytes(tensor.Data))));
         }
 
         return name;

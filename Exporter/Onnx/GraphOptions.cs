@@ -29,6 +29,19 @@ public enum WeightQuantization
     Int4,
 }
 
+/// <summary>The floating-point type of the weights, the activations and the KV cache.</summary>
+public enum WeightPrecision
+{
+    /// <summary>float32 everywhere.</summary>
+    Float32,
+
+    /// <summary>
+    /// float16 weights, activations and KV cache (half the bytes per token, for GPUs above all); the logits output
+    /// stays float32.
+    /// </summary>
+    Float16,
+}
+
 /// <summary>How <see cref="GptGraph"/> builds the graph.</summary>
 public sealed record GraphOptions
 {
@@ -37,6 +50,9 @@ public sealed record GraphOptions
 
     /// <summary>Block quantization of the weight matrices (fused graph only).</summary>
     public WeightQuantization Quantization { get; init; } = WeightQuantization.None;
+
+    /// <summary>float32 or float16 (<c>--dtype fp32|fp16</c>).</summary>
+    public WeightPrecision Precision { get; init; } = WeightPrecision.Float32;
 
     /// <summary>Values per quantization block along the input dimension.</summary>
     public int BlockSize { get; init; } = 32;
@@ -77,6 +93,11 @@ public sealed record GraphOptions
         if (Quantization != WeightQuantization.None && Flavor != GraphFlavor.Fused)
         {
             throw new OnnxGptException($"quantization {Quantization} needs the fused graph (MatMulNBits); the portable graph uses standard operators only.");
+        }
+
+        if (Precision == WeightPrecision.Float16 && Quantization != WeightQuantization.None)
+        {
+            throw new OnnxGptException($"--dtype fp16 applies to float weights; quantization {Quantization} keeps float32 activations. Choose one.");
         }
 
         if (BlockSize < 16 || (BlockSize & (BlockSize - 1)) != 0)

@@ -105,6 +105,14 @@ public sealed class OnnxGraphBuilder
     /// <summary>A float scalar (rank 0) constant, named in the current scope.</summary>
     public string ScalarFloat(string name, float value) => Constant(name, DataType.Float, [], MemoryMarshal.AsBytes(new[] { value }.AsSpan()));
 
+    /// <summary>A scalar constant of a floating-point type (float32 or float16), named in the current scope.</summary>
+    public string Scalar(string name, DataType type, float value) => type switch
+    {
+        DataType.Float => ScalarFloat(name, value),
+        DataType.Float16 => Constant(name, DataType.Float16, [], MemoryMarshal.AsBytes(new[] { (Half)value }.AsSpan())),
+        _ => throw new ArgumentOutOfRangeException(nameof(type), type, "a scalar constant is float32 or float16."),
+    };
+
     private string Constant(string name, DataType type, long[] dims, ReadOnlySpan<byte> bytes)
     {
         var proto = new TensorProto { Name = ClaimValue($"{ScopePath}/{name}"), DataType = (int)type };

@@ -28,6 +28,7 @@ public sealed unsafe class KvCache : IDisposable
 {
     private readonly Pair[] _tensors;
     private readonly int[] _rowLengths;
+    private readonly int _elementBytes;
     private int _current;
     private bool _disposed;
 
@@ -42,6 +43,8 @@ public sealed unsafe class KvCache : IDisposable
 
         BatchSize = batchSize;
         IsInPlace = inPlace;
+        ElementType = signature.CacheElementType;
+        _elementBytes = ElementType == TensorElementType.Float16 ? 2 : sizeof(float);
         _rowLengths = new int[batchSize];
         Layers = signature.Layers;
         Heads = config.Heads;
@@ -67,6 +70,9 @@ public sealed unsafe class KvCache : IDisposable
 
     /// <summary>Rows in the batch.</summary>
     public int BatchSize { get; }
+
+    /// <summary>The element type of the cached keys and values: float32, or float16 for a float16 export.</summary>
+    public TensorElementType ElementType { get; }
 
     /// <summary>Transformer layers (one key and one value tensor each).</summary>
     public int Layers { get; }
@@ -120,13 +126,26 @@ public sealed unsafe class KvCache : IDisposable
     /// the stacked tensor of layer <c>i</c>), laid out as the past input: (B, H, P, D) or (2, B, H, P, D). In place,
     /// the whole buffer (B, H, <see cref="Capacity"/>, D), of which each row's first <see cref="GetRowLength"/> positions hold values.
     /// </summary>
-    public ReadOnlySpan<float> GetTensor(int index)
+    public ReadOnlySpan<float> GetTensor(int index) => Tensor<float>(index, TensorElementType.Float);
+
+    /// <summary>As <see cref="GetTensor"/>, for a cache of float16 values (<see cref="ElementType"/>).</summary>
+    public ReadOnlySpan<Half> GetHalfTensor(int index) => Tensor<Half>(index, TensorElementType.Float16);
+
+    private ReadOnlySpan<T> Tensor<T>(int index, TensorElementType type) where T : unmanaged
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         ArgumentOutOfRangeException.ThrowIfNegative(index);
         ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(index, _tensors.Length);
+        if (type != ElementType)
+        {
+            throw new InvalidOperationException($"the cache holds {ElementType} values, not {type}.");
+        }
+
         var t = _tensors[index];
-        return t.Buffers[_current]!.AsSpan(t.Blocks * (IsInPlace ? Capacity : Length) * HeadSize);
+        long count = t.Blocks * (IsInPlace ? Capacity : Length) * HeadSize;
+        var buffer = t.Buffers[_current]!;
+        _ = buffer.AsSpan(count * _elementBytes);   // checks the range
+        return new ReadOnlySpan<T>(buffer.Pointer, checked((int)count));
     }
 
     /// <summary>Number of cache tensors (see <see cref="GetTensor"/>).</summary>
@@ -172,12 +191,12 @@ public sealed unsafe class KvCache : IDisposable
             shape[rank - 2] = pastLength;
             var past = t.Buffers[_current]!;
             OrtNative.Bind(binding, output: false, t.PastName, memoryInfo, past.Pointer,
-                t.Blocks * pastLength * HeadSize * sizeof(float), shape[..rank], TensorElementType.Float);
+                t.Blocks * pastLength * HeadSize * _elementBytes, shape[..rank], ElementType);
 
             shape[rank - 2] = totalLength;
             var present = t.Buffers[1 - _current]!;
             OrtNative.Bind(binding, output: true, t.PresentName, memoryInfo, present.Pointer,
-                t.Blocks * totalLength * HeadSize * sizeof(float), shape[..rank], TensorElementType.Float);
+                t.Blocks * totalLength * HeadSize * _elementBytes, shape[..rank], ElementType);
         }
     }
 
@@ -196,12 +215,12 @@ public sealed unsafe class KvCache : IDisposable
 
         Span<long> shape = [row < 0 ? BatchSize : 1, Heads, Capacity, HeadSize];
         long rowFloats = (long)Heads * Capacity * HeadSize;
-        long bytes = shape[0] * rowFloats * sizeof(float);
+        long bytes = shape[0] * rowFloats * _elementBytes;
         foreach (var t in _tensors)
         {
-            float* data = t.Buffers[0]!.Pointer + (row < 0 ? 0 : row * rowFloats);
-            OrtNative.Bind(binding, output: false, t.PastName, memoryInfo, data, bytes, shape, TensorElementType.Float);
-            OrtNative.Bind(binding, output: true, t.PresentName, memoryInfo, data, bytes, shape, TensorElementType.Float);
+            byte* data = t.Buffers[0]!.Pointer + (row < 0 ? 0 : row * rowFloats * _elementBytes);
+            OrtNative.Bind(binding, output: false, t.PastName, memoryInfo, data, bytes, shape, ElementType);
+            OrtNative.Bind(binding, output: true, t.PresentName, memoryInfo, data, bytes, shape, ElementType);
         }
     }
 
@@ -259,12 +278,13 @@ public sealed unsafe class KvCache : IDisposable
         int d = HeadSize;
         foreach (var t in _tensors)
         {
-            float* data = t.Buffers[_current]!.Pointer;
+            byte* data = t.Buffers[_current]!.Pointer;
+            int e = _elementBytes;
             // Block j moves from j·Length·D to j·length·D: never forward, so going up in j never overwrites a
             // block not yet moved; Span.CopyTo handles the overlap within a block.
             for (long j = 1; j < t.Blocks; j++)
             {
-                new Span<float>(data + j * Length * d, length * d).CopyTo(new Span<float>(data + j * length * d, length * d));
+                new Span<byte>(data + j * Length * d * e, length * d * e).CopyTo(new Span<byte>(data + j * length * d * e, length * d * e));
             }
         }
 
@@ -276,7 +296,7 @@ public sealed unsafe class KvCache : IDisposable
         foreach (var t in _tensors)
         {
             long count = checked(t.Blocks * capacity * HeadSize);
-            var fresh = new NativeBuffer<float>(count);
+            var fresh = new NativeBuffer<byte>(count * _elementBytes);
             var old = t.Buffers[_current];
             if (old is not null && keep > 0)
             {
@@ -286,13 +306,13 @@ public sealed unsafe class KvCache : IDisposable
                     long oldStride = (long)Capacity * HeadSize, newStride = (long)capacity * HeadSize, used = (long)keep * HeadSize;
                     for (long j = 0; j < t.Blocks; j++)
                     {
-                        Buffer.MemoryCopy(old.Pointer + j * oldStride, fresh.Pointer + j * newStride, newStride * sizeof(float), used * sizeof(float));
+                        Buffer.MemoryCopy(old.Pointer + j * oldStride * _elementBytes, fresh.Pointer + j * newStride * _elementBytes, newStride * _elementBytes, used * _elementBytes);
                     }
                 }
                 else
                 {
                     long used = t.Blocks * keep * HeadSize;
-                    Buffer.MemoryCopy(old.Pointer, fresh.Pointer, count * sizeof(float), used * sizeof(float));
+                    Buffer.MemoryCopy(old.Pointer, fresh.Pointer, count * _elementBytes, used * _elementBytes);
                 }
             }
 
@@ -302,7 +322,7 @@ public sealed unsafe class KvCache : IDisposable
             t.Buffers[1] = null;
             if (!IsInPlace)
             {
-                t.Buffers[1] = new NativeBuffer<float>(count);
+                t.Buffers[1] = new NativeBuffer<byte>(count * _elementBytes);
             }
         }
 
@@ -347,7 +367,7 @@ public sealed unsafe class KvCache : IDisposable
         /// <summary>Product of <see cref="Prefix"/>: the number of (P, D) blocks.</summary>
         public long Blocks { get; } = Product(prefix);
 
-        public NativeBuffer<float>?[] Buffers { get; } = new NativeBuffer<float>?[2];
+        public NativeBuffer<byte>?[] Buffers { get; } = new NativeBuffer<byte>?[2];
 
         private static long Product(long[] dims)
         {

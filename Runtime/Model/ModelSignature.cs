@@ -36,9 +36,10 @@ public sealed class ModelSignature
 
     private ModelSignature(string convention, TensorElementType idsType, TensorElementType? maskType,
         TensorElementType? positionType, bool useCacheBranch, IReadOnlyList<CacheTensor> cache, int? heads, int? headSize, int? vocab,
-        bool fused, bool logitsToKeep)
+        bool fused, bool logitsToKeep, TensorElementType cacheType)
     {
         IsFused = fused;
+        CacheElementType = cacheType;
         HasLogitsToKeep = logitsToKeep;
         Convention = convention;
         InputIdsType = idsType;
@@ -51,6 +52,9 @@ public sealed class ModelSignature
         VocabSize = vocab;
         Layers = convention == IoConventions.Optimum ? cache.Count / 2 : cache.Count;
     }
+
+    /// <summary>The element type of the past/present tensors: float32, or float16 for a float16 export.</summary>
+    public TensorElementType CacheElementType { get; }
 
     /// <summary><see cref="IoConventions.Optimum"/>, <see cref="IoConventions.OrtGpt2"/> or <see cref="NoCacheConvention"/>.</summary>
     public string Convention { get; }
@@ -138,6 +142,7 @@ public sealed class ModelSignature
         int? vocab = logits.Dimensions is { Length: 3 } ld && ld[2] > 0 ? ld[2] : null;
 
         var cache = new List<CacheTensor>();
+        TensorElementType? cacheType = null;
         string convention;
         int? heads = null, headSize = null;
         if (inputs.ContainsKey("past_key_values.0.key"))
@@ -149,7 +154,7 @@ public sealed class ModelSignature
                 {
                     string past = $"past_key_values.{i}.{part}", present = $"present.{i}.{part}";
                     var meta = Require(inputs, past, source, "input");
-                    CheckCache(meta, past, source, 4);
+                    cacheType = CheckCache(meta, past, source, 4, cacheType);
                     Require(outputs, present, source, "output");
                     (heads, headSize) = HeadsFrom(meta, 1, heads, headSize, past, source);
                     cache.Add(new CacheTensor(past, present, Stacked: false));
@@ -163,7 +168,7 @@ public sealed class ModelSignature
             {
                 string past = $"past_{i}", present = $"present_{i}";
                 var meta = inputs[past];
-                CheckCache(meta, past, source, 5);
+                cacheType = CheckCache(meta, past, source, 5, cacheType);
                 Require(outputs, present, source, "output");
                 (heads, headSize) = HeadsFrom(meta, 2, heads, headSize, past, source);
                 cache.Add(new CacheTensor(past, present, Stacked: true));
@@ -195,7 +200,7 @@ public sealed class ModelSignature
             && keep.IsTensor && keep.ElementDataType == TensorElementType.Int64;
         bool fused = session.OverridableInitializerMetadata.ContainsKey(LogitsToKeep)
             || (session.ModelMetadata.CustomMetadataMap.TryGetValue(MetadataKeys.GraphFlavor, out var flavor) && flavor == "fused");
-        return new ModelSignature(convention, ids.ElementDataType, maskType, positionType, useCacheBranch, cache, heads, headSize, vocab, fused, logitsToKeep);
+        return new ModelSignature(convention, ids.ElementDataType, maskType, positionType, useCacheBranch, cache, heads, headSize, vocab, fused, logitsToKeep, cacheType ?? TensorElementType.Float);
     }
 
     private static NodeMetadata Require(IReadOnlyDictionary<string, NodeMetadata> map, string name, string source, string kind)
@@ -220,14 +225,25 @@ public sealed class ModelSignature
         }
     }
 
-    private static void CheckCache(NodeMetadata meta, string name, string source, int rank)
+    /// <summary>Checks one past input and returns its element type, which every past input must share.</summary>
+    private static TensorElementType CheckCache(NodeMetadata meta, string name, string source, int rank, TensorElementType? expected)
     {
-        CheckType(meta, name, source, TensorElementType.Float);
+        if (expected is { } type)
+        {
+            CheckType(meta, name, source, type);
+        }
+        else
+        {
+            CheckType(meta, name, source, TensorElementType.Float, TensorElementType.Float16);
+        }
+
         if (meta.Dimensions.Length != rank)
         {
             throw new OnnxGptException(
                 $"{source}: '{name}' has rank {meta.Dimensions.Length}; expected {rank} ({(rank == 4 ? "batch, heads, past, head_size" : "2, batch, heads, past, head_size")}).");
         }
+
+        return meta.ElementDataType;
     }
 
     private static (int? Heads, int? HeadSize) HeadsFrom(NodeMetadata meta, int headAxis, int? heads, int? headSize, string name, string source)

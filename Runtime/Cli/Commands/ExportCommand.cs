@@ -15,7 +15,7 @@ public sealed class ExportCommand : ICommand
 
     public string Usage => """
         usage: onnxgpt export (--preset NAME [--seed N] | --config FILE.json [--seed N] | --hf DIR) --out DIR
-                              [--graph portable|fused] [--quantize int4|int8] [--block-size 32]
+                              [--graph portable|fused] [--dtype fp32|fp16] [--quantize int4|int8] [--block-size 32]
                               [--external-data auto|always] [--force]
           --preset NAME      a named shape with seeded GPT-2 initialisation: PRESETS
           --config FILE      a Hugging Face GPT-2 style config.json, seeded initialisation
@@ -24,6 +24,8 @@ public sealed class ExportCommand : ICommand
           --out DIR          the model folder to write (refused if it exists and is not empty, unless --force)
           --graph            portable: standard ONNX operators, any execution provider (default);
                              fused: ONNX Runtime contrib operators, KV cache updated in place, faster on CPU
+          --dtype            fp32 (default) or fp16: weights, activations and KV cache in float16 (for GPUs above
+                             all; ONNX Runtime also runs it on CPU); logits stay float32
           --quantize         weight-only block quantization of the projections and the head (fused graph):
                              int8 or int4 (MatMulNBits); embeddings stay float
           --block-size N     values per quantization block (default 32)
@@ -49,6 +51,7 @@ public sealed class ExportCommand : ICommand
                 _ => WeightQuantization.None,
             },
             BlockSize = args.Int("block-size") ?? 32,
+            Precision = args.Choice("dtype", "fp32", "fp16") == "fp16" ? WeightPrecision.Float16 : WeightPrecision.Float32,
         };
         args.EnsureAllRead();
         if (graph.Quantization != WeightQuantization.None && graph.Flavor != GraphFlavor.Fused)
