@@ -2,46 +2,6 @@ using OnnxGpt.Model;
 
 namespace OnnxGpt.Onnx;
 
-/// <summary>Which operators the graph uses.</summary>
-public enum GraphFlavor
-{
-    /// <summary>Standard ai.onnx operators only: any execution provider, the clearest Netron picture.</summary>
-    Portable,
-
-    /// <summary>
-    /// ONNX Runtime's contrib operators where they are faster: <c>GroupQueryAttention</c> with past and present sharing
-    /// one buffer (the KV cache is written in place), <c>MatMulNBits</c> for quantized weights, and a
-    /// <c>num_logits_to_keep</c> input so generation computes the output projection for the last position only.
-    /// </summary>
-    Fused,
-}
-
-/// <summary>Weight-only block quantization of the projection matrices (fused graph only).</summary>
-public enum WeightQuantization
-{
-    /// <summary>Float weights.</summary>
-    None,
-
-    /// <summary>8-bit, symmetric, one float scale per block.</summary>
-    Int8,
-
-    /// <summary>4-bit, symmetric, one float scale per block (as llama.cpp's Q4_0).</summary>
-    Int4,
-}
-
-/// <summary>The floating-point type of the weights, the activations and the KV cache.</summary>
-public enum WeightPrecision
-{
-    /// <summary>float32 everywhere.</summary>
-    Float32,
-
-    /// <summary>
-    /// float16 weights, activations and KV cache (half the bytes per token, for GPUs above all); the logits output
-    /// stays float32.
-    /// </summary>
-    Float16,
-}
-
 /// <summary>How <see cref="GptGraph"/> builds the graph.</summary>
 public sealed record GraphOptions
 {
