@@ -134,6 +134,7 @@ public sealed record GptConfig
         var node = new JsonObject
         {
             ["model_type"] = "gpt2",
+            ["architectures"] = new JsonArray("GPT2LMHeadModel"),
             ["vocab_size"] = VocabSize,
             ["n_positions"] = ContextLength,
             ["n_ctx"] = ContextLength,
