@@ -204,19 +204,7 @@ internal sealed unsafe class DecoderStep : IDisposable
         Span<long> shape = stackalloc long[3];
 
         WriteInputs(slotToken, slotPosition, slotKind, past, t, total);
-        shape[0] = _batch;
-        shape[1] = t;
-        BindIndexInput(binding, _idsName, _ids!, _signature.InputIdsType, shape[..2]);
-        if (_signature.PositionIdsType is { } positionType)
-        {
-            BindIndexInput(binding, _positionsName, _positions!, positionType, shape[..2]);
-        }
-
-        if (_signature.AttentionMaskType is { } maskType)
-        {
-            shape[1] = total;
-            BindIndexInput(binding, _maskName, _mask!, maskType, shape[..2]);
-        }
+        BindTokenInputs(binding, _batch, t, total);
 
         if (_signature.HasUseCacheBranch)
         {
@@ -478,20 +466,7 @@ internal sealed unsafe class DecoderStep : IDisposable
     private NativeBuffer<float> BindInputsAndLogits(int rows, int t, int total, int keep, bool everyPosition, NativeBuffer<float> next, long offset = 0)
     {
         IntPtr binding = _binding.DangerousGetHandle();
-        Span<long> shape = stackalloc long[3];
-        shape[0] = rows;
-        shape[1] = t;
-        BindIndexInput(binding, _idsName, _ids!, _signature.InputIdsType, shape[..2]);
-        if (_signature.PositionIdsType is { } positionType)
-        {
-            BindIndexInput(binding, _positionsName, _positions!, positionType, shape[..2]);
-        }
-
-        if (_signature.AttentionMaskType is { } maskType)
-        {
-            shape[1] = total;
-            BindIndexInput(binding, _maskName, _mask!, maskType, shape[..2]);
-        }
+        BindTokenInputs(binding, rows, t, total);
 
         if (_signature.HasLogitsToKeep)
         {
@@ -500,8 +475,7 @@ internal sealed unsafe class DecoderStep : IDisposable
         }
 
         var logits = keep == 1 ? next : WideLogits((long)rows * keep * _vocab);
-        shape[1] = keep;
-        shape[2] = _vocab;
+        Span<long> shape = [rows, keep, _vocab];
         OrtNative.Bind(binding, output: true, _logitsName, _memoryInfo, logits.Pointer + (keep == 1 ? offset : 0),
             (long)rows * keep * _vocab * sizeof(float), shape, TensorElementType.Float);
         return logits;
@@ -629,6 +603,23 @@ internal sealed unsafe class DecoderStep : IDisposable
             default:
                 ((float*)buffer.Pointer)[index] = value;
                 break;
+        }
+    }
+
+    /// <summary>Binds <c>input_ids</c> and <c>position_ids</c> (rows, T) and <c>attention_mask</c> (rows, total), as the graph has them.</summary>
+    private void BindTokenInputs(IntPtr binding, int rows, int t, int total)
+    {
+        Span<long> shape = [rows, t];
+        BindIndexInput(binding, _idsName, _ids!, _signature.InputIdsType, shape);
+        if (_signature.PositionIdsType is { } positionType)
+        {
+            BindIndexInput(binding, _positionsName, _positions!, positionType, shape);
+        }
+
+        if (_signature.AttentionMaskType is { } maskType)
+        {
+            shape[1] = total;
+            BindIndexInput(binding, _maskName, _mask!, maskType, shape);
         }
     }
 
