@@ -7,8 +7,11 @@ public sealed record BenchOptions
 {
     public const string Usage = """
         usage: onnxgpt-bench --work DIR [--preset gpt2] [--seed 1] [--variants fused,int4] [--engines onnxgpt,genai]
-                             [--prompt 512] [--contexts 16,256,1000] [--new-tokens 32] [--reps 3] [--threads 2]
+                             [--prompt 512] [--contexts 16,256,512,1000] [--new-tokens 128] [--reps 3] [--threads 2]
+                             [--llamabench PATH/llamabench.dll]
           variants: portable, fused, int8, int4 (exported once into DIR and reused)
+          --llamabench  also runs llama.cpp (the llamabench tool, built from its own folder) once per repetition,
+                        alternating with the other engines: f32 beside fused, q8_0 beside int8, q4_0 beside int4
         """;
 
     public string Work { get; init; } = "";
@@ -23,9 +26,13 @@ public sealed record BenchOptions
 
     public int Prompt { get; init; } = 512;
 
-    public int[] Contexts { get; init; } = [16, 256, 1000];
+    public int[] Contexts { get; init; } = [16, 256, 512, 1000];
 
-    public int NewTokens { get; init; } = 32;
+    /// <summary>Tokens timed per context (fewer where the context leaves less room); llamabench times 128.</summary>
+    public int NewTokens { get; init; } = 128;
+
+    /// <summary>The built llamabench.dll, run once per repetition beside the other engines; null leaves llama.cpp out.</summary>
+    public string? LlamaBench { get; init; }
 
     public int Reps { get; init; } = 3;
 
@@ -67,6 +74,7 @@ public sealed record BenchOptions
                 "--reps" => o with { Reps = Int() },
                 "--threads" => o with { Threads = Int() },
                 "--child" => o with { Child = Value() },
+                "--llamabench" => o with { LlamaBench = Value() },
                 "--model" => o with { Model = Value() },
                 "--variant-name" => o with { VariantName = Value() },
                 _ => throw new ArgumentException($"unknown option '{name}'."),
@@ -76,6 +84,11 @@ public sealed record BenchOptions
         if (o.Work.Length == 0)
         {
             throw new ArgumentException("--work DIR is required (model folders and results go there).");
+        }
+
+        if (o.LlamaBench is { } llama && !File.Exists(llama))
+        {
+            throw new ArgumentException($"--llamabench: '{llama}' does not exist; expected the llamabench.dll built from its project.");
         }
 
         return o;

@@ -22,5 +22,8 @@ public sealed record Measurement
 
     public double PeakWorkingSetMiB { get; init; }
 
-    public double PromptTokensPerSecond => PromptTokens / (TimeToFirstTokenMs / 1000);
+    /// <summary>Prompt tokens per second where the engine reports it directly rather than through a time to first token.</summary>
+    public double? PromptRate { get; init; }
+
+    public double PromptTokensPerSecond => PromptRate ?? PromptTokens / (TimeToFirstTokenMs / 1000);
 }

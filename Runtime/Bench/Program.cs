@@ -43,73 +43,103 @@ public static class Program
         Console.WriteLine($"DRAM read bandwidth ({o.Threads} threads, best of 5 over 1 GiB): {bandwidthBefore:F1} GB/s");
 
         var results = new List<Measurement>();
+        var engines = o.LlamaBench is null ? o.Engines : [.. o.Engines, LlamaBenchRunner.EngineName];
         for (int rep = 0; rep < o.Reps; rep++)
         {
-            foreach (var variant in o.Variants)
+            // Engines alternate in order from one repetition to the next, so drift on the machine hits each alike.
+            foreach (var engine in rep % 2 == 0 ? engines : engines.AsEnumerable().Reverse())
             {
-                var engines = rep % 2 == 0 ? o.Engines : o.Engines.AsEnumerable().Reverse().ToArray();
-                foreach (var engine in engines)
+                if (engine == LlamaBenchRunner.EngineName)
+                {
+                    foreach (var m in LlamaBenchRunner.Run(o, o.Variants, bandwidthBefore))
+                    {
+                        Report(rep, m);
+                        results.Add(m);
+                    }
+
+                    continue;
+                }
+
+                foreach (var variant in o.Variants)
                 {
                     var m = RunChildProcess(o, engine, variant, folders[variant]);
-                    Console.WriteLine($"  rep {rep + 1} {variant,-8} {engine,-8} ttft {m.TimeToFirstTokenMs,8:F1} ms  " +
-                        string.Join("  ", m.DecodeTokensPerSecond.Select(kv => $"@{kv.Key} {kv.Value:F1} tok/s")));
+                    Report(rep, m);
                     results.Add(m);
                 }
             }
         }
 
+        static void Report(int rep, Measurement m) => Console.WriteLine($"  rep {rep + 1} {m.Variant,-8} {m.Engine,-9} prompt {m.PromptTokensPerSecond,6:F0} tok/s  " +
+            string.Join("  ", m.DecodeTokensPerSecond.Select(kv => $"@{kv.Key} {kv.Value:F1} tok/s")));
+
         double bandwidthAfter = Bandwidth.MeasureGBps(o.Threads);
         double bandwidth = (bandwidthBefore + bandwidthAfter) / 2;
         Console.WriteLine($"DRAM read bandwidth after: {bandwidthAfter:F1} GB/s; the bound below uses the mean, {bandwidth:F1} GB/s");
         Console.WriteLine();
-        PrintTable(o, results, folders, bandwidth);
+        PrintTable(o, engines, results, folders, bandwidth);
         File.WriteAllText(Path.Combine(o.Work, "results.json"), JsonSerializer.Serialize(new
         {
             o.Preset, o.Seed, o.Threads, o.Prompt, o.Contexts, bandwidth_gbps = bandwidth, results,
-        }, new JsonSerializerOptions { WriteIndented = true }));
+        }, new JsonSerializerOptions { WriteIndented = true, NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals }));
         Console.WriteLine($"results written to {Path.Combine(o.Work, "results.json")}");
         return 0;
     }
 
-    private static void PrintTable(BenchOptions o, List<Measurement> results, Dictionary<string, string> folders, double bandwidth)
+    private static void PrintTable(BenchOptions o, string[] engines, List<Measurement> results, Dictionary<string, string> folders, double bandwidth)
     {
         var header = $"| variant | engine | load s | prompt {o.Prompt} tok/s | TTFT ms | " +
             string.Join(" | ", o.Contexts.Select(c => $"decode @{c} tok/s")) +
             " | peak MiB | managed B/token | weights read/token MB | bandwidth bound tok/s | @" + o.Contexts[0] + " ÷ bound |";
         Console.WriteLine(header);
         Console.WriteLine("|" + string.Concat(Enumerable.Repeat("---|", header.Count(ch => ch == '|') - 1)));
+        static string F(double value, string format) => double.IsNaN(value) ? "–" : value.ToString(format, CultureInfo.InvariantCulture);
         foreach (var variant in o.Variants)
         {
             double weightBytes = WeightBytesPerToken(folders[variant]);
             double bound = bandwidth * 1e9 / weightBytes;
-            foreach (var engine in o.Engines)
+            foreach (var engine in engines)
             {
-                var runs = results.Where(r => r.Variant == variant && r.Engine == engine).ToList();
-                double Median(Func<Measurement, double> f) => runs.Select(f).Order().ElementAt(runs.Count / 2);
-                var decode = o.Contexts.Select(c => Median(r => r.DecodeTokensPerSecond[c])).ToList();
-                Console.WriteLine($"| {variant} | {engine} | {Median(r => r.LoadSeconds):F2} | {Median(r => r.PromptTokensPerSecond):F0} | " +
-                    $"{Median(r => r.TimeToFirstTokenMs):F0} | {string.Join(" | ", decode.Select(d => d.ToString("F1", CultureInfo.InvariantCulture)))} | " +
-                    $"{Median(r => r.PeakWorkingSetMiB):F0} | {Median(r => r.ManagedBytesPerToken[o.Contexts[0]]):F0} | " +
-                    $"{weightBytes / 1e6:F1} | {bound:F1} | {decode[0] / bound:F2} |");
+                if (!results.Any(r => r.Variant == variant && r.Engine == engine))
+                {
+                    continue;
+                }
+
+                string label = engine == LlamaBenchRunner.EngineName ? $"{engine} {LlamaBenchRunner.Counterpart(variant)}" : engine;
+                double M(Func<Measurement, double> f) => Median(results, variant, engine, f);
+                var decode = o.Contexts.Select(c => M(r => Decode(r, c))).ToList();
+                Console.WriteLine($"| {variant} | {label} | {F(M(r => r.LoadSeconds), "F2")} | {F(M(r => r.PromptTokensPerSecond), "F0")} | " +
+                    $"{F(M(r => r.TimeToFirstTokenMs), "F0")} | {string.Join(" | ", decode.Select(d => F(d, "F1")))} | " +
+                    $"{F(M(r => r.PeakWorkingSetMiB), "F0")} | {F(M(r => r.ManagedBytesPerToken.GetValueOrDefault(o.Contexts[0], double.NaN)), "F0")} | " +
+                    $"{weightBytes / 1e6:F1} | {bound:F1} | {F(decode[0] / bound, "F2")} |");
             }
         }
 
         Console.WriteLine();
+        string ours = o.Engines[0];
         foreach (var variant in o.Variants)
         {
-            if (o.Engines.Length == 2)
+            foreach (var other in engines.Skip(1))
             {
-                string a = o.Engines[0], b = o.Engines[1];
+                var parts = new List<string>();
                 foreach (int c in o.Contexts)
                 {
-                    double ra = Median(results, variant, a, r => r.DecodeTokensPerSecond[c]);
-                    double rb = Median(results, variant, b, r => r.DecodeTokensPerSecond[c]);
-                    Console.Write($"{variant} decode @{c}: {a}/{b} = {ra / rb:F2}   ");
+                    double ratio = Median(results, variant, ours, r => Decode(r, c)) / Median(results, variant, other, r => Decode(r, c));
+                    if (!double.IsNaN(ratio))
+                    {
+                        parts.Add($"decode @{c} {ratio:F2}");
+                    }
                 }
 
-                double pa = Median(results, variant, a, r => r.PromptTokensPerSecond);
-                double pb = Median(results, variant, b, r => r.PromptTokensPerSecond);
-                Console.WriteLine($"prompt: {a}/{b} = {pa / pb:F2}");
+                double prompt = Median(results, variant, ours, r => r.PromptTokensPerSecond) / Median(results, variant, other, r => r.PromptTokensPerSecond);
+                if (!double.IsNaN(prompt))
+                {
+                    parts.Add($"prompt {prompt:F2}");
+                }
+
+                if (parts.Count > 0)
+                {
+                    Console.WriteLine($"{variant}: {ours} ÷ {other}: {string.Join(", ", parts)}");
+                }
             }
         }
 
@@ -117,17 +147,26 @@ public static class Program
         {
             foreach (var variant in o.Variants)
             {
-                double first = Median(results, variant, engine, r => r.DecodeTokensPerSecond[o.Contexts[0]]);
-                double last = Median(results, variant, engine, r => r.DecodeTokensPerSecond[o.Contexts[^1]]);
+                double first = Median(results, variant, engine, r => Decode(r, o.Contexts[0]));
+                double last = Median(results, variant, engine, r => Decode(r, o.Contexts[^1]));
                 Console.WriteLine($"{engine} {variant}: decode @{o.Contexts[^1]} ÷ decode @{o.Contexts[0]} = {last / first:F2}");
             }
         }
+
+        if (o.Variants.Contains("int4") && o.Variants.Contains("fused"))
+        {
+            Console.WriteLine($"{ours}: int4 decode @{o.Contexts[0]} ÷ fused (fp32) decode @{o.Contexts[0]} = " +
+                $"{Median(results, "int4", ours, r => Decode(r, o.Contexts[0])) / Median(results, "fused", ours, r => Decode(r, o.Contexts[0])):F2}");
+        }
     }
 
+    private static double Decode(Measurement m, int context) => m.DecodeTokensPerSecond.GetValueOrDefault(context, double.NaN);
+
+    /// <summary>The median over repetitions, NaN where the engine did not measure it.</summary>
     private static double Median(List<Measurement> results, string variant, string engine, Func<Measurement, double> f)
     {
-        var values = results.Where(r => r.Variant == variant && r.Engine == engine).Select(f).Order().ToList();
-        return values[values.Count / 2];
+        var values = results.Where(r => r.Variant == variant && r.Engine == engine).Select(f).Where(v => !double.IsNaN(v)).Order().ToList();
+        return values.Count == 0 ? double.NaN : values.Count % 2 == 1 ? values[values.Count / 2] : (values[values.Count / 2 - 1] + values[values.Count / 2]) / 2;
     }
 
     /// <summary>
@@ -178,7 +217,7 @@ public static class Program
         string path = Path.Combine(folder, ModelFolder.GenAiConfigFile);
         var root = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(path))!;
         root["model"]!["decoder"]!["session_options"]!["intra_op_num_threads"] = threads;
-        File.WriteAllText(path, root.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+        File.WriteAllText(path, root.ToJsonString(new JsonSerializerOptions { WriteIndented = true, NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals }));
     }
 
     private static Measurement RunChildProcess(BenchOptions o, string engine, string variant, string folder)
