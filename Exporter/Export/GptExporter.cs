@@ -44,10 +44,20 @@ public static class GptExporter
             GraphProto graph;
             using (data)
             {
-                int done = 0, total = weights.Names.Count();
+                // Progress counts checkpoint tensors: a quantized one is written as several initializers
+                // (`.q4` + `.scales`), and a tied table as the float table and its quantized copy.
+                var names = weights.Names.ToHashSet(StringComparer.Ordinal);
+                var seen = new HashSet<string>(StringComparer.Ordinal);
                 graph = GptGraph.Build(weights, options.Graph, weight =>
                 {
-                    progress?.Report($"weights {++done}/{total}: {weight.Name} {weight.ShapeText}");
+                    string source = weight.Name;
+                    while (!names.Contains(source) && source.LastIndexOf('.') is var dot and > 0)
+                    {
+                        source = source[..dot];
+                    }
+
+                    seen.Add(source);
+                    progress?.Report($"weights {seen.Count}/{names.Count}: {weight.Name} {weight.ShapeText}");
                     return data is null ? TensorProtos.Inline(weight) : data.Append(weight);
                 });
             }

@@ -186,7 +186,12 @@ public static class Program
     private static string EnsureExported(BenchOptions o, GptConfig config, string variant)
     {
         string folder = Path.Combine(o.Work, $"{o.Preset}-seed{o.Seed}-{variant}");
-        if (File.Exists(Path.Combine(folder, ModelFolder.ModelFile)) && File.Exists(Path.Combine(folder, ModelFolder.GenAiConfigFile)))
+        // A folder exported by another build of the exporter is exported again: the stamp is the exporter
+        // assembly's module version id, which a deterministic build changes exactly when the exporter's code changes.
+        string stampPath = Path.Combine(folder, ".bench-export-stamp");
+        string stamp = $"{typeof(GptExporter).Assembly.ManifestModule.ModuleVersionId} {variant} threads {o.Threads}";
+        if (File.Exists(Path.Combine(folder, ModelFolder.ModelFile)) && File.Exists(Path.Combine(folder, ModelFolder.GenAiConfigFile))
+            && File.Exists(stampPath) && File.ReadAllText(stampPath) == stamp)
         {
             return folder;
         }
@@ -208,6 +213,7 @@ public static class Program
             Source = $"preset {o.Preset}, GPT-2 initialisation with seed {o.Seed}",
         });
         SetGenAiThreads(folder, o.Threads);
+        File.WriteAllText(stampPath, stamp);
         return folder;
     }
 

@@ -119,18 +119,38 @@ public sealed class ExportCommand : ICommand
         ? File.ReadAllText(path)
         : throw new OnnxGptException($"config file '{path}' does not exist.");
 
-    /// <summary>One status line on stderr, rewritten in place.</summary>
+    /// <summary>
+    /// One status line on stderr, rewritten in place on a terminal; redirected to a file or pipe, only the steps
+    /// after the weights (one line each), so logs do not fill with carriage returns.
+    /// </summary>
     private sealed class Progress(TextWriter stderr) : IProgress<string>
     {
+        private readonly bool _interactive = ReferenceEquals(stderr, Console.Error) && !Console.IsErrorRedirected;
         private int _width;
 
         public void Report(string value)
         {
+            if (!_interactive)
+            {
+                if (!value.StartsWith("weights ", StringComparison.Ordinal))
+                {
+                    stderr.WriteLine(value);
+                }
+
+                return;
+            }
+
             var line = value.Length > 100 ? value[..100] : value;
             stderr.Write("\r" + line.PadRight(_width));
             _width = line.Length;
         }
 
-        public void Done() => stderr.WriteLine();
+        public void Done()
+        {
+            if (_interactive)
+            {
+                stderr.WriteLine();
+            }
+        }
     }
 }

@@ -114,6 +114,28 @@ public sealed class FusedGraphTests
     }
 
     [TestMethod]
+    public void ProgressCountsCheckpointTensorsNotInitializers()
+    {
+        // A quantized projection is written as `.q4` + `.scales`, and the tied table as the float table plus its
+        // quantized copy; the count the user sees must still end at the checkpoint's tensor count.
+        var weights = TestWeights.Random(TestWeights.Small(heads: 2, width: 64), seed: 25);
+        using var tmp = TestPaths.NewTemp();
+        var lines = new List<string>();
+        GptExporter.Export(weights, tmp.Sub("m"), new ExportOptions { Graph = new GraphOptions { Flavor = GraphFlavor.Fused, Quantization = WeightQuantization.Int4 } },
+            new SynchronousProgress(lines.Add));
+        var counts = lines.Where(l => l.StartsWith("weights ", StringComparison.Ordinal)).Select(l => l.Split(' ')[1].TrimEnd(':')).ToList();
+        int total = weights.Names.Count();
+        Assert.IsGreaterThan(total, lines.Count(l => l.StartsWith("weights ", StringComparison.Ordinal)), "more initializers than checkpoint tensors, else this test checks nothing");
+        Assert.AreEqual($"{total}/{total}", counts[^1]);
+        Assert.IsTrue(counts.All(c => int.Parse(c.Split('/')[0], System.Globalization.CultureInfo.InvariantCulture) <= total), string.Join(", ", counts));
+    }
+
+    private sealed class SynchronousProgress(Action<string> report) : IProgress<string>
+    {
+        public void Report(string value) => report(value);
+    }
+
+    [TestMethod]
     [DataRow(WeightQuantization.Int8, 0.02)]
     [DataRow(WeightQuantization.Int4, 0.02)]
     public void QuantizedExportMatchesReferenceOnDequantizedWeights(WeightQuantization quantization, double relativeTolerance)
