@@ -114,7 +114,8 @@ switch ($Target) {
 
     'bench' {
         # Our host and ONNX Runtime GenAI side by side on the same folders (see Runtime/Bench); extra arguments pass
-        # through, e.g. ./build.ps1 bench --preset gpt2-medium --variants fused --reps 1
+        # through, e.g. ./build.ps1 bench --preset gpt2-medium --variants fused --reps 1, or
+        # ./build.ps1 bench --llamabench PATH/llamabench.dll to run llama.cpp in the same repetitions
         Invoke-Build
         $bench = Join-Path $root "Runtime/Bench/bin/$Configuration/net10.0/onnxgpt-bench.dll"
         $benchArgs = @('--work', (Join-Path $root 'artifacts/bench')) + $Rest
