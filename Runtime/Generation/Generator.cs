@@ -324,7 +324,11 @@ public sealed class Generator : IDisposable
                 int at = b * _capacity + _slots + i;
                 if (i < pad)
                 {
-                    SetSlot(at, PadToken, PadSlot, Math.Max(0, _rowLength[b] - 1));
+                    // A row that gets nothing in a later append ends the chunk on padding, and its next token is read
+                    // from the chunk's last slot: that slot repeats the row's last token at its own position. Masked
+                    // as padding, it adds no key, and its query sees the same keys the original did: the same logits.
+                    bool repeatLast = i == longest - 1 && _rowLength[b] > 0;
+                    SetSlot(at, repeatLast ? _rowTokens[b][_rowLength[b] - 1] : PadToken, PadSlot, Math.Max(0, _rowLength[b] - 1));
                 }
                 else
                 {
