@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using Microsoft.ML.OnnxRuntime;
 using Microsoft.ML.OnnxRuntime.Tensors;
 using OnnxGpt.Model;
@@ -169,6 +170,7 @@ internal sealed unsafe class DecoderStep : IDisposable
     }
 
     /// <summary>In place: whether some row has tokens not yet cached.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public bool HasPending(int[] rowLength)
     {
         for (int b = 0; b < _batch; b++)
@@ -190,6 +192,7 @@ internal sealed unsafe class DecoderStep : IDisposable
     /// row's next-token logits in <see cref="NextLogits"/>; <paramref name="observer"/>, if given, sees every fed
     /// token's logits. A slot of kind 0 is padding: masked out.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void Run(int[] slotToken, int[] slotPosition, byte[] slotKind, int total, LogitsObserver? observer)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
@@ -276,6 +279,7 @@ internal sealed unsafe class DecoderStep : IDisposable
     /// vocabulary), T − (shortest row) + 1 for a right-padded prompt of unequal rows; 0 (every position) with an observer.
     /// </para>
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void RunRows(int[][] rowTokens, int[] rowLength, int maxTokens, LogitsObserver? observer)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
@@ -346,6 +350,7 @@ internal sealed unsafe class DecoderStep : IDisposable
     }
 
     /// <summary>One run over the whole batch: T = 1 (decoding), an empty cache (a right-padded prompt), or one row.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void RunBatch(int[][] rowTokens, int t, LogitsObserver? observer)
     {
         var cache = Cache!;
@@ -463,6 +468,7 @@ internal sealed unsafe class DecoderStep : IDisposable
     /// output (rows, k, V): straight into the next-token logits at <paramref name="offset"/> when k is 1, else into
     /// the wide buffer, which it returns.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private NativeBuffer<float> BindInputsAndLogits(int rows, int t, int total, int keep, bool everyPosition, NativeBuffer<float> next, long offset = 0)
     {
         IntPtr binding = _binding.DangerousGetHandle();
@@ -482,6 +488,7 @@ internal sealed unsafe class DecoderStep : IDisposable
     }
 
     /// <summary>Binds the in-place cache over the whole batch or one row, unless the binding already holds that view.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void BindCacheView(int view)
     {
         var cache = Cache!;
@@ -503,6 +510,7 @@ internal sealed unsafe class DecoderStep : IDisposable
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void RunSession(int t, int past)
     {
         _model.EnterRun();
@@ -565,6 +573,7 @@ internal sealed unsafe class DecoderStep : IDisposable
     }
 
     /// <summary>input_ids and position_ids (B, T) from slots [past, total); attention_mask (B, S) from [0, total).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void WriteInputs(int[] slotToken, int[] slotPosition, byte[] slotKind, int past, int t, int total)
     {
         for (int b = 0; b < _batch; b++)
@@ -590,6 +599,7 @@ internal sealed unsafe class DecoderStep : IDisposable
     }
 
     /// <summary>Writes an index (or mask value) as the graph's element type: int64, int32 or float.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void WriteIndex(NativeBuffer<long> buffer, TensorElementType type, long index, int value)
     {
         switch (type)
@@ -607,6 +617,7 @@ internal sealed unsafe class DecoderStep : IDisposable
     }
 
     /// <summary>Binds <c>input_ids</c> and <c>position_ids</c> (rows, T) and <c>attention_mask</c> (rows, total), as the graph has them.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void BindTokenInputs(IntPtr binding, int rows, int t, int total)
     {
         Span<long> shape = [rows, t];
@@ -623,6 +634,7 @@ internal sealed unsafe class DecoderStep : IDisposable
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void BindIndexInput(IntPtr binding, NativeName name, NativeBuffer<long> buffer, TensorElementType type, ReadOnlySpan<long> shape)
     {
         long count = 1;

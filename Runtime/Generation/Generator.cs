@@ -360,6 +360,7 @@ public sealed class Generator : IDisposable
     /// picks the next token of every unfinished row and appends it. Does nothing once <see cref="IsDone"/>.
     /// </summary>
     /// <exception cref="InvalidOperationException">Nothing has been appended yet.</exception>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void GenerateNextToken()
     {
         ThrowIfDisposed();
@@ -574,6 +575,7 @@ public sealed class Generator : IDisposable
         _step.Dispose();
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void EnsureLogits()
     {
         if (!_logitsValid)
@@ -588,6 +590,7 @@ public sealed class Generator : IDisposable
     /// step (batch × chunk × vocabulary floats) stay under <see cref="MaxPromptLogits"/> however long the prompt
     /// (with the fused graph's in-place cache, <see cref="DecoderStep.RunRows"/> picks the chunk).
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void Feed(DecoderStep.LogitsObserver? observer)
     {
         if (_step.InPlace)
@@ -626,6 +629,7 @@ public sealed class Generator : IDisposable
         while (_step.Cached < _slots);
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private FinishReason StopReason(int token, int newTokens)
     {
         if (token == _eos)
@@ -654,6 +658,7 @@ public sealed class Generator : IDisposable
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void SetSlot(int at, int token, byte kind, int position)
     {
         _slotToken[at] = token;

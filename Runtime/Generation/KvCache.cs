@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using Microsoft.ML.OnnxRuntime.Tensors;
 using OnnxGpt.Model;
 using OnnxGpt.Native;
@@ -166,6 +167,7 @@ public sealed unsafe class KvCache : IDisposable
     /// pair as the present outputs of <paramref name="totalLength"/> tokens. <paramref name="pastLength"/> may be
     /// less than <see cref="Length"/> (0 recomputes everything).
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal void Bind(IntPtr binding, IntPtr memoryInfo, int pastLength, int totalLength)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
@@ -243,6 +245,7 @@ public sealed unsafe class KvCache : IDisposable
     }
 
     /// <summary>After a run bound by <see cref="Bind"/>: the present buffers now hold the cache of <paramref name="totalLength"/> tokens.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal void Commit(int totalLength)
     {
         _current = 1 - _current;

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using OnnxGpt.Checkpoints;
 
@@ -58,6 +59,7 @@ public sealed class Sampler
     /// <summary>The index of the largest logit, the lowest one on ties.</summary>
     /// <exception cref="ArgumentException">The row is empty.</exception>
     /// <exception cref="OnnxGptException">A logit is NaN.</exception>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static int ArgMax(ReadOnlySpan<float> logits)
     {
         if (logits.IsEmpty)
@@ -92,6 +94,7 @@ public sealed class Sampler
     /// <exception cref="ArgumentException">The row is empty or the scratch too short.</exception>
     /// <exception cref="ArgumentOutOfRangeException">A previous token is outside the vocabulary.</exception>
     /// <exception cref="OnnxGptException">A logit is NaN, or every logit is -infinity.</exception>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public int Sample(ReadOnlySpan<float> logits, ReadOnlySpan<int> previousTokens, Span<float> scratch)
     {
         var v = logits.Length;

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using Microsoft.ML.OnnxRuntime;
 using Microsoft.ML.OnnxRuntime.Tensors;
@@ -55,6 +56,7 @@ internal static unsafe class OrtNative
     /// <param name="bytes">The tensor's size in bytes.</param>
     /// <param name="shape">The tensor's dimensions.</param>
     /// <param name="elementType">The tensor's element type.</param>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Bind(IntPtr binding, bool output, NativeName name, IntPtr memoryInfo, void* data, long bytes,
         ReadOnlySpan<long> shape, TensorElementType elementType)
     {
@@ -84,6 +86,7 @@ internal static unsafe class OrtNative
         ((delegate* unmanaged[Stdcall]<IntPtr, void>)Api[ClearBoundOutputsIndex])(binding);
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Check(IntPtr status, NativeName name)
     {
         if (status == IntPtr.Zero)
