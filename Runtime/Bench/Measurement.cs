@@ -22,6 +22,14 @@ public sealed record Measurement
 
     public double PeakWorkingSetMiB { get; init; }
 
+    /// <summary>Tokens decoded (and seconds taken) to warm up before any timing: until the JIT went quiet.</summary>
+    public int WarmUpTokens { get; init; }
+
+    public double WarmUpSeconds { get; init; }
+
+    /// <summary>Milliseconds the .NET JIT compiled while each context was timed (near 0 once warmed up).</summary>
+    public Dictionary<int, double> JitMsWhileTiming { get; init; } = [];
+
     /// <summary>Prompt tokens per second where the engine reports it directly rather than through a time to first token.</summary>
     public double? PromptRate { get; init; }
 
