@@ -333,8 +333,8 @@ public static class Program
                 engine.Next();
             }
 
-            long before = GC.GetAllocatedBytesForCurrentThread();
             var jitBefore = System.Runtime.JitInfo.GetCompilationTime();
+            long before = GC.GetAllocatedBytesForCurrentThread();
             clock.Restart();
             for (int i = 0; i < tokens; i++)
             {
@@ -342,8 +342,8 @@ public static class Program
             }
 
             double seconds = clock.Elapsed.TotalSeconds;
-            jitMs[c] = (System.Runtime.JitInfo.GetCompilationTime() - jitBefore).TotalMilliseconds;
             bytes[c] = (double)(GC.GetAllocatedBytesForCurrentThread() - before) / tokens;
+            jitMs[c] = (System.Runtime.JitInfo.GetCompilationTime() - jitBefore).TotalMilliseconds;
             decode[c] = tokens / seconds;
         }
 
