@@ -1,5 +1,6 @@
 using System.Globalization;
 using Microsoft.Extensions.Logging;
+using Microsoft.ML.OnnxRuntime;
 using OnnxGpt.Model;
 using OnnxGpt.Providers;
 
@@ -10,11 +11,14 @@ internal static class RuntimeArgs
 {
     public const string FallbackFlag = "allow-cpu-fallback";
 
+    public const string OrtWarningsFlag = "ort-warnings";
+
     public const string SessionUsage = """
           --provider LIST    execution providers in order of preference: cpu, cuda[:DEVICE], tensorrt[:DEVICE],
                              coreml, directml[:DEVICE] (comma-separated; default cpu)
           --threads N        ONNX Runtime intra-op threads (default: one per physical core)
           --allow-cpu-fallback  run on the CPU, with a warning, when a requested provider is not available
+          --ort-warnings     print ONNX Runtime's own warnings too (by default only its errors)
         """;
 
     /// <summary>Reads --provider, --threads and --allow-cpu-fallback.</summary>
@@ -52,7 +56,12 @@ internal static class RuntimeArgs
             }
         }
 
-        return new SessionSettings { Providers = list, AllowCpuFallback = fallback };
+        return new SessionSettings
+        {
+            Providers = list,
+            AllowCpuFallback = fallback,
+            OnnxRuntimeLogLevel = args.Flag(OrtWarningsFlag) ? OrtLoggingLevel.ORT_LOGGING_LEVEL_WARNING : OrtLoggingLevel.ORT_LOGGING_LEVEL_ERROR,
+        };
     }
 
     /// <summary>Loads a model; provider warnings go to <paramref name="stderr"/>.</summary>

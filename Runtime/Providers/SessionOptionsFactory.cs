@@ -37,6 +37,7 @@ public static class SessionOptionsFactory
         try
         {
             options.GraphOptimizationLevel = settings.OptimizationLevel;
+            options.LogSeverityLevel = settings.OnnxRuntimeLogLevel;
             options.IntraOpNumThreads = cpu.IntraOpThreads;
             options.InterOpNumThreads = cpu.InterOpThreads;
             if (cpu.InterOpThreads > 1)

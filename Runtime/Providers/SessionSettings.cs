@@ -20,6 +20,15 @@ public sealed record SessionSettings
     /// <summary>ONNX Runtime's graph optimisation level.</summary>
     public GraphOptimizationLevel OptimizationLevel { get; init; } = GraphOptimizationLevel.ORT_ENABLE_ALL;
 
+    /// <summary>
+    /// The least severe message ONNX Runtime's session writes to the console. Error by default, as ONNX Runtime GenAI
+    /// does: loading a fused export otherwise prints a warning on every load that its <c>num_logits_to_keep</c> input
+    /// has a default value (harmless, and what lets GenAI run the file without feeding it). Set
+    /// <see cref="OrtLoggingLevel.ORT_LOGGING_LEVEL_WARNING"/> to see ONNX Runtime's warnings, such as graph nodes an
+    /// execution provider could not take (the CLI: <c>--ort-warnings</c>).
+    /// </summary>
+    public OrtLoggingLevel OnnxRuntimeLogLevel { get; init; } = OrtLoggingLevel.ORT_LOGGING_LEVEL_ERROR;
+
     /// <summary>Where ONNX Runtime writes the optimised graph (for inspection in Netron); null writes nothing.</summary>
     public string? OptimizedModelPath { get; init; }
 }

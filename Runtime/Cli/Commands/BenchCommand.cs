@@ -37,7 +37,7 @@ public sealed class BenchCommand : ICommand
           --json               one JSON object per run
         """;
 
-    public IReadOnlyCollection<string> Flags => ["json", RuntimeArgs.FallbackFlag];
+    public IReadOnlyCollection<string> Flags => ["json", RuntimeArgs.FallbackFlag, RuntimeArgs.OrtWarningsFlag];
 
     public int Run(CliArgs args, TextWriter stdout, TextWriter stderr)
     {

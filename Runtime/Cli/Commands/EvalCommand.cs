@@ -21,7 +21,7 @@ public sealed class EvalCommand : ICommand
           --json             one JSON object: tokens, windows, mean_nll, perplexity, bits_per_token, seconds
         """.Replace("SESSION", RuntimeArgs.SessionUsage, StringComparison.Ordinal);
 
-    public IReadOnlyCollection<string> Flags => ["json", RuntimeArgs.FallbackFlag];
+    public IReadOnlyCollection<string> Flags => ["json", RuntimeArgs.FallbackFlag, RuntimeArgs.OrtWarningsFlag];
 
     public int Run(CliArgs args, TextWriter stdout, TextWriter stderr)
     {

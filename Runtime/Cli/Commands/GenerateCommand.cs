@@ -32,7 +32,7 @@ public sealed class GenerateCommand : ICommand
           --json             one JSON object per sequence: ids (prompt + generated), text, finish reason, timing
         """.Replace("SESSION", RuntimeArgs.SessionUsage, StringComparison.Ordinal);
 
-    public IReadOnlyCollection<string> Flags => ["greedy", "json", "no-cache", RuntimeArgs.FallbackFlag];
+    public IReadOnlyCollection<string> Flags => ["greedy", "json", "no-cache", RuntimeArgs.FallbackFlag, RuntimeArgs.OrtWarningsFlag];
 
     public int Run(CliArgs args, TextWriter stdout, TextWriter stderr)
     {

@@ -28,7 +28,7 @@ public sealed class ServeCommand : ICommand
         Endpoints: GET /v1/models, POST /v1/completions, POST /v1/chat/completions ("stream": true for server-sent events).
         """.Replace("SESSION", RuntimeArgs.SessionUsage, StringComparison.Ordinal);
 
-    public IReadOnlyCollection<string> Flags => ["quiet", RuntimeArgs.FallbackFlag];
+    public IReadOnlyCollection<string> Flags => ["quiet", RuntimeArgs.FallbackFlag, RuntimeArgs.OrtWarningsFlag];
 
     public int Run(CliArgs args, TextWriter stdout, TextWriter stderr)
     {

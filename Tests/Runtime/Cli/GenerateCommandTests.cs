@@ -33,6 +33,22 @@ public sealed class GenerateCommandTests
     }
 
     [TestMethod]
+    public void OrtWarningsFlagAsksOnnxRuntimeForItsWarnings()
+    {
+        var quiet = OnnxGpt.Cli.RuntimeArgs.ReadSession(new OnnxGpt.Cli.CliArgs([], [OnnxGpt.Cli.RuntimeArgs.OrtWarningsFlag]));
+        Assert.AreEqual(Microsoft.ML.OnnxRuntime.OrtLoggingLevel.ORT_LOGGING_LEVEL_ERROR, quiet.OnnxRuntimeLogLevel);
+        var verbose = OnnxGpt.Cli.RuntimeArgs.ReadSession(new OnnxGpt.Cli.CliArgs(["--ort-warnings"], [OnnxGpt.Cli.RuntimeArgs.OrtWarningsFlag]));
+        Assert.AreEqual(Microsoft.ML.OnnxRuntime.OrtLoggingLevel.ORT_LOGGING_LEVEL_WARNING, verbose.OnnxRuntimeLogLevel);
+
+        // And the commands that load a model accept it.
+        var weights = TestWeights.Random(TestWeights.Small(heads: 2), seed: 84);
+        using var tmp = TestPaths.NewTemp();
+        string folder = TestModels.Export(weights, tmp);
+        var (code, _, err) = Cli("generate", "--model", folder, "--ids", "5,17", "--max-new-tokens", "2", "--greedy", "--ort-warnings");
+        Assert.AreEqual(0, code, err);
+    }
+
+    [TestMethod]
     public void GenerateStreamsThePromptAndTheText()
     {
         using var tmp = TestPaths.NewTemp();

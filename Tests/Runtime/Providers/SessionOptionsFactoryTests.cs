@@ -26,6 +26,15 @@ public sealed class SessionOptionsFactoryTests
     }
 
     [TestMethod]
+    public void OnnxRuntimeWritesOnlyErrorsUnlessWarningsAreAskedFor()
+    {
+        using var quiet = SessionOptionsFactory.Create(new SessionSettings(), new ListLogger());
+        Assert.AreEqual(OrtLoggingLevel.ORT_LOGGING_LEVEL_ERROR, quiet.Options.LogSeverityLevel);
+        using var verbose = SessionOptionsFactory.Create(new SessionSettings { OnnxRuntimeLogLevel = OrtLoggingLevel.ORT_LOGGING_LEVEL_WARNING }, new ListLogger());
+        Assert.AreEqual(OrtLoggingLevel.ORT_LOGGING_LEVEL_WARNING, verbose.Options.LogSeverityLevel);
+    }
+
+    [TestMethod]
     public void MissingCudaIsAnErrorListingTheAvailableProviders()
     {
         if (CudaAvailable)
