@@ -7,6 +7,9 @@ public sealed record Measurement
 
     public required string Variant { get; init; }
 
+    /// <summary>The repetition it belongs to (0-based): engines in one repetition ran back to back.</summary>
+    public int Repetition { get; init; }
+
     public double LoadSeconds { get; init; }
 
     /// <summary>Time to first token after a prompt of <see cref="PromptTokens"/> tokens (prefill plus one token).</summary>

@@ -54,7 +54,7 @@ public static class Program
                     foreach (var m in LlamaBenchRunner.Run(o, o.Variants, bandwidthBefore))
                     {
                         Report(rep, m);
-                        results.Add(m);
+                        results.Add(m with { Repetition = rep });
                     }
 
                     continue;
@@ -64,7 +64,7 @@ public static class Program
                 {
                     var m = RunChildProcess(o, engine, variant, folders[variant]);
                     Report(rep, m);
-                    results.Add(m);
+                    results.Add(m with { Repetition = rep });
                 }
             }
         }
@@ -131,8 +131,10 @@ public static class Program
                     }
                 }
 
+                // llamabench's prompt is always 512 tokens: compare prompts only when ours is too.
+                bool promptComparable = other != LlamaBenchRunner.EngineName || o.Prompt == 512;
                 double prompt = Median(results, variant, ours, r => r.PromptTokensPerSecond) / Median(results, variant, other, r => r.PromptTokensPerSecond);
-                if (!double.IsNaN(prompt))
+                if (promptComparable && !double.IsNaN(prompt))
                 {
                     parts.Add($"prompt {prompt:F2}");
                 }
@@ -140,6 +142,27 @@ public static class Program
                 if (parts.Count > 0)
                 {
                     Console.WriteLine($"{variant}: {ours} ÷ {other}: {string.Join(", ", parts)}");
+                }
+
+                // Paired: the ratio within each repetition (the two ran back to back), then the median over
+                // repetitions. On a machine that drifts between states this is steadier than a ratio of medians.
+                var paired = new List<string>();
+                foreach (int c in o.Contexts)
+                {
+                    if (Paired(results, variant, ours, other, r => Decode(r, c)) is { } p)
+                    {
+                        paired.Add($"decode @{c} {p.Median:F2} [{p.Low:F2}–{p.High:F2}]");
+                    }
+                }
+
+                if (promptComparable && Paired(results, variant, ours, other, r => r.PromptTokensPerSecond) is { } pp)
+                {
+                    paired.Add($"prompt {pp.Median:F2} [{pp.Low:F2}–{pp.High:F2}]");
+                }
+
+                if (paired.Count > 0)
+                {
+                    Console.WriteLine($"{variant}: {ours} ÷ {other}, median of per-repetition ratios [range]: {string.Join(", ", paired)}");
                 }
             }
         }
@@ -192,6 +215,21 @@ public static class Program
         }
 
         return done;
+    }
+
+    /// <summary>Ratios a ÷ b within each repetition where both measured it: their median, lowest and highest.</summary>
+    private static (double Median, double Low, double High)? Paired(List<Measurement> results, string variant, string a, string b, Func<Measurement, double> f)
+    {
+        var ratios = results.Where(r => r.Variant == variant && r.Engine == a)
+            .Join(results.Where(r => r.Variant == variant && r.Engine == b), r => r.Repetition, r => r.Repetition, (x, y) => f(x) / f(y))
+            .Where(v => !double.IsNaN(v)).Order().ToList();
+        if (ratios.Count == 0)
+        {
+            return null;
+        }
+
+        double median = ratios.Count % 2 == 1 ? ratios[ratios.Count / 2] : (ratios[ratios.Count / 2 - 1] + ratios[ratios.Count / 2]) / 2;
+        return (median, ratios[0], ratios[^1]);
     }
 
     private static double Decode(Measurement m, int context) => m.DecodeTokensPerSecond.GetValueOrDefault(context, double.NaN);
