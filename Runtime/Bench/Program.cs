@@ -228,8 +228,7 @@ public static class Program
             return null;
         }
 
-        double median = ratios.Count % 2 == 1 ? ratios[ratios.Count / 2] : (ratios[ratios.Count / 2 - 1] + ratios[ratios.Count / 2]) / 2;
-        return (median, ratios[0], ratios[^1]);
+        return (MedianOfSorted(ratios), ratios[0], ratios[^1]);
     }
 
     private static double Decode(Measurement m, int context) => m.DecodeTokensPerSecond.GetValueOrDefault(context, double.NaN);
@@ -238,8 +237,11 @@ public static class Program
     private static double Median(List<Measurement> results, string variant, string engine, Func<Measurement, double> f)
     {
         var values = results.Where(r => r.Variant == variant && r.Engine == engine).Select(f).Where(v => !double.IsNaN(v)).Order().ToList();
-        return values.Count == 0 ? double.NaN : values.Count % 2 == 1 ? values[values.Count / 2] : (values[values.Count / 2 - 1] + values[values.Count / 2]) / 2;
+        return values.Count == 0 ? double.NaN : MedianOfSorted(values);
     }
+
+    private static double MedianOfSorted(List<double> sorted) =>
+        sorted.Count % 2 == 1 ? sorted[sorted.Count / 2] : (sorted[sorted.Count / 2 - 1] + sorted[sorted.Count / 2]) / 2;
 
     /// <summary>
     /// Bytes of weights one decoded token reads: every initializer but the position table (one row is read), and the

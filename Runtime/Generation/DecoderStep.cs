@@ -370,26 +370,7 @@ internal sealed unsafe class DecoderStep : IDisposable
 
         for (int b = 0; b < _batch; b++)
         {
-            var tokens = rowTokens[b];
-            int start = _start[b], count = _count[b];
-            bool placeholder = _feed[b] == 0 && cache.GetRowLength(b) == 0;
-            for (int i = 0; i < t; i++)
-            {
-                bool real = i < count && !placeholder;
-                WriteIndex(_ids!, _signature.InputIdsType, (long)b * t + i, real ? tokens[start + i] : PadToken);
-                if (_signature.PositionIdsType is { } positionType)
-                {
-                    WriteIndex(_positions!, positionType, (long)b * t + i, i < count ? start + i : 0);
-                }
-            }
-
-            if (_signature.AttentionMaskType is { } maskType)
-            {
-                for (int s = 0; s < total; s++)
-                {
-                    WriteIndex(_mask!, maskType, (long)b * total + s, s < start + count ? 1 : 0);
-                }
-            }
+            WriteRowInputs(b, rowTokens[b], _start[b], _count[b], t, total, placeholder: _feed[b] == 0 && cache.GetRowLength(b) == 0);
         }
 
         BindCacheView(AllRows);
@@ -429,22 +410,7 @@ internal sealed unsafe class DecoderStep : IDisposable
     {
         var cache = Cache!;
         int start = cache.GetRowLength(b), t = _feed[b], total = start + t;
-        for (int i = 0; i < t; i++)
-        {
-            WriteIndex(_ids!, _signature.InputIdsType, i, tokens[start + i]);
-            if (_signature.PositionIdsType is { } positionType)
-            {
-                WriteIndex(_positions!, positionType, i, start + i);
-            }
-        }
-
-        if (_signature.AttentionMaskType is { } maskType)
-        {
-            for (int s = 0; s < total; s++)
-            {
-                WriteIndex(_mask!, maskType, s, 1);
-            }
-        }
+        WriteRowInputs(0, tokens, start, t, t, total, placeholder: false);
 
         BindCacheView(b);
         int keep = observer is not null || !_signature.HasLogitsToKeep ? t : 1;
@@ -466,6 +432,33 @@ internal sealed unsafe class DecoderStep : IDisposable
 
         cache.SetRowLength(b, total);
         ReleaseWideLogits();
+    }
+
+    /// <summary>
+    /// Writes one row of the in-place step's inputs at <paramref name="at"/> in the (rows, T) and (rows, S) buffers:
+    /// ids and positions of its <paramref name="count"/> tokens from <paramref name="start"/>, padding after them (a
+    /// placeholder row is padding throughout), and a mask of ones over its first start + count positions.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private void WriteRowInputs(int at, int[] tokens, int start, int count, int t, int total, bool placeholder)
+    {
+        for (int i = 0; i < t; i++)
+        {
+            bool real = i < count && !placeholder;
+            WriteIndex(_ids!, _signature.InputIdsType, (long)at * t + i, real ? tokens[start + i] : PadToken);
+            if (_signature.PositionIdsType is { } positionType)
+            {
+                WriteIndex(_positions!, positionType, (long)at * t + i, i < count ? start + i : 0);
+            }
+        }
+
+        if (_signature.AttentionMaskType is { } maskType)
+        {
+            for (int s = 0; s < total; s++)
+            {
+                WriteIndex(_mask!, maskType, (long)at * total + s, s < start + count ? 1 : 0);
+            }
+        }
     }
 
     /// <summary>
