@@ -39,6 +39,14 @@ internal sealed class TempFolder : IDisposable
 
     public string Sub(string name) => System.IO.Path.Combine(Path, name);
 
+    /// <summary>Writes bytes to a file in the folder and returns its path.</summary>
+    public string Write(string name, byte[] bytes)
+    {
+        string path = Sub(name);
+        System.IO.File.WriteAllBytes(path, bytes);
+        return path;
+    }
+
     public void Dispose()
     {
         try

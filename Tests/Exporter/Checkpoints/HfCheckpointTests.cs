@@ -1,6 +1,7 @@
 using System.Text.Json.Nodes;
 using OnnxGpt.Checkpoints;
 using OnnxGpt.Model;
+using OnnxGpt.Tests.Support;
 
 namespace OnnxGpt.Tests.Exporter.Checkpoints;
 
@@ -81,12 +82,12 @@ public sealed class HfCheckpointTests
     {
         var original = HfCheckpoint.Load(CheckpointTestFiles.TinyRandomGpt2);
         using var temp = new TempFolder();
-        File.Copy(Path.Combine(CheckpointTestFiles.TinyRandomGpt2, HfCheckpoint.ConfigFile), temp.File(HfCheckpoint.ConfigFile));
+        File.Copy(Path.Combine(CheckpointTestFiles.TinyRandomGpt2, HfCheckpoint.ConfigFile), temp.Sub(HfCheckpoint.ConfigFile));
         var all = TensorsOf(original);
         var first = all.Take(20).ToList();
         var second = all.Skip(20).ToList();
-        SafetensorsWriter.Write(temp.File("model-00001-of-00002.safetensors"), first);
-        SafetensorsWriter.Write(temp.File("model-00002-of-00002.safetensors"), second);
+        SafetensorsWriter.Write(temp.Sub("model-00001-of-00002.safetensors"), first);
+        SafetensorsWriter.Write(temp.Sub("model-00002-of-00002.safetensors"), second);
         var map = new JsonObject();
         foreach (var (name, _) in first)
         {
@@ -98,18 +99,18 @@ public sealed class HfCheckpointTests
             map[name] = "model-00002-of-00002.safetensors";
         }
 
-        File.WriteAllText(temp.File(HfCheckpoint.IndexFile), new JsonObject { ["metadata"] = new JsonObject { ["total_size"] = 1 }, ["weight_map"] = map }.ToJsonString());
+        File.WriteAllText(temp.Sub(HfCheckpoint.IndexFile), new JsonObject { ["metadata"] = new JsonObject { ["total_size"] = 1 }, ["weight_map"] = map }.ToJsonString());
         AssertSameWeights(original, HfCheckpoint.Load(temp.Path));
 
         // The index must agree with its shards.
         map[first[0].Key] = "model-00002-of-00002.safetensors";
-        File.WriteAllText(temp.File(HfCheckpoint.IndexFile), new JsonObject { ["weight_map"] = map.DeepClone() }.ToJsonString());
+        File.WriteAllText(temp.Sub(HfCheckpoint.IndexFile), new JsonObject { ["weight_map"] = map.DeepClone() }.ToJsonString());
         var e = Assert.ThrowsExactly<OnnxGptException>(() => HfCheckpoint.Load(temp.Path));
         StringAssert.Contains(e.Message, $"tensor '{first[0].Key}' is mapped to");
         StringAssert.Contains(e.Message, "model-00002-of-00002.safetensors, which does not hold it");
 
         map.Remove(first[0].Key);
-        File.WriteAllText(temp.File(HfCheckpoint.IndexFile), new JsonObject { ["weight_map"] = map.DeepClone() }.ToJsonString());
+        File.WriteAllText(temp.Sub(HfCheckpoint.IndexFile), new JsonObject { ["weight_map"] = map.DeepClone() }.ToJsonString());
         e = Assert.ThrowsExactly<OnnxGptException>(() => HfCheckpoint.Load(temp.Path));
         StringAssert.Contains(e.Message, $"tensor '{first[0].Key}' is not listed in");
     }
@@ -121,8 +122,8 @@ public sealed class HfCheckpointTests
     public void ShardNamesMustStayInsideTheFolder(string shard)
     {
         using var temp = new TempFolder();
-        File.WriteAllText(temp.File(HfCheckpoint.ConfigFile), Small.ToJson());
-        File.WriteAllText(temp.File(HfCheckpoint.IndexFile), new JsonObject { ["weight_map"] = new JsonObject { [TensorNames.Wte] = shard } }.ToJsonString());
+        File.WriteAllText(temp.Sub(HfCheckpoint.ConfigFile), Small.ToJson());
+        File.WriteAllText(temp.Sub(HfCheckpoint.IndexFile), new JsonObject { ["weight_map"] = new JsonObject { [TensorNames.Wte] = shard } }.ToJsonString());
         var e = Assert.ThrowsExactly<OnnxGptException>(() => HfCheckpoint.Load(temp.Path));
         StringAssert.Contains(e.Message, $"names shard '{shard}'; expected a file name inside the checkpoint folder");
     }
@@ -221,9 +222,9 @@ public sealed class HfCheckpointTests
     public void AnIntegerTensorWhereAFloatBelongsIsNamed()
     {
         using var temp = new TempFolder();
-        File.WriteAllText(temp.File(HfCheckpoint.ConfigFile), Small.ToJson());
+        File.WriteAllText(temp.Sub(HfCheckpoint.ConfigFile), Small.ToJson());
         // A one-tensor file whose single tensor is I64: the dtype check comes before any shape check.
-        File.WriteAllBytes(temp.File(HfCheckpoint.WeightsFile), CheckpointTestFiles.Raw(
+        File.WriteAllBytes(temp.Sub(HfCheckpoint.WeightsFile), CheckpointTestFiles.Raw(
             """{"transformer.wpe.weight":{"dtype":"I64","shape":[7,8],"data_offsets":[0,448]}}""", new byte[448]));
         var e = Assert.ThrowsExactly<OnnxGptException>(() => HfCheckpoint.Load(temp.Path));
         StringAssert.Contains(e.Message, "tensor 'transformer.wpe.weight' has dtype I64; expected a floating-point dtype");
@@ -236,12 +237,12 @@ public sealed class HfCheckpointTests
         var e = Assert.ThrowsExactly<OnnxGptException>(() => HfCheckpoint.Load(temp.Path));
         StringAssert.Contains(e.Message, "config.json: not found");
 
-        File.WriteAllText(temp.File(HfCheckpoint.ConfigFile), Small.ToJson());
+        File.WriteAllText(temp.Sub(HfCheckpoint.ConfigFile), Small.ToJson());
         e = Assert.ThrowsExactly<OnnxGptException>(() => HfCheckpoint.Load(temp.Path));
         StringAssert.Contains(e.Message, "no model.safetensors or model.safetensors.index.json");
         StringAssert.Contains(e.Message, "pytorch_model.bin");
 
-        e = Assert.ThrowsExactly<OnnxGptException>(() => HfCheckpoint.Load(temp.File("nope")));
+        e = Assert.ThrowsExactly<OnnxGptException>(() => HfCheckpoint.Load(temp.Sub("nope")));
         StringAssert.Contains(e.Message, "checkpoint folder not found");
     }
 }

@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using OnnxGpt.Checkpoints;
+using OnnxGpt.Tests.Support;
 
 namespace OnnxGpt.Tests.Exporter.Checkpoints;
 
@@ -105,7 +106,7 @@ public sealed class SafetensorsFileTests
     public void HeaderLengthOverTheCapIsRejectedEvenWhenTheFileIsThatLong()
     {
         using var temp = new TempFolder();
-        string path = temp.File("huge.safetensors");
+        string path = temp.Sub("huge.safetensors");
         using (var stream = new FileStream(path, FileMode.CreateNew))
         {
             Span<byte> prefix = stackalloc byte[8];
@@ -199,7 +200,7 @@ public sealed class SafetensorsFileTests
         string header = """{"__metadata__":{"format":"pt"},"w":{"dtype":"F32","shape":[2,2],"data_offsets":[0,16]},"h":{"dtype":"F16","shape":[2],"data_offsets":[16,20]}}""";
         var valid = CheckpointTestFiles.Raw(header, new byte[20]);
         using var temp = new TempFolder();
-        string path = temp.File("f.safetensors");
+        string path = temp.Sub("f.safetensors");
         int opened = 0, rejected = 0;
 
         void Try(byte[] bytes)

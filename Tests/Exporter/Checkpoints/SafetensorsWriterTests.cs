@@ -2,6 +2,7 @@ using System.Buffers.Binary;
 using System.Text;
 using OnnxGpt.Checkpoints;
 using OnnxGpt.Model;
+using OnnxGpt.Tests.Support;
 
 namespace OnnxGpt.Tests.Exporter.Checkpoints;
 
@@ -14,7 +15,7 @@ public sealed class SafetensorsWriterTests
     public void WritesTheExactBytesTheFormatSpecifies()
     {
         using var temp = new TempFolder();
-        string path = temp.File("m.safetensors");
+        string path = temp.Sub("m.safetensors");
         SafetensorsWriter.Write(path, [T("b", [2], 1f, -2f), T("a", [], 0.5f)], new Dictionary<string, string> { ["format"] = "pt" });
 
         var bytes = File.ReadAllBytes(path);
@@ -38,7 +39,7 @@ public sealed class SafetensorsWriterTests
         var tensors = new[] { T("x.weight", [3, 5], values), T("x.bias", [5], 1, 2, 3, 4, 5), T("empty", [0, 4]) };
         var metadata = new Dictionary<string, string> { ["format"] = "pt", ["note"] = "ünïcode + \"quotes\"" };
         using var temp = new TempFolder();
-        string path = temp.File("m.safetensors");
+        string path = temp.Sub("m.safetensors");
         SafetensorsWriter.Write(path, tensors, metadata);
 
         using var file = SafetensorsFile.Open(path);
@@ -59,17 +60,17 @@ public sealed class SafetensorsWriterTests
     {
         float[] values = [1f, 1.00390625f, 1.01171875f, 65504f, 1e6f, -3.3e-8f, float.NaN, 0.1f];
         using var temp = new TempFolder();
-        SafetensorsWriter.Write(temp.File("h.safetensors"), [T("v", [values.Length], values)], dtype: SafetensorsDType.F16);
-        SafetensorsWriter.Write(temp.File("b.safetensors"), [T("v", [values.Length], values)], dtype: SafetensorsDType.BF16);
+        SafetensorsWriter.Write(temp.Sub("h.safetensors"), [T("v", [values.Length], values)], dtype: SafetensorsDType.F16);
+        SafetensorsWriter.Write(temp.Sub("b.safetensors"), [T("v", [values.Length], values)], dtype: SafetensorsDType.BF16);
 
-        using (var h = SafetensorsFile.Open(temp.File("h.safetensors")))
+        using (var h = SafetensorsFile.Open(temp.Sub("h.safetensors")))
         {
             Assert.AreEqual(SafetensorsDType.F16, h.Entries[0].DType);
             Assert.AreEqual(2L * values.Length, h.Entries[0].ByteLength);
             CollectionAssert.AreEqual(values.Select(v => (float)(Half)v).ToArray(), h.ReadTensor("v").Data);
         }
 
-        using var b = SafetensorsFile.Open(temp.File("b.safetensors"));
+        using var b = SafetensorsFile.Open(temp.Sub("b.safetensors"));
         var read = b.ReadTensor("v").Data;
         Assert.AreEqual(1f, read[0]);
         Assert.AreEqual(1f, read[1], "1 + 2^-8 is halfway between 1 and 1 + 2^-7: ties go to the even 1");
@@ -83,7 +84,7 @@ public sealed class SafetensorsWriterTests
     public void DuplicateOrReservedNamesAreRefused()
     {
         using var temp = new TempFolder();
-        string path = temp.File("m.safetensors");
+        string path = temp.Sub("m.safetensors");
         var e = Assert.ThrowsExactly<ArgumentException>(() => SafetensorsWriter.Write(path, [T("a", [1], 1), T("a", [1], 2)]));
         StringAssert.Contains(e.Message, "tensor 'a' is given twice");
         e = Assert.ThrowsExactly<ArgumentException>(() => SafetensorsWriter.Write(path, [T("__metadata__", [1], 1)]));
@@ -96,7 +97,7 @@ public sealed class SafetensorsWriterTests
     public void ReplacesAnExistingFileWhole()
     {
         using var temp = new TempFolder();
-        string path = temp.File("m.safetensors");
+        string path = temp.Sub("m.safetensors");
         SafetensorsWriter.Write(path, [T("big", [1000], new float[1000])]);
         SafetensorsWriter.Write(path, [T("small", [1], 3f)]);
         using var file = SafetensorsFile.Open(path);
