@@ -12,7 +12,7 @@ public sealed class ShippedModelTests
 {
     private static string Folder => Path.Combine(TestPaths.RepoRoot, "models", "shakespeare-char");
 
-    private static string Corpus => Path.Combine(TestPaths.SharedData, "tinyshakespeare", "input.txt");
+    private static string Corpus => TestPaths.TinyShakespeare;
 
     [TestMethod]
     public void LoadsAndGeneratesShakespeareLikeText()

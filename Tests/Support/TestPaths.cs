@@ -1,14 +1,45 @@
 namespace OnnxGpt.Tests.Support;
 
-/// <summary>Where tests find the repository, the shared data beside it, and scratch folders.</summary>
+/// <summary>Where tests find the repository, its test data, and scratch folders.</summary>
 internal static class TestPaths
 {
     public static string RepoRoot { get; } = FindRoot();
 
-    /// <summary>The data sets kept beside the project (<c>../shared/data</c> from the repository root).</summary>
-    public static string SharedData => Path.GetFullPath(Path.Combine(RepoRoot, "..", "shared", "data"));
+    /// <summary>The data sets kept in the repository (<c>Tests/Data</c>; see its README for sources and licences).</summary>
+    public static string DataRoot => Path.Combine(RepoRoot, "Tests", "Data");
 
-    public static string TinyRandomGpt2 => Path.Combine(SharedData, "tiny-random-gpt2");
+    /// <summary>The tiny-random-gpt2 checkpoint folder (checked to exist).</summary>
+    public static string TinyRandomGpt2 => DataFolder("tiny-random-gpt2");
+
+    /// <summary>The tiny-shakespeare corpus (checked to exist).</summary>
+    public static string TinyShakespeare => DataFile("tinyshakespeare", "input.txt");
+
+    /// <summary>
+    /// A file under <c>Tests/Data</c>. A missing file fails the test with its path: the data ships with the
+    /// repository, so its absence is a broken checkout, never a reason to skip.
+    /// </summary>
+    public static string DataFile(params string[] parts)
+    {
+        string path = Path.Combine([DataRoot, .. parts]);
+        if (!File.Exists(path))
+        {
+            Assert.Fail($"test data file {path} is missing: it is part of the repository (see Tests/Data/README.md).");
+        }
+
+        return path;
+    }
+
+    /// <summary>A folder under <c>Tests/Data</c>, failing the test with its path when it is missing.</summary>
+    public static string DataFolder(params string[] parts)
+    {
+        string path = Path.Combine([DataRoot, .. parts]);
+        if (!Directory.Exists(path))
+        {
+            Assert.Fail($"test data folder {path} is missing: it is part of the repository (see Tests/Data/README.md).");
+        }
+
+        return path;
+    }
 
     /// <summary>A new empty folder under the system temp folder, removed by the caller's <c>using</c>.</summary>
     public static TempFolder NewTemp() => new();

@@ -1,4 +1,5 @@
 using OnnxGpt.Model;
+using OnnxGpt.Tests.Support;
 using OnnxGpt.Training;
 
 namespace OnnxGpt.Tests.Training;
@@ -18,7 +19,7 @@ public sealed class CharVocabularyTests
     [TestMethod]
     public void TinyShakespeareHas65Characters()
     {
-        var text = File.ReadAllText(TestData.Path("tinyshakespeare", "input.txt"));
+        var text = File.ReadAllText(TestPaths.TinyShakespeare);
         var v = CharVocabulary.FromText(text);
         Assert.AreEqual(65, v.Count);
         Assert.AreEqual("\n", v.ToSpec().Characters![0]);

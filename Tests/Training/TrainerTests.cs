@@ -1,4 +1,5 @@
 using OnnxGpt.Model;
+using OnnxGpt.Tests.Support;
 using OnnxGpt.Training;
 
 namespace OnnxGpt.Tests.Training;
@@ -17,7 +18,7 @@ public sealed class TrainerTests
 
     private static readonly Lazy<string> ShakespeareStart = new(() =>
     {
-        var path = TestData.Path("tinyshakespeare", "input.txt");
+        var path = TestPaths.TinyShakespeare;
         using var reader = new StreamReader(path);
         var buffer = new char[40_000];
         int read = reader.ReadBlock(buffer, 0, buffer.Length);

@@ -3,28 +3,9 @@ using System.Text;
 
 namespace OnnxGpt.Tests.Exporter.Checkpoints;
 
-/// <summary>Paths to the shared data and helpers for writing hand-made checkpoint files in a temp folder.</summary>
+/// <summary>Helpers for writing hand-made checkpoint files in a temp folder.</summary>
 internal static class CheckpointTestFiles
 {
-    /// <summary>The folder holding <c>OnnxGpt.sln</c>, found by walking up from the test binaries.</summary>
-    public static string RepoRoot
-    {
-        get
-        {
-            for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-            {
-                if (File.Exists(Path.Combine(dir.FullName, "OnnxGpt.sln")))
-                {
-                    return dir.FullName;
-                }
-            }
-
-            throw new InvalidOperationException("OnnxGpt.sln not found above " + AppContext.BaseDirectory);
-        }
-    }
-
-    public static string TinyRandomGpt2 => Path.GetFullPath(Path.Combine(RepoRoot, "..", "shared", "data", "tiny-random-gpt2"));
-
     /// <summary>A safetensors file from a header string and data bytes; <paramref name="headerLength"/> overrides the length prefix.</summary>
     public static byte[] Raw(string header, byte[]? data = null, ulong? headerLength = null)
     {

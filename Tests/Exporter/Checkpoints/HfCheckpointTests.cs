@@ -42,7 +42,7 @@ public sealed class HfCheckpointTests
     [TestMethod]
     public void LoadsTheRealTinyRandomGpt2()
     {
-        var w = HfCheckpoint.Load(CheckpointTestFiles.TinyRandomGpt2);
+        var w = HfCheckpoint.Load(TestPaths.TinyRandomGpt2);
         var c = w.Config;
         Assert.AreEqual((1000, 512, 32, 5, 4, 128), (c.VocabSize, c.ContextLength, c.Width, c.Layers, c.Heads, c.FeedForwardWidth));
         Assert.IsNull(c.InnerWidth, "n_inner: null");
@@ -80,9 +80,9 @@ public sealed class HfCheckpointTests
     [TestMethod]
     public void LoadsTheRealCheckpointResavedAndSharded()
     {
-        var original = HfCheckpoint.Load(CheckpointTestFiles.TinyRandomGpt2);
+        var original = HfCheckpoint.Load(TestPaths.TinyRandomGpt2);
         using var temp = new TempFolder();
-        File.Copy(Path.Combine(CheckpointTestFiles.TinyRandomGpt2, HfCheckpoint.ConfigFile), temp.Sub(HfCheckpoint.ConfigFile));
+        File.Copy(Path.Combine(TestPaths.TinyRandomGpt2, HfCheckpoint.ConfigFile), temp.Sub(HfCheckpoint.ConfigFile));
         var all = TensorsOf(original);
         var first = all.Take(20).ToList();
         var second = all.Skip(20).ToList();

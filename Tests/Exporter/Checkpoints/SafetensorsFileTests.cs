@@ -21,7 +21,7 @@ public sealed class SafetensorsFileTests
     [TestMethod]
     public void ReadsTheTinyRandomGpt2Checkpoint()
     {
-        using var file = SafetensorsFile.Open(Path.Combine(CheckpointTestFiles.TinyRandomGpt2, "model.safetensors"));
+        using var file = SafetensorsFile.Open(Path.Combine(TestPaths.TinyRandomGpt2, "model.safetensors"));
         Assert.HasCount(64, file.Entries);
         Assert.AreEqual("pt", file.Metadata["format"]);
         Assert.IsFalse(file.Contains("lm_head.weight"));
