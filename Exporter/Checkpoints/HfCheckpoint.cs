@@ -1,8 +1,9 @@
 using System.Runtime.InteropServices;
 using System.Text.Json;
-using OnnxGpt.Model;
+using OnnxGpt.Contracts;
+using OnnxGpt.Exporter.Model;
 
-namespace OnnxGpt.Checkpoints;
+namespace OnnxGpt.Exporter.Checkpoints;
 
 /// <summary>
 /// Reads and writes Hugging Face GPT-2 checkpoint folders: <c>config.json</c> plus <c>model.safetensors</c>

@@ -1,7 +1,8 @@
 using System.Text.RegularExpressions;
-using OnnxGpt.Model;
+using OnnxGpt.Contracts;
+using OnnxGpt.Exporter.Model;
 
-namespace OnnxGpt.Checkpoints;
+namespace OnnxGpt.Exporter.Checkpoints;
 
 /// <summary>
 /// Maps tensor names as Hugging Face GPT-2 checkpoints spell them to the canonical <see cref="TensorNames"/>.

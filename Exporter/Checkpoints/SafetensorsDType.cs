@@ -1,4 +1,4 @@
-namespace OnnxGpt.Checkpoints;
+namespace OnnxGpt.Exporter.Checkpoints;
 
 /// <summary>
 /// Element types of the safetensors format. Member names are the format's own spellings

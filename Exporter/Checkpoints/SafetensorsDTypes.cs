@@ -1,4 +1,4 @@
-namespace OnnxGpt.Checkpoints;
+namespace OnnxGpt.Exporter.Checkpoints;
 
 /// <summary>Spellings and sizes of <see cref="SafetensorsDType"/>.</summary>
 internal static class SafetensorsDTypes

@@ -1,4 +1,6 @@
-namespace OnnxGpt.Checkpoints;
+using OnnxGpt.Contracts;
+
+namespace OnnxGpt.Exporter.Checkpoints;
 
 /// <summary>
 /// One tensor as a safetensors header describes it. <see cref="Begin"/> and <see cref="End"/> are byte offsets

@@ -1,11 +1,12 @@
-using System.Buffers;
 using System.Buffers.Binary;
+using System.Buffers;
 using System.Diagnostics.CodeAnalysis;
 using System.Runtime.InteropServices;
 using Microsoft.Win32.SafeHandles;
-using OnnxGpt.Model;
+using OnnxGpt.Contracts;
+using OnnxGpt.Exporter.Model;
 
-namespace OnnxGpt.Checkpoints;
+namespace OnnxGpt.Exporter.Checkpoints;
 
 /// <summary>
 /// An open safetensors file: the header is read and checked when the file opens, tensors are read one at a time

@@ -1,11 +1,12 @@
-using System.Buffers;
 using System.Buffers.Binary;
+using System.Buffers;
 using System.Runtime.InteropServices;
 using System.Text.Encodings.Web;
 using System.Text.Json;
-using OnnxGpt.Model;
+using OnnxGpt.Contracts;
+using OnnxGpt.Exporter.Model;
 
-namespace OnnxGpt.Checkpoints;
+namespace OnnxGpt.Exporter.Checkpoints;
 
 /// <summary>
 /// Writes float32 tensors as a safetensors file that the format's own readers (Python <c>safetensors</c>,

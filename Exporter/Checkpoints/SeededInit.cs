@@ -1,6 +1,7 @@
-using OnnxGpt.Model;
+using OnnxGpt.Contracts;
+using OnnxGpt.Exporter.Model;
 
-namespace OnnxGpt.Checkpoints;
+namespace OnnxGpt.Exporter.Checkpoints;
 
 /// <summary>
 /// Fresh weights for a config, initialised as GPT-2 does: every weight matrix and both embeddings from

@@ -1,7 +1,7 @@
-using OnnxGpt.Model;
-using OnnxGpt.Onnx;
+using OnnxGpt.Contracts;
+using OnnxGpt.Exporter.Onnx;
 
-namespace OnnxGpt.Export;
+namespace OnnxGpt.Exporter;
 
 /// <summary>How <see cref="GptExporter"/> writes a model folder.</summary>
 public sealed record ExportOptions

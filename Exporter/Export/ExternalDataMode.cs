@@ -1,4 +1,4 @@
-namespace OnnxGpt.Export;
+namespace OnnxGpt.Exporter;
 
 /// <summary>Where the weights of an exported model go.</summary>
 public enum ExternalDataMode

@@ -1,9 +1,9 @@
-using System.Text.Json;
 using System.Text.Json.Nodes;
-using OnnxGpt.Model;
-using OnnxGpt.Onnx;
+using System.Text.Json;
+using OnnxGpt.Contracts;
+using OnnxGpt.Exporter.Onnx;
 
-namespace OnnxGpt.Export;
+namespace OnnxGpt.Exporter;
 
 /// <summary>
 /// Writes <c>genai_config.json</c>, the file ONNX Runtime GenAI (<c>Microsoft.ML.OnnxRuntimeGenAI</c>) reads to run a
@@ -69,17 +69,17 @@ public static class GenAiConfig
                     ["num_hidden_layers"] = config.Layers,
                     ["inputs"] = new JsonObject
                     {
-                        ["input_ids"] = "input_ids",
-                        ["attention_mask"] = "attention_mask",
-                        ["position_ids"] = "position_ids",
-                        ["past_key_names"] = "past_key_values.%d.key",
-                        ["past_value_names"] = "past_key_values.%d.value",
+                        ["input_ids"] = GraphNames.InputIds,
+                        ["attention_mask"] = GraphNames.AttentionMask,
+                        ["position_ids"] = GraphNames.PositionIds,
+                        ["past_key_names"] = GraphNames.PastKeyPattern,
+                        ["past_value_names"] = GraphNames.PastValuePattern,
                     },
                     ["outputs"] = new JsonObject
                     {
-                        ["logits"] = "logits",
-                        ["present_key_names"] = "present.%d.key",
-                        ["present_value_names"] = "present.%d.value",
+                        ["logits"] = GraphNames.Logits,
+                        ["present_key_names"] = GraphNames.PresentKeyPattern,
+                        ["present_value_names"] = GraphNames.PresentValuePattern,
                     },
                 },
             },

@@ -1,10 +1,11 @@
 using System.Diagnostics;
 using Google.Protobuf;
-using OnnxGpt.Model;
-using OnnxGpt.Onnx;
-using OnnxGpt.Onnx.Proto;
+using OnnxGpt.Contracts;
+using OnnxGpt.Exporter.Model;
+using OnnxGpt.Exporter.Onnx;
+using OnnxGpt.Exporter.Onnx.Proto;
 
-namespace OnnxGpt.Export;
+namespace OnnxGpt.Exporter;
 
 /// <summary>
 /// Writes a model folder: <c>model.onnx</c> (+ <c>model.onnx.data</c>), <c>config.json</c>, <c>genai_config.json</c>,

@@ -1,4 +1,6 @@
-namespace OnnxGpt.Model;
+using OnnxGpt.Contracts;
+
+namespace OnnxGpt.Exporter.Model;
 
 /// <summary>
 /// The weights of a GPT as named tensors under Hugging Face GPT-2 names

@@ -1,4 +1,6 @@
-namespace OnnxGpt.Model;
+using OnnxGpt.Contracts;
+
+namespace OnnxGpt.Exporter.Model;
 
 /// <summary>A dense float32 tensor in row-major order.</summary>
 public sealed class Tensor

@@ -1,4 +1,4 @@
-namespace OnnxGpt.Model;
+namespace OnnxGpt.Exporter.Model;
 
 /// <summary>Canonical tensor names: Hugging Face GPT-2's, with the <c>transformer.</c> prefix.</summary>
 public static class TensorNames

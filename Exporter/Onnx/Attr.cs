@@ -1,8 +1,8 @@
 using Google.Protobuf;
-using OnnxGpt.Onnx.Proto;
-using AttributeType = OnnxGpt.Onnx.Proto.AttributeProto.Types.AttributeType;
+using OnnxGpt.Exporter.Onnx.Proto;
+using AttributeType = OnnxGpt.Exporter.Onnx.Proto.AttributeProto.Types.AttributeType;
 
-namespace OnnxGpt.Onnx;
+namespace OnnxGpt.Exporter.Onnx;
 
 /// <summary>Short constructors for node attributes.</summary>
 public static class Attr

@@ -1,4 +1,6 @@
-namespace OnnxGpt.Onnx;
+using OnnxGpt.Contracts;
+
+namespace OnnxGpt.Exporter.Onnx;
 
 /// <summary>
 /// Symmetric block quantization in the layout of ONNX Runtime's <c>MatMulNBits</c>: the weight is stored as N rows

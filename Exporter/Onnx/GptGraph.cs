@@ -1,8 +1,9 @@
-using OnnxGpt.Model;
-using OnnxGpt.Onnx.Proto;
-using DataType = OnnxGpt.Onnx.Proto.TensorProto.Types.DataType;
+using DataType = OnnxGpt.Exporter.Onnx.Proto.TensorProto.Types.DataType;
+using OnnxGpt.Contracts;
+using OnnxGpt.Exporter.Model;
+using OnnxGpt.Exporter.Onnx.Proto;
 
-namespace OnnxGpt.Onnx;
+namespace OnnxGpt.Exporter.Onnx;
 
 // Shapes: B batch, T new tokens, P past tokens, S = P + T total tokens, C width, H heads, D head size,
 // F feed-forward width, V vocabulary.
@@ -23,9 +24,6 @@ public sealed class GptGraph
 
     /// <summary>The contrib operator domain of ONNX Runtime, used by the fused flavour.</summary>
     public const string MicrosoftDomain = "com.microsoft";
-
-    /// <summary>Fused graph input: how many final positions get logits (0 = all). Defaults to 0, so callers that do not know it get every position.</summary>
-    public const string LogitsToKeepInput = "num_logits_to_keep";
 
     private readonly OnnxGraphBuilder _g = new("gpt");
     private readonly GptWeights _w;
@@ -68,17 +66,17 @@ public sealed class GptGraph
     {
         bool stacked = _options.IoConvention == IoConventions.OrtGpt2;
         var indexType = stacked ? DataType.Int32 : DataType.Int64;
-        var inputIds = _g.Input("input_ids", indexType, "batch_size", "sequence_length");
-        var attentionMask = _g.Input("attention_mask", indexType, "batch_size", "total_sequence_length");
-        var positionIds = _options.PositionIdsInput ? _g.Input("position_ids", indexType, "batch_size", "sequence_length") : null;
+        var inputIds = _g.Input(GraphNames.InputIds, indexType, GraphNames.BatchDim, GraphNames.SequenceDim);
+        var attentionMask = _g.Input(GraphNames.AttentionMask, indexType, GraphNames.BatchDim, GraphNames.TotalSequenceDim);
+        var positionIds = _options.PositionIdsInput ? _g.Input(GraphNames.PositionIds, indexType, GraphNames.BatchDim, GraphNames.SequenceDim) : null;
         var useCacheBranch = _options.UseCacheBranchInput ? _g.Input("use_cache_branch", DataType.Bool, 1) : null;
         var past = new (string Key, string Value)[_c.Layers];
         for (int i = 0; i < _c.Layers; i++)
         {
             past[i] = stacked
                 ? StackedPast(i)
-                : (_g.Input($"past_key_values.{i}.key", _float, "batch_size", _c.Heads, "past_sequence_length", _c.HeadSize),
-                   _g.Input($"past_key_values.{i}.value", _float, "batch_size", _c.Heads, "past_sequence_length", _c.HeadSize));
+                : (_g.Input(GraphNames.PastKey(i), _float, GraphNames.BatchDim, _c.Heads, GraphNames.PastSequenceDim, _c.HeadSize),
+                   _g.Input(GraphNames.PastValue(i), _float, GraphNames.BatchDim, _c.Heads, GraphNames.PastSequenceDim, _c.HeadSize));
             if (useCacheBranch is not null)
             {
                 past[i] = CacheBranch(i, past[i], useCacheBranch);
@@ -117,17 +115,17 @@ public sealed class GptGraph
             logits = Head(x, logitsToKeep);
         }
 
-        _g.Output("logits", logits, DataType.Float, "batch_size", "sequence_length", _c.VocabSize);
+        _g.Output(GraphNames.Logits, logits, DataType.Float, GraphNames.BatchDim, GraphNames.SequenceDim, _c.VocabSize);
         for (int i = 0; i < _c.Layers; i++)
         {
             if (stacked)
             {
-                _g.Output($"present_{i}", StackedPresent(i, present[i]), _float, 2, "batch_size", _c.Heads, "total_sequence_length", _c.HeadSize);
+                _g.Output(GraphNames.StackedPresent(i), StackedPresent(i, present[i]), _float, 2, GraphNames.BatchDim, _c.Heads, GraphNames.TotalSequenceDim, _c.HeadSize);
                 continue;
             }
 
-            _g.Output($"present.{i}.key", present[i].Key, _float, "batch_size", _c.Heads, "total_sequence_length", _c.HeadSize);
-            _g.Output($"present.{i}.value", present[i].Value, _float, "batch_size", _c.Heads, "total_sequence_length", _c.HeadSize);
+            _g.Output(GraphNames.PresentKey(i), present[i].Key, _float, GraphNames.BatchDim, _c.Heads, GraphNames.TotalSequenceDim, _c.HeadSize);
+            _g.Output(GraphNames.PresentValue(i), present[i].Value, _float, GraphNames.BatchDim, _c.Heads, GraphNames.TotalSequenceDim, _c.HeadSize);
         }
 
         return _g.Graph;
@@ -136,7 +134,7 @@ public sealed class GptGraph
     /// <summary>ORT GPT-2 convention: layer i's past is one (2, B, H, P, D) input; key and value are its two halves.</summary>
     private (string Key, string Value) StackedPast(int i)
     {
-        string stackedPast = _g.Input($"past_{i}", _float, 2, "batch_size", _c.Heads, "past_sequence_length", _c.HeadSize);
+        string stackedPast = _g.Input(GraphNames.StackedPast(i), _float, 2, GraphNames.BatchDim, _c.Heads, GraphNames.PastSequenceDim, _c.HeadSize);
         using var _ = _g.Scope($"layers.{i}");
         string key = _g.Named("past_key", "Gather", [stackedPast, _g.ScalarInt64("key_index", 0)], Attr.Int("axis", 0));       // (B, H, P, D)
         string value = _g.Named("past_value", "Gather", [stackedPast, _g.ScalarInt64("value_index", 1)], Attr.Int("axis", 0));  // (B, H, P, D)
@@ -245,9 +243,9 @@ public sealed class GptGraph
     /// <summary>The optional <c>num_logits_to_keep</c> input: an int64 scalar whose initializer (0, every position) is its default.</summary>
     private string LogitsToKeep()
     {
-        _g.Input(LogitsToKeepInput, DataType.Int64);
-        _g.DefaultFor(LogitsToKeepInput, TensorProtos.Inline(new WeightData(LogitsToKeepInput, [], DataType.Int64, new byte[8])));
-        return LogitsToKeepInput;
+        _g.Input(GraphNames.LogitsToKeep, DataType.Int64);
+        _g.DefaultFor(GraphNames.LogitsToKeep, TensorProtos.Inline(new WeightData(GraphNames.LogitsToKeep, [], DataType.Int64, new byte[8])));
+        return GraphNames.LogitsToKeep;
     }
 
     private string Squeeze(string oneElement, string name) => _g.Named(name + "_scalar", "Squeeze", [oneElement]);

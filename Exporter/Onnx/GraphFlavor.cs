@@ -1,4 +1,4 @@
-namespace OnnxGpt.Onnx;
+namespace OnnxGpt.Exporter.Onnx;
 
 /// <summary>Which operators the graph uses.</summary>
 public enum GraphFlavor

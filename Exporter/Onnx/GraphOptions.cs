@@ -1,6 +1,6 @@
-using OnnxGpt.Model;
+using OnnxGpt.Contracts;
 
-namespace OnnxGpt.Onnx;
+namespace OnnxGpt.Exporter.Onnx;
 
 /// <summary>How <see cref="GptGraph"/> builds the graph.</summary>
 public sealed record GraphOptions

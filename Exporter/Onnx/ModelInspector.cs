@@ -2,9 +2,9 @@ using System.Globalization;
 using System.Text;
 using System.Text.RegularExpressions;
 using Google.Protobuf;
-using OnnxGpt.Onnx.Proto;
+using OnnxGpt.Exporter.Onnx.Proto;
 
-namespace OnnxGpt.Onnx;
+namespace OnnxGpt.Exporter.Onnx;
 
 /// <summary>
 /// Reads an ONNX file and summarises what a person wants to know before opening Netron: inputs and outputs with

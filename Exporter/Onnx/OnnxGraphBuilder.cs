@@ -1,10 +1,10 @@
 using System.Runtime.InteropServices;
+using DataType = OnnxGpt.Exporter.Onnx.Proto.TensorProto.Types.DataType;
 using Google.Protobuf;
-using OnnxGpt.Model;
-using OnnxGpt.Onnx.Proto;
-using DataType = OnnxGpt.Onnx.Proto.TensorProto.Types.DataType;
+using OnnxGpt.Exporter.Model;
+using OnnxGpt.Exporter.Onnx.Proto;
 
-namespace OnnxGpt.Onnx;
+namespace OnnxGpt.Exporter.Onnx;
 
 /// <summary>
 /// Builds an ONNX graph with names people can read in Netron: nodes are named by scope

@@ -1,8 +1,8 @@
 using System.Globalization;
 using Google.Protobuf;
-using OnnxGpt.Onnx.Proto;
+using OnnxGpt.Exporter.Onnx.Proto;
 
-namespace OnnxGpt.Onnx;
+namespace OnnxGpt.Exporter.Onnx;
 
 /// <summary>Builds ONNX initializers, inline or pointing into external data.</summary>
 public static class TensorProtos

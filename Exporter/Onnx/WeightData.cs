@@ -1,8 +1,9 @@
 using System.Runtime.InteropServices;
-using OnnxGpt.Model;
-using DataType = OnnxGpt.Onnx.Proto.TensorProto.Types.DataType;
+using DataType = OnnxGpt.Exporter.Onnx.Proto.TensorProto.Types.DataType;
+using OnnxGpt.Contracts;
+using OnnxGpt.Exporter.Model;
 
-namespace OnnxGpt.Onnx;
+namespace OnnxGpt.Exporter.Onnx;
 
 /// <summary>One initializer's name, shape, element type and bytes, before it is placed inline or in external data.</summary>
 public sealed class WeightData

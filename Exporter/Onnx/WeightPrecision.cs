@@ -1,4 +1,4 @@
-namespace OnnxGpt.Onnx;
+namespace OnnxGpt.Exporter.Onnx;
 
 /// <summary>The floating-point type of the weights, the activations and the KV cache.</summary>
 public enum WeightPrecision

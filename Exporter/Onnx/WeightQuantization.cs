@@ -1,4 +1,6 @@
-namespace OnnxGpt.Onnx;
+using OnnxGpt.Contracts;
+
+namespace OnnxGpt.Exporter.Onnx;
 
 /// <summary>Weight-only block quantization of the projection matrices (fused graph only).</summary>
 public enum WeightQuantization

@@ -1,6 +1,7 @@
-using OnnxGpt.Model;
+using OnnxGpt.Contracts;
+using OnnxGpt.Exporter.Model;
 
-namespace OnnxGpt.Reference;
+namespace OnnxGpt.Exporter.Reference;
 
 // Shapes: B batch, T tokens, C width, H heads, D head size, F feed-forward width, V vocabulary.
 

@@ -1,5 +1,5 @@
 using System.Text;
-using OnnxGpt.Model;
+using OnnxGpt.Contracts;
 
 namespace OnnxGpt.Training;
 

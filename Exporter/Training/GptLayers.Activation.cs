@@ -1,8 +1,8 @@
 using System.Buffers;
+using System.Numerics.Tensors;
 using System.Numerics;
 using System.Runtime.CompilerServices;
-using System.Numerics.Tensors;
-using OnnxGpt.Model;
+using OnnxGpt.Contracts;
 
 namespace OnnxGpt.Training;
 

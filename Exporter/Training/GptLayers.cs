@@ -1,6 +1,7 @@
+using System.Numerics.Tensors;
 using System.Numerics;
 using System.Runtime.CompilerServices;
-using System.Numerics.Tensors;
+using OnnxGpt.Contracts;
 
 namespace OnnxGpt.Training;
 

@@ -1,3 +1,5 @@
+using OnnxGpt.Contracts;
+
 namespace OnnxGpt.Training;
 
 /// <summary>

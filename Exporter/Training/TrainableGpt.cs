@@ -1,5 +1,6 @@
 using System.Numerics;
-using OnnxGpt.Model;
+using OnnxGpt.Contracts;
+using OnnxGpt.Exporter.Model;
 
 namespace OnnxGpt.Training;
 

@@ -1,8 +1,9 @@
 using System.Diagnostics;
-using System.Text.Json;
 using System.Text.Json.Nodes;
-using OnnxGpt.Checkpoints;
-using OnnxGpt.Model;
+using System.Text.Json;
+using OnnxGpt.Contracts;
+using OnnxGpt.Exporter.Checkpoints;
+using OnnxGpt.Exporter.Model;
 
 namespace OnnxGpt.Training;
 
@@ -22,7 +23,7 @@ public sealed class Trainer
 
     public const string ConfigFile = HfCheckpoint.ConfigFile;
 
-    public const string TokenizerFile = OnnxGpt.Export.TokenizerDetection.SpecFile;
+    public const string TokenizerFile = OnnxGpt.Contracts.TokenizerDetection.SpecFile;
 
     private readonly AdamW<float> _optimizer;
     private readonly LearningRateSchedule _schedule;

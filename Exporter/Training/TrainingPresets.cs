@@ -1,4 +1,4 @@
-using OnnxGpt.Model;
+using OnnxGpt.Contracts;
 
 namespace OnnxGpt.Training;
 

@@ -1,4 +1,4 @@
-using OnnxGpt.Checkpoints;
+using OnnxGpt.Contracts;
 
 namespace OnnxGpt.Training;
 

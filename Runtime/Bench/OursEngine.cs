@@ -1,6 +1,6 @@
-using OnnxGpt.Generation;
-using OnnxGpt.Model;
-using OnnxGpt.Providers;
+using OnnxGpt.Runtime.Generation;
+using OnnxGpt.Runtime.Model;
+using OnnxGpt.Runtime.Providers;
 
 namespace OnnxGpt.Bench;
 

@@ -1,10 +1,11 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
-using OnnxGpt.Checkpoints;
-using OnnxGpt.Export;
-using OnnxGpt.Model;
-using OnnxGpt.Onnx;
+using OnnxGpt.Contracts;
+using OnnxGpt.Exporter.Checkpoints;
+using OnnxGpt.Exporter.Model;
+using OnnxGpt.Exporter.Onnx;
+using OnnxGpt.Exporter;
 
 namespace OnnxGpt.Bench;
 

@@ -1,8 +1,9 @@
 using System.Text;
 using Microsoft.Extensions.AI;
-using OnnxGpt.Model;
+using OnnxGpt.Contracts;
+using OnnxGpt.Runtime.Model;
 
-namespace OnnxGpt.Chat;
+namespace OnnxGpt.Runtime.Chat;
 
 /// <summary>
 /// An <see cref="IChatTemplate"/> from a <see cref="ChatTemplateSpec"/>: one text per message by role with its

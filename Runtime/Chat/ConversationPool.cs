@@ -1,6 +1,7 @@
-using OnnxGpt.Generation;
+using OnnxGpt.Contracts;
+using OnnxGpt.Runtime.Generation;
 
-namespace OnnxGpt.Chat;
+namespace OnnxGpt.Runtime.Chat;
 
 /// <summary>
 /// Idle generators of finished requests, most recently used first, at most <c>capacity</c> of them. A request

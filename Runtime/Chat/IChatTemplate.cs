@@ -1,6 +1,7 @@
 using Microsoft.Extensions.AI;
+using OnnxGpt.Contracts;
 
-namespace OnnxGpt.Chat;
+namespace OnnxGpt.Runtime.Chat;
 
 /// <summary>
 /// Turns a conversation into the prompt text a (not chat-tuned) model continues. Implementations must be

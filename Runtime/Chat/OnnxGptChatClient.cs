@@ -1,11 +1,12 @@
 using System.Runtime.CompilerServices;
 using Microsoft.Extensions.AI;
-using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
-using OnnxGpt.Generation;
-using OnnxGpt.Model;
+using Microsoft.Extensions.Logging;
+using OnnxGpt.Contracts;
+using OnnxGpt.Runtime.Generation;
+using OnnxGpt.Runtime.Model;
 
-namespace OnnxGpt.Chat;
+namespace OnnxGpt.Runtime.Chat;
 
 /// <summary>
 /// An <see cref="IChatClient"/> (Microsoft.Extensions.AI) over a <see cref="GptModel"/>. Messages become one

@@ -1,6 +1,6 @@
-using OnnxGpt.Generation;
+using OnnxGpt.Runtime.Generation;
 
-namespace OnnxGpt.Chat;
+namespace OnnxGpt.Runtime.Chat;
 
 /// <summary>How an <see cref="OnnxGptChatClient"/> renders prompts, picks tokens by default and caches conversations.</summary>
 public sealed record OnnxGptChatClientOptions

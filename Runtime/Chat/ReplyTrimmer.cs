@@ -1,4 +1,4 @@
-namespace OnnxGpt.Chat;
+namespace OnnxGpt.Runtime.Chat;
 
 /// <summary>
 /// Trims a reply streamed piece by piece: drops leading whitespace, and holds trailing whitespace back until more

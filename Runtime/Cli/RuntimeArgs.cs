@@ -1,8 +1,9 @@
 using System.Globalization;
 using Microsoft.Extensions.Logging;
 using Microsoft.ML.OnnxRuntime;
-using OnnxGpt.Model;
-using OnnxGpt.Providers;
+using OnnxGpt.Contracts;
+using OnnxGpt.Runtime.Model;
+using OnnxGpt.Runtime.Providers;
 
 namespace OnnxGpt.Cli;
 

@@ -1,6 +1,6 @@
-using OnnxGpt.Model;
+using OnnxGpt.Contracts;
 
-namespace OnnxGpt.DependencyInjection;
+namespace OnnxGpt.Runtime.DependencyInjection;
 
 /// <summary>
 /// A chat template as configuration binds it (<c>"OnnxGpt": { "ChatTemplate": { ... } }</c>): each field left out

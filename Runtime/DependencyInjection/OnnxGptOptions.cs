@@ -1,8 +1,8 @@
-using OnnxGpt.Chat;
-using OnnxGpt.Generation;
-using OnnxGpt.Providers;
+using OnnxGpt.Runtime.Chat;
+using OnnxGpt.Runtime.Generation;
+using OnnxGpt.Runtime.Providers;
 
-namespace OnnxGpt.DependencyInjection;
+namespace OnnxGpt.Runtime.DependencyInjection;
 
 /// <summary>
 /// Settings of the model and chat client that <c>services.AddOnnxGpt(...)</c> registers, bindable from

@@ -1,7 +1,7 @@
 using Microsoft.Extensions.Options;
-using OnnxGpt.Generation;
+using OnnxGpt.Runtime.Generation;
 
-namespace OnnxGpt.DependencyInjection;
+namespace OnnxGpt.Runtime.DependencyInjection;
 
 /// <summary>Checks <see cref="OnnxGptOptions"/> when they are first read, naming each setting that is wrong.</summary>
 internal sealed class OnnxGptOptionsValidator : IValidateOptions<OnnxGptOptions>

@@ -1,15 +1,16 @@
+// Microsoft.Extensions.* convention: AddXxx extension methods live in this namespace, so they show up wherever
+// services are configured without another using directive.
 using Microsoft.Extensions.AI;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
-using OnnxGpt.Chat;
-using OnnxGpt.DependencyInjection;
-using OnnxGpt.Generation;
-using OnnxGpt.Model;
+using OnnxGpt.Contracts;
+using OnnxGpt.Runtime.Chat;
+using OnnxGpt.Runtime.DependencyInjection;
+using OnnxGpt.Runtime.Generation;
+using OnnxGpt.Runtime.Model;
 
-// Microsoft.Extensions.* convention: AddXxx extension methods live in this namespace, so they show up wherever
-// services are configured without another using directive.
 namespace Microsoft.Extensions.DependencyInjection;
 
 /// <summary>Registers OnnxGpt in a service collection: <c>services.AddOnnxGpt(...)</c>.</summary>

@@ -1,7 +1,8 @@
-using OnnxGpt.Generation;
-using OnnxGpt.Model;
+using OnnxGpt.Contracts;
+using OnnxGpt.Runtime.Generation;
+using OnnxGpt.Runtime.Model;
 
-namespace OnnxGpt.Evaluation;
+namespace OnnxGpt.Runtime.Evaluation;
 
 /// <summary>
 /// Mean negative log-likelihood and perplexity of a token sequence. Text longer than the context is scored with a

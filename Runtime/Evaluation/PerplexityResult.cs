@@ -1,4 +1,4 @@
-namespace OnnxGpt.Evaluation;
+namespace OnnxGpt.Runtime.Evaluation;
 
 /// <summary>How well a model predicts a text: see <see cref="Perplexity.Evaluate"/>.</summary>
 /// <param name="MeanNll">Mean negative log-likelihood of the scored tokens, in nats per token.</param>

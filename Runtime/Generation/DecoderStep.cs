@@ -1,10 +1,11 @@
 using System.Runtime.CompilerServices;
-using Microsoft.ML.OnnxRuntime;
 using Microsoft.ML.OnnxRuntime.Tensors;
-using OnnxGpt.Model;
-using OnnxGpt.Native;
+using Microsoft.ML.OnnxRuntime;
+using OnnxGpt.Contracts;
+using OnnxGpt.Runtime.Model;
+using OnnxGpt.Runtime.Native;
 
-namespace OnnxGpt.Generation;
+namespace OnnxGpt.Runtime.Generation;
 
 // Shapes: B batch, T tokens fed this step, P cached tokens, S = P + T, V vocabulary, Cap slots per row,
 // k positions that get logits.
@@ -37,12 +38,12 @@ internal sealed unsafe class DecoderStep : IDisposable
     private readonly OrtIoBinding _binding;
     private readonly RunOptions _runOptions;
     private readonly IntPtr _memoryInfo;
-    private readonly NativeName _idsName = new(ModelSignature.InputIds);
-    private readonly NativeName _maskName = new(ModelSignature.AttentionMask);
-    private readonly NativeName _positionsName = new(ModelSignature.PositionIds);
-    private readonly NativeName _branchName = new(ModelSignature.UseCacheBranch);
-    private readonly NativeName _logitsName = new(ModelSignature.Logits);
-    private readonly NativeName _keepName = new(ModelSignature.LogitsToKeep);
+    private readonly NativeName _idsName = new(GraphNames.InputIds);
+    private readonly NativeName _maskName = new(GraphNames.AttentionMask);
+    private readonly NativeName _positionsName = new(GraphNames.PositionIds);
+    private readonly NativeName _branchName = new(GraphNames.UseCacheBranch);
+    private readonly NativeName _logitsName = new(GraphNames.Logits);
+    private readonly NativeName _keepName = new(GraphNames.LogitsToKeep);
     private readonly NativeBuffer<byte> _branch = new(1);
     private readonly NativeBuffer<long> _keep = new(1);
 

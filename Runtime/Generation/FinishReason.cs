@@ -1,4 +1,4 @@
-namespace OnnxGpt.Generation;
+namespace OnnxGpt.Runtime.Generation;
 
 /// <summary>Why a sequence stopped generating.</summary>
 public enum FinishReason

@@ -1,4 +1,6 @@
-namespace OnnxGpt.Generation;
+using OnnxGpt.Contracts;
+
+namespace OnnxGpt.Runtime.Generation;
 
 /// <summary>One token generated for one row of a batch, as streamed by <see cref="Generator.StreamAsync"/>.</summary>
 /// <param name="Row">The row (0 for a single sequence).</param>

@@ -1,6 +1,6 @@
-using OnnxGpt.Model;
+using OnnxGpt.Contracts;
 
-namespace OnnxGpt.Generation;
+namespace OnnxGpt.Runtime.Generation;
 
 /// <summary>
 /// How to pick tokens. Start from the model's defaults with <see cref="FromDefaults"/> and override with

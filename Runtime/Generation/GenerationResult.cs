@@ -1,4 +1,4 @@
-namespace OnnxGpt.Generation;
+namespace OnnxGpt.Runtime.Generation;
 
 /// <summary>What one row of a generator produced: see <see cref="Generator.GenerateAll"/>.</summary>
 /// <param name="Row">The row (0 for a single sequence).</param>

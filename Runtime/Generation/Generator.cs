@@ -1,9 +1,10 @@
 using System.Diagnostics;
 using System.Runtime.CompilerServices;
-using OnnxGpt.Model;
-using OnnxGpt.Tokenization;
+using OnnxGpt.Contracts;
+using OnnxGpt.Runtime.Model;
+using OnnxGpt.Runtime.Tokenization;
 
-namespace OnnxGpt.Generation;
+namespace OnnxGpt.Runtime.Generation;
 
 /// <summary>
 /// Generates tokens for one sequence or one batch of sequences on a shared <see cref="GptModel"/>, keeping the

@@ -1,4 +1,6 @@
-namespace OnnxGpt.Generation;
+using OnnxGpt.Contracts;
+
+namespace OnnxGpt.Runtime.Generation;
 
 /// <summary>
 /// How a <see cref="Generator"/> runs the model, as opposed to how it picks tokens (<see cref="GenerationOptions"/>).

@@ -1,9 +1,10 @@
 using System.Runtime.CompilerServices;
 using Microsoft.ML.OnnxRuntime.Tensors;
-using OnnxGpt.Model;
-using OnnxGpt.Native;
+using OnnxGpt.Contracts;
+using OnnxGpt.Runtime.Model;
+using OnnxGpt.Runtime.Native;
 
-namespace OnnxGpt.Generation;
+namespace OnnxGpt.Runtime.Generation;
 
 // Shapes: B batch, H heads, P cached (past) tokens, S = P + T tokens after a step, D head size, Cap capacity.
 

@@ -1,4 +1,4 @@
-namespace OnnxGpt.Generation;
+namespace OnnxGpt.Runtime.Generation;
 
 /// <summary>What to do when a prompt does not fit the model's context.</summary>
 public enum PromptTruncation

@@ -1,7 +1,7 @@
 using System.Text;
-using OnnxGpt.Tokenization;
+using OnnxGpt.Runtime.Tokenization;
 
-namespace OnnxGpt.Generation;
+namespace OnnxGpt.Runtime.Generation;
 
 /// <summary>
 /// One row's generated text: each token's bytes through a UTF-8-safe <see cref="StreamingDecoder"/>, then the stop

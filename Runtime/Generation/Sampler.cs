@@ -1,8 +1,8 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
-using OnnxGpt.Checkpoints;
+using OnnxGpt.Contracts;
 
-namespace OnnxGpt.Generation;
+namespace OnnxGpt.Runtime.Generation;
 
 /// <summary>
 /// Picks the next token from one row of logits. Deterministic for a given seed, and allocation-free per token:

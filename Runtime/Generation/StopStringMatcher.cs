@@ -1,4 +1,4 @@
-namespace OnnxGpt.Generation;
+namespace OnnxGpt.Runtime.Generation;
 
 /// <summary>
 /// Finds stop strings in streamed text that may span several tokens. Feed each decoded piece to

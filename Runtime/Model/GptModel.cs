@@ -1,12 +1,12 @@
-using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Logging;
 using Microsoft.ML.OnnxRuntime;
-using OnnxGpt.Export;
-using OnnxGpt.Generation;
-using OnnxGpt.Providers;
-using OnnxGpt.Tokenization;
+using OnnxGpt.Contracts;
+using OnnxGpt.Runtime.Generation;
+using OnnxGpt.Runtime.Providers;
+using OnnxGpt.Runtime.Tokenization;
 
-namespace OnnxGpt.Model;
+namespace OnnxGpt.Runtime.Model;
 
 /// <summary>
 /// A GPT ONNX model loaded once: owns the ONNX Runtime session and knows the model's config, tokenizer,

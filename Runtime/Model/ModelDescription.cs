@@ -1,7 +1,8 @@
-using System.Text.Json;
 using System.Text.Json.Nodes;
+using System.Text.Json;
+using OnnxGpt.Contracts;
 
-namespace OnnxGpt.Model;
+namespace OnnxGpt.Runtime.Model;
 
 /// <summary>
 /// Where a loaded model's description comes from: our own <c>metadata_props</c> first; for a model exported

@@ -1,8 +1,9 @@
 using System.Globalization;
-using Microsoft.ML.OnnxRuntime;
 using Microsoft.ML.OnnxRuntime.Tensors;
+using Microsoft.ML.OnnxRuntime;
+using OnnxGpt.Contracts;
 
-namespace OnnxGpt.Model;
+namespace OnnxGpt.Runtime.Model;
 
 /// <summary>
 /// What a decoder graph's inputs and outputs say about it, read from ONNX Runtime's metadata: the I/O convention,
@@ -19,20 +20,6 @@ public sealed class ModelSignature
 {
     /// <summary>The convention of a graph without past inputs.</summary>
     public const string NoCacheConvention = "no-cache";
-
-    /// <summary>Input: token ids, (B, T).</summary>
-    public const string InputIds = "input_ids";
-    /// <summary>Input: 1 for tokens to attend to, 0 for padding, (B, P + T).</summary>
-    public const string AttentionMask = "attention_mask";
-    /// <summary>Input: each token's position, (B, T).</summary>
-    public const string PositionIds = "position_ids";
-    /// <summary>Input of merged decoders: whether the past inputs hold a cache.</summary>
-    public const string UseCacheBranch = "use_cache_branch";
-    /// <summary>Output: next-token logits, (B, T, V).</summary>
-    public const string Logits = "logits";
-
-    /// <summary>The optional input of OnnxGpt's fused graph saying how many final positions get logits.</summary>
-    public const string LogitsToKeep = "num_logits_to_keep";
 
     private ModelSignature(string convention, TensorElementType idsType, TensorElementType? maskType,
         TensorElementType? positionType, bool useCacheBranch, IReadOnlyList<CacheTensor> cache, int? heads, int? headSize, int? vocab,
@@ -114,45 +101,44 @@ public sealed class ModelSignature
         var inputs = session.InputMetadata;
         var outputs = session.OutputMetadata;
 
-        var ids = Require(inputs, InputIds, source, "input");
-        CheckType(ids, InputIds, source, TensorElementType.Int64, TensorElementType.Int32);
+        var ids = Require(inputs, GraphNames.InputIds, source, "input");
+        CheckType(ids, GraphNames.InputIds, source, TensorElementType.Int64, TensorElementType.Int32);
         TensorElementType? maskType = null;
-        if (inputs.TryGetValue(AttentionMask, out var mask))
+        if (inputs.TryGetValue(GraphNames.AttentionMask, out var mask))
         {
-            CheckType(mask, AttentionMask, source, TensorElementType.Int64, TensorElementType.Int32, TensorElementType.Float);
+            CheckType(mask, GraphNames.AttentionMask, source, TensorElementType.Int64, TensorElementType.Int32, TensorElementType.Float);
             maskType = mask.ElementDataType;
         }
 
         TensorElementType? positionType = null;
-        if (inputs.TryGetValue(PositionIds, out var positions))
+        if (inputs.TryGetValue(GraphNames.PositionIds, out var positions))
         {
-            CheckType(positions, PositionIds, source, TensorElementType.Int64, TensorElementType.Int32);
+            CheckType(positions, GraphNames.PositionIds, source, TensorElementType.Int64, TensorElementType.Int32);
             positionType = positions.ElementDataType;
         }
 
         bool useCacheBranch = false;
-        if (inputs.TryGetValue(UseCacheBranch, out var branch))
+        if (inputs.TryGetValue(GraphNames.UseCacheBranch, out var branch))
         {
-            CheckType(branch, UseCacheBranch, source, TensorElementType.Bool);
+            CheckType(branch, GraphNames.UseCacheBranch, source, TensorElementType.Bool);
             useCacheBranch = true;
         }
 
-        var logits = Require(outputs, Logits, source, "output");
-        CheckType(logits, Logits, source, TensorElementType.Float);
+        var logits = Require(outputs, GraphNames.Logits, source, "output");
+        CheckType(logits, GraphNames.Logits, source, TensorElementType.Float);
         int? vocab = logits.Dimensions is { Length: 3 } ld && ld[2] > 0 ? ld[2] : null;
 
         var cache = new List<CacheTensor>();
         TensorElementType? cacheType = null;
         string convention;
         int? heads = null, headSize = null;
-        if (inputs.ContainsKey("past_key_values.0.key"))
+        if (inputs.ContainsKey(GraphNames.PastKey(0)))
         {
             convention = IoConventions.Optimum;
-            for (int i = 0; inputs.ContainsKey($"past_key_values.{i}.key"); i++)
+            for (int i = 0; inputs.ContainsKey(GraphNames.PastKey(i)); i++)
             {
-                foreach (var part in new[] { "key", "value" })
+                foreach (var (past, present) in new[] { (GraphNames.PastKey(i), GraphNames.PresentKey(i)), (GraphNames.PastValue(i), GraphNames.PresentValue(i)) })
                 {
-                    string past = $"past_key_values.{i}.{part}", present = $"present.{i}.{part}";
                     var meta = Require(inputs, past, source, "input");
                     cacheType = CheckCache(meta, past, source, 4, cacheType);
                     Require(outputs, present, source, "output");
@@ -161,12 +147,12 @@ public sealed class ModelSignature
                 }
             }
         }
-        else if (inputs.ContainsKey("past_0"))
+        else if (inputs.ContainsKey(GraphNames.StackedPast(0)))
         {
             convention = IoConventions.OrtGpt2;
-            for (int i = 0; inputs.ContainsKey($"past_{i}"); i++)
+            for (int i = 0; inputs.ContainsKey(GraphNames.StackedPast(i)); i++)
             {
-                string past = $"past_{i}", present = $"present_{i}";
+                string past = GraphNames.StackedPast(i), present = GraphNames.StackedPresent(i);
                 var meta = inputs[past];
                 cacheType = CheckCache(meta, past, source, 5, cacheType);
                 Require(outputs, present, source, "output");
@@ -180,7 +166,7 @@ public sealed class ModelSignature
         }
 
         // Past inputs must be numbered 0..L-1 with nothing left over (a gap means a graph we do not understand).
-        var known = new HashSet<string>(StringComparer.Ordinal) { InputIds, AttentionMask, PositionIds, UseCacheBranch };
+        var known = new HashSet<string>(StringComparer.Ordinal) { GraphNames.InputIds, GraphNames.AttentionMask, GraphNames.PositionIds, GraphNames.UseCacheBranch };
         foreach (var c in cache)
         {
             known.Add(c.Past);
@@ -196,9 +182,9 @@ public sealed class ModelSignature
             }
         }
 
-        bool logitsToKeep = session.OverridableInitializerMetadata.TryGetValue(LogitsToKeep, out var keep)
+        bool logitsToKeep = session.OverridableInitializerMetadata.TryGetValue(GraphNames.LogitsToKeep, out var keep)
             && keep.IsTensor && keep.ElementDataType == TensorElementType.Int64;
-        bool fused = session.OverridableInitializerMetadata.ContainsKey(LogitsToKeep)
+        bool fused = session.OverridableInitializerMetadata.ContainsKey(GraphNames.LogitsToKeep)
             || (session.ModelMetadata.CustomMetadataMap.TryGetValue(MetadataKeys.GraphFlavor, out var flavor) && flavor == "fused");
         return new ModelSignature(convention, ids.ElementDataType, maskType, positionType, useCacheBranch, cache, heads, headSize, vocab, fused, logitsToKeep, cacheType ?? TensorElementType.Float);
     }

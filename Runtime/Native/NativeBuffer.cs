@@ -1,6 +1,6 @@
 using System.Runtime.InteropServices;
 
-namespace OnnxGpt.Native;
+namespace OnnxGpt.Runtime.Native;
 
 /// <summary>
 /// A block of native memory of elements of <typeparamref name="T"/> that we own: ONNX Runtime reads inputs from it

@@ -1,7 +1,8 @@
 using System.Runtime.InteropServices;
 using System.Text;
+using OnnxGpt.Contracts;
 
-namespace OnnxGpt.Native;
+namespace OnnxGpt.Runtime.Native;
 
 /// <summary>A graph I/O name encoded once as NUL-terminated UTF-8 in native memory, for <see cref="OrtNative"/>.</summary>
 internal sealed unsafe class NativeName : IDisposable

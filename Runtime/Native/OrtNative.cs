@@ -1,9 +1,10 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
-using Microsoft.ML.OnnxRuntime;
 using Microsoft.ML.OnnxRuntime.Tensors;
+using Microsoft.ML.OnnxRuntime;
+using OnnxGpt.Contracts;
 
-namespace OnnxGpt.Native;
+namespace OnnxGpt.Runtime.Native;
 
 /// <summary>
 /// The few ONNX Runtime C API functions the per-token path calls directly. The managed API creates a managed

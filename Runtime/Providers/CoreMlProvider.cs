@@ -1,4 +1,4 @@
-namespace OnnxGpt.Providers;
+namespace OnnxGpt.Runtime.Providers;
 
 /// <summary>Apple Core ML (macOS and iOS builds of ONNX Runtime).</summary>
 public sealed record CoreMlProvider : ExecutionProviderOptions

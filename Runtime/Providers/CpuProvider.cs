@@ -1,4 +1,4 @@
-namespace OnnxGpt.Providers;
+namespace OnnxGpt.Runtime.Providers;
 
 /// <summary>
 /// ONNX Runtime's CPU provider, always present and always the fallback after any other. Thread counts are

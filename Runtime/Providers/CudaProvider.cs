@@ -1,4 +1,4 @@
-namespace OnnxGpt.Providers;
+namespace OnnxGpt.Runtime.Providers;
 
 /// <summary>NVIDIA CUDA (needs the Microsoft.ML.OnnxRuntime.Gpu package, a CUDA driver and cuDNN).</summary>
 /// <param name="DeviceId">The GPU's index.</param>

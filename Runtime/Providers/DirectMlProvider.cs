@@ -1,4 +1,4 @@
-namespace OnnxGpt.Providers;
+namespace OnnxGpt.Runtime.Providers;
 
 /// <summary>DirectML on Windows (needs the Microsoft.ML.OnnxRuntime.DirectML package).</summary>
 /// <param name="DeviceId">The adapter's index.</param>

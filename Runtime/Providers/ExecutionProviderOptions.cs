@@ -1,4 +1,6 @@
-namespace OnnxGpt.Providers;
+using OnnxGpt.Contracts;
+
+namespace OnnxGpt.Runtime.Providers;
 
 /// <summary>
 /// One ONNX Runtime execution provider and its settings. The set is closed: <see cref="CpuProvider"/>,

@@ -1,6 +1,6 @@
 using Microsoft.ML.OnnxRuntime;
 
-namespace OnnxGpt.Providers;
+namespace OnnxGpt.Runtime.Providers;
 
 /// <summary>
 /// Session options ready for <c>new InferenceSession(path, prepared.Options)</c>, and the providers they hold.

@@ -1,7 +1,8 @@
 using Microsoft.Extensions.Logging;
 using Microsoft.ML.OnnxRuntime;
+using OnnxGpt.Contracts;
 
-namespace OnnxGpt.Providers;
+namespace OnnxGpt.Runtime.Providers;
 
 /// <summary>Turns <see cref="SessionSettings"/> into ONNX Runtime <see cref="SessionOptions"/>.</summary>
 public static class SessionOptionsFactory

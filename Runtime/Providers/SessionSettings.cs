@@ -1,6 +1,7 @@
 using Microsoft.ML.OnnxRuntime;
+using OnnxGpt.Contracts;
 
-namespace OnnxGpt.Providers;
+namespace OnnxGpt.Runtime.Providers;
 
 /// <summary>How to set up an ONNX Runtime session: providers in order of preference, CPU fallback, graph optimisation.</summary>
 public sealed record SessionSettings

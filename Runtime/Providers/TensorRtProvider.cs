@@ -1,4 +1,4 @@
-namespace OnnxGpt.Providers;
+namespace OnnxGpt.Runtime.Providers;
 
 /// <summary>NVIDIA TensorRT (needs the Microsoft.ML.OnnxRuntime.Gpu package and TensorRT libraries); list CUDA after it for the nodes TensorRT does not take.</summary>
 /// <param name="DeviceId">The GPU's index.</param>

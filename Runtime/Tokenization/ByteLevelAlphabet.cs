@@ -1,4 +1,6 @@
-namespace OnnxGpt.Tokenization;
+using OnnxGpt.Contracts;
+
+namespace OnnxGpt.Runtime.Tokenization;
 
 /// <summary>
 /// GPT-2's byte-to-unicode table: byte-level BPE vocabularies write every byte as one printable character, so

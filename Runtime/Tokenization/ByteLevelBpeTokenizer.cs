@@ -2,7 +2,7 @@ using System.Text;
 using System.Text.RegularExpressions;
 using Microsoft.ML.Tokenizers;
 
-namespace OnnxGpt.Tokenization;
+namespace OnnxGpt.Runtime.Tokenization;
 
 /// <summary>
 /// GPT-2-style byte-level BPE: Microsoft.ML.Tokenizers does the encoding; this class keeps each token's bytes so

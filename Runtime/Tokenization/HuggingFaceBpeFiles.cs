@@ -1,6 +1,7 @@
 using System.Text.Json;
+using OnnxGpt.Contracts;
 
-namespace OnnxGpt.Tokenization;
+namespace OnnxGpt.Runtime.Tokenization;
 
 /// <summary>
 /// Reads Hugging Face byte-level BPE tokenizer files: <c>vocab.json</c> + <c>merges.txt</c>, or a

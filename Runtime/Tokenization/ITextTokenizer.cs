@@ -1,4 +1,6 @@
-namespace OnnxGpt.Tokenization;
+using OnnxGpt.Contracts;
+
+namespace OnnxGpt.Runtime.Tokenization;
 
 /// <summary>
 /// The tokenizer the runtime talks to. Every token stands for a fixed byte sequence (UTF-8 text for character
@@ -8,7 +10,7 @@ namespace OnnxGpt.Tokenization;
 /// </summary>
 public interface ITextTokenizer
 {
-    /// <summary>The <see cref="Model.TokenizerSpec.Kind"/> this tokenizer was built from.</summary>
+    /// <summary>The <see cref="TokenizerSpec.Kind"/> this tokenizer was built from.</summary>
     string Kind { get; }
 
     /// <summary>One more than the largest token id (ids may have gaps in Hugging Face vocabularies).</summary>

@@ -1,6 +1,7 @@
 using System.Text;
+using OnnxGpt.Contracts;
 
-namespace OnnxGpt.Tokenization;
+namespace OnnxGpt.Runtime.Tokenization;
 
 /// <summary>
 /// Turns generated token ids into text as they arrive. Works on each token's bytes: a UTF-8 character split

@@ -1,8 +1,7 @@
 using System.Text.Json;
-using OnnxGpt.Export;
-using OnnxGpt.Model;
+using OnnxGpt.Contracts;
 
-namespace OnnxGpt.Tokenization;
+namespace OnnxGpt.Runtime.Tokenization;
 
 /// <summary>Builds the <see cref="ITextTokenizer"/> a <see cref="TokenizerSpec"/> describes, and guesses a spec for model folders exported elsewhere.</summary>
 public static class TokenizerFactory

@@ -1,6 +1,7 @@
-using OnnxGpt.Evaluation;
-using OnnxGpt.Generation;
-using OnnxGpt.Model;
+using OnnxGpt.Contracts;
+using OnnxGpt.Runtime.Evaluation;
+using OnnxGpt.Runtime.Generation;
+using OnnxGpt.Runtime.Model;
 using OnnxGpt.Tests.Support;
 using OnnxGpt.Training;
 

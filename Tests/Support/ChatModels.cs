@@ -1,6 +1,6 @@
-using OnnxGpt.Checkpoints;
-using OnnxGpt.Export;
-using OnnxGpt.Model;
+using OnnxGpt.Contracts;
+using OnnxGpt.Exporter.Checkpoints;
+using OnnxGpt.Exporter;
 
 namespace OnnxGpt.Tests.Support;
 

@@ -1,4 +1,5 @@
 using Microsoft.ML.OnnxRuntime;
+using OnnxGpt.Contracts;
 
 namespace OnnxGpt.Tests.Support;
 

@@ -1,9 +1,10 @@
 using Google.Protobuf;
-using OnnxGpt.Export;
-using OnnxGpt.Model;
-using OnnxGpt.Onnx;
-using OnnxGpt.Onnx.Proto;
-using OnnxGpt.Reference;
+using OnnxGpt.Contracts;
+using OnnxGpt.Exporter.Model;
+using OnnxGpt.Exporter.Onnx;
+using OnnxGpt.Exporter.Reference;
+using OnnxGpt.Exporter;
+using OnnxGpt.Exporter.Onnx.Proto;
 
 namespace OnnxGpt.Tests.Support;
 

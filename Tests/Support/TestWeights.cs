@@ -1,4 +1,5 @@
-using OnnxGpt.Model;
+using OnnxGpt.Contracts;
+using OnnxGpt.Exporter.Model;
 
 namespace OnnxGpt.Tests.Support;
 

@@ -1,4 +1,4 @@
-using OnnxGpt.Model;
+using OnnxGpt.Contracts;
 using OnnxGpt.Tests.Support;
 using OnnxGpt.Training;
 

@@ -1,4 +1,4 @@
-using OnnxGpt.Model;
+using OnnxGpt.Contracts;
 using OnnxGpt.Training;
 
 namespace OnnxGpt.Tests.Training;

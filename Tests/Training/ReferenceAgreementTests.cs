@@ -1,6 +1,6 @@
-using OnnxGpt.Checkpoints;
-using OnnxGpt.Model;
-using OnnxGpt.Reference;
+using OnnxGpt.Contracts;
+using OnnxGpt.Exporter.Checkpoints;
+using OnnxGpt.Exporter.Reference;
 using OnnxGpt.Training;
 
 namespace OnnxGpt.Tests.Training;

@@ -1,4 +1,5 @@
-using OnnxGpt.Model;
+using OnnxGpt.Contracts;
+using OnnxGpt.Exporter.Model;
 using OnnxGpt.Tests.Support;
 using OnnxGpt.Training;
 

@@ -1,11 +1,12 @@
 using System.Diagnostics;
 using System.Text.Json.Nodes;
-using OnnxGpt.Checkpoints;
-using OnnxGpt.Export;
-using OnnxGpt.Generation;
-using OnnxGpt.Model;
-using OnnxGpt.Onnx;
-using OnnxGpt.Providers;
+using OnnxGpt.Contracts;
+using OnnxGpt.Exporter.Checkpoints;
+using OnnxGpt.Exporter.Onnx;
+using OnnxGpt.Exporter;
+using OnnxGpt.Runtime.Generation;
+using OnnxGpt.Runtime.Model;
+using OnnxGpt.Runtime.Providers;
 
 namespace OnnxGpt.Cli.Commands;
 

@@ -1,6 +1,6 @@
 using System.Diagnostics;
 using System.Text.Json.Nodes;
-using OnnxGpt.Evaluation;
+using OnnxGpt.Runtime.Evaluation;
 
 namespace OnnxGpt.Cli.Commands;
 

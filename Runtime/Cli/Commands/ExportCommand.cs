@@ -1,8 +1,9 @@
 using System.Diagnostics;
-using OnnxGpt.Checkpoints;
-using OnnxGpt.Export;
-using OnnxGpt.Model;
-using OnnxGpt.Onnx;
+using OnnxGpt.Contracts;
+using OnnxGpt.Exporter.Checkpoints;
+using OnnxGpt.Exporter.Model;
+using OnnxGpt.Exporter.Onnx;
+using OnnxGpt.Exporter;
 
 namespace OnnxGpt.Cli.Commands;
 

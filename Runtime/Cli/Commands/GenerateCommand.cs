@@ -1,7 +1,7 @@
-using System.Text.Json;
 using System.Text.Json.Nodes;
-using OnnxGpt.Generation;
-using OnnxGpt.Model;
+using System.Text.Json;
+using OnnxGpt.Contracts;
+using OnnxGpt.Runtime.Generation;
 
 namespace OnnxGpt.Cli.Commands;
 

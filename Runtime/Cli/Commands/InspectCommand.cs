@@ -1,6 +1,6 @@
 using System.Diagnostics;
 using Microsoft.ML.OnnxRuntime;
-using OnnxGpt.Onnx;
+using OnnxGpt.Exporter.Onnx;
 
 namespace OnnxGpt.Cli.Commands;
 

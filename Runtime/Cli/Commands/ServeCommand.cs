@@ -1,7 +1,8 @@
 using Microsoft.Extensions.Logging;
-using OnnxGpt.Chat;
 using OnnxGpt.Cli.Serving;
-using OnnxGpt.Generation;
+using OnnxGpt.Contracts;
+using OnnxGpt.Runtime.Chat;
+using OnnxGpt.Runtime.Generation;
 
 namespace OnnxGpt.Cli.Commands;
 

@@ -1,5 +1,5 @@
 using System.Globalization;
-using OnnxGpt.Model;
+using OnnxGpt.Contracts;
 using OnnxGpt.Training;
 
 namespace OnnxGpt.Cli.Commands;

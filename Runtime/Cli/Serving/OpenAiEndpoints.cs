@@ -1,13 +1,14 @@
 using System.Diagnostics;
-using System.Text;
 using System.Text.Encodings.Web;
-using System.Text.Json;
 using System.Text.Json.Nodes;
+using System.Text.Json;
+using System.Text;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.WebUtilities;
 using Microsoft.Extensions.AI;
 using Microsoft.Extensions.Logging;
-using OnnxGpt.Chat;
+using OnnxGpt.Contracts;
+using OnnxGpt.Runtime.Chat;
 
 namespace OnnxGpt.Cli.Serving;
 

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using Microsoft.Extensions.AI;
+using OnnxGpt.Contracts;
 
 namespace OnnxGpt.Cli.Serving;
 

@@ -4,7 +4,9 @@
 using Microsoft.Extensions.AI;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
-using OnnxGpt.DependencyInjection;
+using OnnxGpt;
+using OnnxGpt.Contracts;
+using OnnxGpt.Runtime.DependencyInjection;
 
 var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { Args = args, ContentRootPath = AppContext.BaseDirectory });
 builder.Services.AddOnnxGpt(builder.Configuration.GetSection(OnnxGptOptions.SectionName));   // model + IChatClient, from appsettings.json

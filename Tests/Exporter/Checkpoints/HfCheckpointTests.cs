@@ -1,6 +1,7 @@
 using System.Text.Json.Nodes;
-using OnnxGpt.Checkpoints;
-using OnnxGpt.Model;
+using OnnxGpt.Contracts;
+using OnnxGpt.Exporter.Checkpoints;
+using OnnxGpt.Exporter.Model;
 using OnnxGpt.Tests.Support;
 
 namespace OnnxGpt.Tests.Exporter.Checkpoints;

@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
-using OnnxGpt.Checkpoints;
+using OnnxGpt.Contracts;
+using OnnxGpt.Exporter.Checkpoints;
 using OnnxGpt.Tests.Support;
 
 namespace OnnxGpt.Tests.Exporter.Checkpoints;

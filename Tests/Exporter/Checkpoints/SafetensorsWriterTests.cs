@@ -1,7 +1,8 @@
 using System.Buffers.Binary;
 using System.Text;
-using OnnxGpt.Checkpoints;
-using OnnxGpt.Model;
+using OnnxGpt.Contracts;
+using OnnxGpt.Exporter.Checkpoints;
+using OnnxGpt.Exporter.Model;
 using OnnxGpt.Tests.Support;
 
 namespace OnnxGpt.Tests.Exporter.Checkpoints;

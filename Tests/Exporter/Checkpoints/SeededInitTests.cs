@@ -1,5 +1,6 @@
-using OnnxGpt.Checkpoints;
-using OnnxGpt.Model;
+using OnnxGpt.Contracts;
+using OnnxGpt.Exporter.Checkpoints;
+using OnnxGpt.Exporter.Model;
 
 namespace OnnxGpt.Tests.Exporter.Checkpoints;
 

@@ -1,7 +1,7 @@
 using System.Text.Json.Nodes;
-using OnnxGpt.Export;
-using OnnxGpt.Model;
-using OnnxGpt.Onnx;
+using OnnxGpt.Contracts;
+using OnnxGpt.Exporter.Onnx;
+using OnnxGpt.Exporter;
 using OnnxGpt.Tests.Support;
 
 namespace OnnxGpt.Tests.Exporter.Export;

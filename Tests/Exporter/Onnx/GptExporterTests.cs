@@ -1,7 +1,7 @@
-using OnnxGpt.Export;
-using OnnxGpt.Model;
-using OnnxGpt.Onnx;
-using OnnxGpt.Reference;
+using OnnxGpt.Contracts;
+using OnnxGpt.Exporter.Onnx;
+using OnnxGpt.Exporter.Reference;
+using OnnxGpt.Exporter;
 using OnnxGpt.Tests.Support;
 
 namespace OnnxGpt.Tests.Exporter.Onnx;

@@ -1,7 +1,7 @@
 using Microsoft.ML.OnnxRuntime;
-using OnnxGpt.Export;
-using OnnxGpt.Model;
-using OnnxGpt.Reference;
+using OnnxGpt.Contracts;
+using OnnxGpt.Exporter.Reference;
+using OnnxGpt.Exporter;
 using OnnxGpt.Tests.Support;
 
 namespace OnnxGpt.Tests.Exporter.Onnx;

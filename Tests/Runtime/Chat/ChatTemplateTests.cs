@@ -1,6 +1,7 @@
 using Microsoft.Extensions.AI;
-using OnnxGpt.Chat;
-using OnnxGpt.Model;
+using OnnxGpt.Contracts;
+using OnnxGpt.Runtime.Chat;
+using OnnxGpt.Runtime.Model;
 using OnnxGpt.Tests.Support;
 
 namespace OnnxGpt.Tests.Runtime.Chat;

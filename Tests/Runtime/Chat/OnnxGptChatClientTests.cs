@@ -2,9 +2,9 @@ using System.Diagnostics;
 using System.Text;
 using Microsoft.Extensions.AI;
 using Microsoft.Extensions.Logging;
-using OnnxGpt.Chat;
-using OnnxGpt.Generation;
-using OnnxGpt.Model;
+using OnnxGpt.Runtime.Chat;
+using OnnxGpt.Runtime.Generation;
+using OnnxGpt.Runtime.Model;
 using OnnxGpt.Tests.Runtime.Providers;
 using OnnxGpt.Tests.Support;
 

@@ -1,9 +1,8 @@
-using OnnxGpt.Checkpoints;
 using OnnxGpt.Cli;
-using OnnxGpt.Export;
-using OnnxGpt.Model;
-using OnnxGpt.Onnx;
-using OnnxGpt.Reference;
+using OnnxGpt.Contracts;
+using OnnxGpt.Exporter.Checkpoints;
+using OnnxGpt.Exporter.Onnx;
+using OnnxGpt.Exporter.Reference;
 using OnnxGpt.Tests.Exporter.Onnx;
 using OnnxGpt.Tests.Support;
 

@@ -1,6 +1,6 @@
 using System.Text.Json;
-using OnnxGpt.Evaluation;
-using OnnxGpt.Model;
+using OnnxGpt.Runtime.Evaluation;
+using OnnxGpt.Runtime.Model;
 using OnnxGpt.Tests.Runtime.Generation;
 using OnnxGpt.Tests.Support;
 

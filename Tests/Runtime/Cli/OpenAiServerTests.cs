@@ -1,19 +1,20 @@
 using System.ClientModel;
-using System.Net;
 using System.Net.Sockets;
-using System.Text;
+using System.Net;
 using System.Text.Json;
+using System.Text;
+using AiChatMessage = Microsoft.Extensions.AI.ChatMessage;
 using Microsoft.Extensions.AI;
-using OnnxGpt.Chat;
-using OnnxGpt.Cli;
+using OaiChatMessage = OpenAI.Chat.ChatMessage;
 using OnnxGpt.Cli.Serving;
-using OnnxGpt.Model;
+using OnnxGpt.Cli;
+using OnnxGpt.Contracts;
+using OnnxGpt.Runtime.Chat;
+using OnnxGpt.Runtime.Model;
 using OnnxGpt.Tests.Support;
-using OpenAI;
 using OpenAI.Chat;
 using OpenAI.Models;
-using AiChatMessage = Microsoft.Extensions.AI.ChatMessage;
-using OaiChatMessage = OpenAI.Chat.ChatMessage;
+using OpenAI;
 
 namespace OnnxGpt.Tests.Runtime.Cli;
 

@@ -1,5 +1,5 @@
 using OnnxGpt.Cli;
-using OnnxGpt.Model;
+using OnnxGpt.Contracts;
 
 namespace OnnxGpt.Tests.Runtime.Cli;
 

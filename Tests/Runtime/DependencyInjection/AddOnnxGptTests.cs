@@ -2,10 +2,11 @@ using Microsoft.Extensions.AI;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Options;
-using OnnxGpt.Chat;
-using OnnxGpt.DependencyInjection;
-using OnnxGpt.Model;
-using OnnxGpt.Providers;
+using OnnxGpt.Contracts;
+using OnnxGpt.Runtime.Chat;
+using OnnxGpt.Runtime.DependencyInjection;
+using OnnxGpt.Runtime.Model;
+using OnnxGpt.Runtime.Providers;
 using OnnxGpt.Tests.Support;
 
 namespace OnnxGpt.Tests.Runtime.DependencyInjection;

@@ -1,8 +1,9 @@
-using OnnxGpt.Evaluation;
-using OnnxGpt.Export;
-using OnnxGpt.Model;
-using OnnxGpt.Onnx;
-using OnnxGpt.Reference;
+using OnnxGpt.Contracts;
+using OnnxGpt.Exporter.Onnx;
+using OnnxGpt.Exporter.Reference;
+using OnnxGpt.Exporter;
+using OnnxGpt.Runtime.Evaluation;
+using OnnxGpt.Runtime.Model;
 using OnnxGpt.Tests.Support;
 
 namespace OnnxGpt.Tests.Runtime.Evaluation;

@@ -1,12 +1,13 @@
-using Microsoft.ML.OnnxRuntimeGenAI;
-using OnnxGpt.Checkpoints;
-using OnnxGpt.Export;
-using OnnxGpt.Model;
-using OnnxGpt.Onnx;
-using OnnxGpt.Reference;
-using OnnxGpt.Tests.Support;
-using OnnxGpt.Tokenization;
 using GenAiModel = Microsoft.ML.OnnxRuntimeGenAI.Model;
+using Microsoft.ML.OnnxRuntimeGenAI;
+using OnnxGpt.Contracts;
+using OnnxGpt.Exporter.Checkpoints;
+using OnnxGpt.Exporter.Model;
+using OnnxGpt.Exporter.Onnx;
+using OnnxGpt.Exporter.Reference;
+using OnnxGpt.Exporter;
+using OnnxGpt.Runtime.Tokenization;
+using OnnxGpt.Tests.Support;
 
 namespace OnnxGpt.Tests.Runtime.GenAi;
 

@@ -1,7 +1,8 @@
-using OnnxGpt.Checkpoints;
-using OnnxGpt.Export;
-using OnnxGpt.Generation;
-using OnnxGpt.Model;
+using OnnxGpt.Contracts;
+using OnnxGpt.Exporter.Checkpoints;
+using OnnxGpt.Exporter;
+using OnnxGpt.Runtime.Generation;
+using OnnxGpt.Runtime.Model;
 using OnnxGpt.Tests.Support;
 
 namespace OnnxGpt.Tests.Runtime.Generation;

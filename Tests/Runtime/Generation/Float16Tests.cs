@@ -1,9 +1,9 @@
 using Microsoft.ML.OnnxRuntime.Tensors;
-using OnnxGpt.Export;
-using OnnxGpt.Generation;
-using OnnxGpt.Model;
-using OnnxGpt.Onnx;
-using OnnxGpt.Reference;
+using OnnxGpt.Exporter.Onnx;
+using OnnxGpt.Exporter.Reference;
+using OnnxGpt.Exporter;
+using OnnxGpt.Runtime.Generation;
+using OnnxGpt.Runtime.Model;
 using OnnxGpt.Tests.Support;
 
 namespace OnnxGpt.Tests.Runtime.Generation;

@@ -1,5 +1,5 @@
-using OnnxGpt.Generation;
-using OnnxGpt.Model;
+using OnnxGpt.Contracts;
+using OnnxGpt.Runtime.Generation;
 
 namespace OnnxGpt.Tests.Runtime.Generation;
 

@@ -1,5 +1,7 @@
-using OnnxGpt.Generation;
-using OnnxGpt.Model;
+using OnnxGpt.Contracts;
+using OnnxGpt.Exporter.Model;
+using OnnxGpt.Runtime.Generation;
+using OnnxGpt.Runtime.Model;
 using OnnxGpt.Tests.Support;
 
 namespace OnnxGpt.Tests.Runtime.Generation;

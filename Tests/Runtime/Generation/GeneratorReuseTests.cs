@@ -1,7 +1,7 @@
-using OnnxGpt.Export;
-using OnnxGpt.Generation;
-using OnnxGpt.Model;
-using OnnxGpt.Onnx;
+using OnnxGpt.Exporter.Onnx;
+using OnnxGpt.Exporter;
+using OnnxGpt.Runtime.Generation;
+using OnnxGpt.Runtime.Model;
 using OnnxGpt.Tests.Support;
 
 namespace OnnxGpt.Tests.Runtime.Generation;

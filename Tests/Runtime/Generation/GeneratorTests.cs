@@ -1,6 +1,5 @@
-using OnnxGpt.Generation;
-using OnnxGpt.Model;
-using OnnxGpt.Reference;
+using OnnxGpt.Runtime.Generation;
+using OnnxGpt.Runtime.Model;
 using OnnxGpt.Tests.Support;
 
 namespace OnnxGpt.Tests.Runtime.Generation;

@@ -1,7 +1,9 @@
 using System.Text;
-using OnnxGpt.Export;
-using OnnxGpt.Generation;
-using OnnxGpt.Model;
+using OnnxGpt.Contracts;
+using OnnxGpt.Exporter.Model;
+using OnnxGpt.Exporter;
+using OnnxGpt.Runtime.Generation;
+using OnnxGpt.Runtime.Model;
 using OnnxGpt.Tests.Support;
 
 namespace OnnxGpt.Tests.Runtime.Generation;

@@ -1,5 +1,5 @@
-using OnnxGpt.Checkpoints;
-using OnnxGpt.Generation;
+using OnnxGpt.Contracts;
+using OnnxGpt.Runtime.Generation;
 
 namespace OnnxGpt.Tests.Runtime.Generation;
 

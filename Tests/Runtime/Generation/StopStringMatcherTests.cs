@@ -1,4 +1,4 @@
-using OnnxGpt.Generation;
+using OnnxGpt.Runtime.Generation;
 
 namespace OnnxGpt.Tests.Runtime.Generation;
 

@@ -1,9 +1,10 @@
 using Microsoft.ML.OnnxRuntime;
-using OnnxGpt.Export;
-using OnnxGpt.Generation;
-using OnnxGpt.Model;
-using OnnxGpt.Onnx;
-using OnnxGpt.Providers;
+using OnnxGpt.Contracts;
+using OnnxGpt.Exporter.Onnx;
+using OnnxGpt.Exporter;
+using OnnxGpt.Runtime.Generation;
+using OnnxGpt.Runtime.Model;
+using OnnxGpt.Runtime.Providers;
 using OnnxGpt.Tests.Support;
 
 namespace OnnxGpt.Tests.Runtime.Model;

@@ -1,8 +1,9 @@
 using Microsoft.ML.OnnxRuntime.Tensors;
-using OnnxGpt.Export;
-using OnnxGpt.Generation;
-using OnnxGpt.Model;
-using OnnxGpt.Onnx;
+using OnnxGpt.Contracts;
+using OnnxGpt.Exporter.Onnx;
+using OnnxGpt.Exporter;
+using OnnxGpt.Runtime.Generation;
+using OnnxGpt.Runtime.Model;
 using OnnxGpt.Tests.Support;
 
 namespace OnnxGpt.Tests.Runtime.Model;

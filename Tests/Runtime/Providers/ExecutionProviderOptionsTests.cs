@@ -1,4 +1,4 @@
-using OnnxGpt.Providers;
+using OnnxGpt.Runtime.Providers;
 
 namespace OnnxGpt.Tests.Runtime.Providers;
 

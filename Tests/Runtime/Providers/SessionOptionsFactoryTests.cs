@@ -1,6 +1,7 @@
 using Microsoft.Extensions.Logging;
 using Microsoft.ML.OnnxRuntime;
-using OnnxGpt.Providers;
+using OnnxGpt.Contracts;
+using OnnxGpt.Runtime.Providers;
 
 namespace OnnxGpt.Tests.Runtime.Providers;
 

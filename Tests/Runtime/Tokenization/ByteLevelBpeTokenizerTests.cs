@@ -1,8 +1,8 @@
 using System.Text;
 using Microsoft.ML.Tokenizers;
-using OnnxGpt.Model;
+using OnnxGpt.Contracts;
+using OnnxGpt.Runtime.Tokenization;
 using OnnxGpt.Tests.Support;
-using OnnxGpt.Tokenization;
 
 namespace OnnxGpt.Tests.Runtime.Tokenization;
 

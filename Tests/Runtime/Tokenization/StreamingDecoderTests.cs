@@ -1,6 +1,6 @@
 using System.Text;
-using OnnxGpt.Model;
-using OnnxGpt.Tokenization;
+using OnnxGpt.Contracts;
+using OnnxGpt.Runtime.Tokenization;
 
 namespace OnnxGpt.Tests.Runtime.Tokenization;
 

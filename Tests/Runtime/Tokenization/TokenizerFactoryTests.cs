@@ -1,6 +1,6 @@
-using OnnxGpt.Model;
+using OnnxGpt.Contracts;
+using OnnxGpt.Runtime.Tokenization;
 using OnnxGpt.Tests.Support;
-using OnnxGpt.Tokenization;
 
 namespace OnnxGpt.Tests.Runtime.Tokenization;
 

@@ -1,4 +1,4 @@
-namespace OnnxGpt.Export;
+namespace OnnxGpt.Contracts;
 
 /// <summary>File names inside an exported model folder (see models/README.md).</summary>
 public static class ModelFolder
@@ -10,6 +10,6 @@ public static class ModelFolder
     /// <summary>The model's shape in Hugging Face GPT-2 field names.</summary>
     public const string ConfigFile = "config.json";
 
-    /// <summary>ONNX Runtime GenAI's description of the folder (see <see cref="GenAiConfig"/>).</summary>
+    /// <summary>ONNX Runtime GenAI's description of the folder (written by the exporter's GenAiConfig).</summary>
     public const string GenAiConfigFile = "genai_config.json";
 }

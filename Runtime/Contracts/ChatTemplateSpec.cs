@@ -1,7 +1,7 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
 
-namespace OnnxGpt.Model;
+namespace OnnxGpt.Contracts;
 
 /// <summary>
 /// How a conversation becomes one prompt for a model that was not chat-tuned: a text per message, chosen by role,

@@ -1,7 +1,7 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
 
-namespace OnnxGpt.Model;
+namespace OnnxGpt.Contracts;
 
 /// <summary>Generation defaults a model carries in its metadata; a host's options override them.</summary>
 public sealed record GenerationDefaults

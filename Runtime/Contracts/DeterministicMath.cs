@@ -1,4 +1,4 @@
-namespace OnnxGpt.Checkpoints;
+namespace OnnxGpt.Contracts;
 
 /// <summary>
 /// Elementary functions written in plain IEEE double arithmetic (+, −, ×, ÷ and bit operations only), so they give

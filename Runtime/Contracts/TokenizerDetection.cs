@@ -1,6 +1,4 @@
-using OnnxGpt.Model;
-
-namespace OnnxGpt.Export;
+namespace OnnxGpt.Contracts;
 
 /// <summary>Works out which tokenizer a checkpoint folder carries, so the export records it and copies its files.</summary>
 public static class TokenizerDetection

@@ -1,7 +1,7 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
 
-namespace OnnxGpt.Model;
+namespace OnnxGpt.Contracts;
 
 /// <summary>
 /// The shape of a GPT: everything needed to lay out its weights and build its graph.

@@ -1,7 +1,7 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
 
-namespace OnnxGpt.Model;
+namespace OnnxGpt.Contracts;
 
 /// <summary>
 /// Which tokenizer a model uses, stored in the model's metadata (<see cref="MetadataKeys.Tokenizer"/>) so a host

@@ -2,7 +2,7 @@ using System.Numerics;
 using System.Runtime.CompilerServices;
 using System.Text;
 
-namespace OnnxGpt.Checkpoints;
+namespace OnnxGpt.Contracts;
 
 /// <summary>
 /// A pseudo-random generator whose every output is fixed by this project, so that the same seed gives the same

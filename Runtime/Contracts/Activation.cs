@@ -1,4 +1,4 @@
-namespace OnnxGpt.Model;
+namespace OnnxGpt.Contracts;
 
 /// <summary>The feed-forward activation. Names follow Hugging Face's <c>activation_function</c> values.</summary>
 public enum Activation

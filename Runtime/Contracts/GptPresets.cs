@@ -1,4 +1,4 @@
-namespace OnnxGpt.Model;
+namespace OnnxGpt.Contracts;
 
 /// <summary>Named model shapes. Parameter counts are for the tied head, as published.</summary>
 public static class GptPresets
