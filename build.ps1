@@ -102,8 +102,11 @@ switch ($Target) {
         Invoke-Build
         $model = Join-Path $root 'models/shakespeare-char'
         if (-not (Test-Path (Join-Path $model 'model.onnx'))) {
-            # The checkpoint beside it is enough to export the model again.
-            Invoke-Cli @('export', '--hf', $model, '--out', $model, '--force')
+            # The checkpoint beside it is enough to export the model again (into another folder: an export never
+            # writes into the checkpoint it reads).
+            $exported = Join-Path $root 'artifacts/shakespeare-char'
+            Invoke-Cli @('export', '--hf', $model, '--out', $exported, '--force')
+            $model = $exported
         }
         Invoke-Cli @('inspect', $model) | Select-Object -First 3
         Write-Output ''

@@ -36,13 +36,7 @@ public static class HfCheckpoint
             throw new OnnxGptException($"{folder}: checkpoint folder not found.");
         }
 
-        string configPath = Path.Combine(folder, ConfigFile);
-        if (!File.Exists(configPath))
-        {
-            throw new OnnxGptException($"{configPath}: not found; a Hugging Face checkpoint folder needs its {ConfigFile}.");
-        }
-
-        var config = GptConfig.FromJson(File.ReadAllText(configPath), configPath);
+        var config = ReadConfig(folder);
 
         string single = Path.Combine(folder, WeightsFile), index = Path.Combine(folder, IndexFile);
         var files = new List<SafetensorsFile>();
@@ -50,14 +44,14 @@ public static class HfCheckpoint
         {
             string source;
             List<(string Name, SafetensorsFile File)> plan;
-            if (File.Exists(single))
+            if (InputFile.Exists(single))
             {
                 source = single;
                 var file = SafetensorsFile.Open(single);
                 files.Add(file);
                 plan = file.Entries.Select(e => (e.Name, file)).ToList();
             }
-            else if (File.Exists(index))
+            else if (InputFile.Exists(index))
             {
                 source = index;
                 plan = PlanShards(folder, index, files);
@@ -80,6 +74,28 @@ public static class HfCheckpoint
                 file.Dispose();
             }
         }
+    }
+
+    /// <summary>
+    /// Reads only the checkpoint's <c>config.json</c>, so that a caller can check what an export will need (and
+    /// validate its options) before any weight is read.
+    /// </summary>
+    /// <exception cref="OnnxGptException">The folder or its config is missing, not a regular file, or invalid.</exception>
+    public static GptConfig ReadConfig(string folder)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(folder);
+        if (!Directory.Exists(folder))
+        {
+            throw new OnnxGptException($"{folder}: checkpoint folder not found.");
+        }
+
+        string configPath = Path.Combine(folder, ConfigFile);
+        if (!InputFile.Exists(configPath))
+        {
+            throw new OnnxGptException($"{configPath}: not found; a Hugging Face checkpoint folder needs its {ConfigFile}.");
+        }
+
+        return GptConfig.FromFile(configPath);
     }
 
     /// <summary>
@@ -110,76 +126,67 @@ public static class HfCheckpoint
         File.WriteAllText(Path.Combine(folder, ConfigFile), weights.Config.ToJson());
     }
 
+    /// <summary>The largest index file read (GPT-2 XL's is about 30 KiB).</summary>
+    private const long MaxIndexBytes = 64L << 20;
+
+    /// <summary>The most shard files one index may name (each stays open while the checkpoint loads).</summary>
+    public const int MaxShards = 4096;
+
     private static List<(string Name, SafetensorsFile File)> PlanShards(string folder, string index, List<SafetensorsFile> opened)
     {
-        JsonDocument document;
-        try
+        using var document = JsonInput.ReadFile(index, "sharded checkpoint index", MaxIndexBytes);
+        var root = JsonInput.Root(document, index);
+        if (root.Kind != JsonValueKind.Object || root.Get("weight_map") is not { Kind: JsonValueKind.Object } map)
         {
-            document = JsonDocument.Parse(File.ReadAllBytes(index));
-        }
-        catch (JsonException e)
-        {
-            throw new OnnxGptException($"{index}: not valid JSON ({e.Message}).", e);
+            throw new OnnxGptException($"{index}: expected an object with a 'weight_map' object of tensor name -> shard file.");
         }
 
-        using (document)
+        var shards = new Dictionary<string, SafetensorsFile>(StringComparer.Ordinal);
+        var plan = new List<(string, SafetensorsFile)>();
+        foreach (var (tensorName, value) in map.Properties())
         {
-            if (document.RootElement.ValueKind != JsonValueKind.Object
-                || !document.RootElement.TryGetProperty("weight_map", out var map)
-                || map.ValueKind != JsonValueKind.Object)
+            if (value.Kind != JsonValueKind.String)
             {
-                throw new OnnxGptException($"{index}: expected an object with a 'weight_map' object of tensor name -> shard file.");
+                throw value.Error($"the name of the shard file that holds tensor '{tensorName}'");
             }
 
-            var shards = new Dictionary<string, SafetensorsFile>(StringComparer.Ordinal);
-            var plan = new List<(string, SafetensorsFile)>();
-            foreach (var item in map.EnumerateObject())
+            string shardName = value.GetString();
+            if (!shards.TryGetValue(shardName, out var shard))
             {
-                if (item.Value.ValueKind != JsonValueKind.String)
+                if (shards.Count >= MaxShards)
                 {
-                    throw new OnnxGptException(
-                        $"{index}: weight_map entry '{item.Name}' must be a shard file name, found {item.Value.GetRawText()}.");
+                    throw new OnnxGptException($"{index}: names more than {MaxShards} shard files; expected fewer.");
                 }
 
-                string shardName = item.Value.GetString()!;
-                if (shardName.Length == 0 || shardName is "." or ".." || Path.GetFileName(shardName) != shardName
-                    || shardName.Contains('/') || shardName.Contains('\\'))
-                {
-                    throw new OnnxGptException(
-                        $"{index}: weight_map entry '{item.Name}' names shard '{shardName}'; expected a file name inside the checkpoint folder.");
-                }
-
-                if (!shards.TryGetValue(shardName, out var shard))
-                {
-                    shard = SafetensorsFile.Open(Path.Combine(folder, shardName));
-                    opened.Add(shard);
-                    shards[shardName] = shard;
-                }
-
-                if (!shard.Contains(item.Name))
-                {
-                    throw new OnnxGptException(
-                        $"{index}: tensor '{item.Name}' is mapped to {shard.Path}, which does not hold it.");
-                }
-
-                plan.Add((item.Name, shard));
+                string shardPath = FolderPaths.ResolveInside(folder, shardName, $"{index}: {value.Path}");
+                shard = SafetensorsFile.Open(shardPath);
+                opened.Add(shard);
+                shards[shardName] = shard;
             }
 
-            var listed = plan.Select(p => p.Item1).ToHashSet(StringComparer.Ordinal);
-            foreach (var shard in shards.Values)
+            if (!shard.Contains(tensorName))
             {
-                foreach (var entry in shard.Entries)
-                {
-                    if (!listed.Contains(entry.Name) && !HfTensorNames.IsBuffer(HfTensorNames.Canonical(entry.Name)))
-                    {
-                        throw new OnnxGptException(
-                            $"{shard.Path}: tensor '{entry.Name}' is not listed in {index}; the index and its shards disagree.");
-                    }
-                }
+                throw new OnnxGptException(
+                    $"{index}: tensor '{tensorName}' is mapped to {shard.Path}, which does not hold it.");
             }
 
-            return plan;
+            plan.Add((tensorName, shard));
         }
+
+        var listed = plan.Select(p => p.Item1).ToHashSet(StringComparer.Ordinal);
+        foreach (var shard in shards.Values)
+        {
+            foreach (var entry in shard.Entries)
+            {
+                if (!listed.Contains(entry.Name) && !HfTensorNames.IsBuffer(HfTensorNames.Canonical(entry.Name)))
+                {
+                    throw new OnnxGptException(
+                        $"{shard.Path}: tensor '{entry.Name}' is not listed in {index}; the index and its shards disagree.");
+                }
+            }
+        }
+
+        return plan;
     }
 
     /// <summary>Maps names to canonical ones, drops buffers, checks dtypes before reading, then reads.</summary>

@@ -53,20 +53,7 @@ public sealed class SafetensorsFile : IDisposable
     public static SafetensorsFile Open(string path)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
-        SafeFileHandle handle;
-        try
-        {
-            handle = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.Read, FileOptions.RandomAccess);
-        }
-        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
-        {
-            throw new OnnxGptException($"{path}: safetensors file not found.", e);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            throw new OnnxGptException($"{path}: cannot open the safetensors file ({e.Message}).", e);
-        }
-
+        SafeFileHandle handle = InputFile.OpenHandle(path, "safetensors file");
         try
         {
             long length = RandomAccess.GetLength(handle);

@@ -1,7 +1,5 @@
-using System.Buffers;
-using System.Text;
 using System.Text.Json;
-using System.Text.Unicode;
+using OnnxGpt.Contracts;
 
 namespace OnnxGpt.Exporter.Checkpoints;
 
@@ -39,22 +37,8 @@ internal sealed class SafetensorsHeader
                 $"{source}: the safetensors header must be a JSON object starting with '{{', found {found}. Is this a safetensors file?");
         }
 
-        // JsonDocument checks UTF-8 only when a string is read, so check the whole header first.
-        if (!Utf8.IsValid(json.Span))
-        {
-            throw new OnnxGptException($"{source}: the safetensors header is not valid UTF-8 (at byte {FirstInvalidUtf8(json.Span)}).");
-        }
-
-        JsonDocument document;
-        try
-        {
-            document = JsonDocument.Parse(json, new JsonDocumentOptions { MaxDepth = 16 });
-        }
-        catch (JsonException e)
-        {
-            throw new OnnxGptException($"{source}: the safetensors header is not valid JSON ({e.Message}).", e);
-        }
-
+        // The project's one JSON reader: UTF-8, syntax, duplicate keys and lone surrogates checked with their JSON path.
+        var document = JsonInput.Parse(json, source);
         using (document)
         {
             var root = document.RootElement;
@@ -65,14 +49,8 @@ internal sealed class SafetensorsHeader
 
             var entries = new List<SafetensorsEntry>();
             var metadata = new Dictionary<string, string>(StringComparer.Ordinal);
-            var seen = new HashSet<string>(StringComparer.Ordinal);
             foreach (var property in root.EnumerateObject())
             {
-                if (!seen.Add(property.Name))
-                {
-                    throw new OnnxGptException($"{source}: the safetensors header names '{property.Name}' twice; each key must be unique.");
-                }
-
                 if (property.Name == MetadataKey)
                 {
                     ReadMetadata(property.Value, metadata, source);
@@ -241,17 +219,6 @@ internal sealed class SafetensorsHeader
                 $"{source}: the tensors cover {position} data bytes but the file holds {dataLength} after the header; " +
                 $"{dataLength - position} trailing bytes belong to no tensor.");
         }
-    }
-
-    private static int FirstInvalidUtf8(ReadOnlySpan<byte> bytes)
-    {
-        int position = 0;
-        while (position < bytes.Length && Rune.DecodeFromUtf8(bytes[position..], out _, out int consumed) == OperationStatus.Done)
-        {
-            position += consumed;
-        }
-
-        return position;
     }
 
     private static string Show(JsonElement element) => Clip(element.GetRawText());

@@ -34,6 +34,16 @@ public static class SeededInit
         }
 
         config.Validate();
+        // Every value is allocated here: check the count against the memory there is before allocating any.
+        long bytes = config.ParameterCount * sizeof(float);
+        long available = GC.GetGCMemoryInfo().TotalAvailableMemoryBytes;
+        if (available > 0 && bytes > available)
+        {
+            throw new OnnxGptException(
+                $"config: {config.ParameterCount:N0} parameters need {bytes / (double)(1L << 30):F1} GiB as float32, more than the " +
+                $"{available / (double)(1L << 30):F1} GiB this process may use; check n_layer, n_embd and vocab_size.");
+        }
+
         double residualStd = initializerRange / Math.Sqrt(2.0 * config.Layers);
         var tensors = new Dictionary<string, Tensor>(StringComparer.Ordinal);
         var work = new List<(string Name, float[] Data, int Start, int Count, double Std)>();

@@ -25,83 +25,166 @@ public static class GptExporter
     /// </summary>
     private static readonly string[] TokenizerCompanionFiles = ["tokenizer_config.json"];
 
-    /// <summary>Writes <paramref name="weights"/> as a model folder: <c>model.onnx</c> (plus external data when large), <c>config.json</c>, <c>genai_config.json</c> and the tokenizer files; <paramref name="progress"/> hears one line per weight.</summary>
+    /// <summary>
+    /// Writes <paramref name="weights"/> as a model folder: <c>model.onnx</c> (plus external data when large),
+    /// <c>config.json</c>, <c>genai_config.json</c> and the tokenizer files; <paramref name="progress"/> hears one line
+    /// per weight. The options are checked first (<see cref="ExportOptions.Validate"/>). Every file is written into a
+    /// staging folder inside the output folder and moved into place only once all of them are complete, so a failed or
+    /// interrupted export leaves the folder as it was (a new output folder is removed again), never a half-written
+    /// model that looks valid.
+    /// </summary>
     public static ExportResult Export(GptWeights weights, string folder, ExportOptions? options = null, IProgress<string>? progress = null)
     {
         ArgumentNullException.ThrowIfNull(weights);
         ArgumentException.ThrowIfNullOrEmpty(folder);
         options ??= new ExportOptions();
+        options.Validate(folder, weights.Config);
         var clock = Stopwatch.StartNew();
-        PrepareFolder(folder, options.Force);
-
-        long weightBytes = weights.Names.Sum(n => weights[n].Length * sizeof(float));
-        bool external = options.ExternalData == ExternalDataMode.Always || weightBytes > InlineLimitBytes;
-        string modelPath = Path.Combine(folder, ModelFolder.ModelFile);
-        string dataPath = Path.Combine(folder, ModelFolder.ExternalDataFile);
-
+        bool created = CreateFolder(folder);
+        string staging = Path.Combine(folder, StagingPrefix + Guid.NewGuid().ToString("N"));
+        bool done = false;
         try
         {
-            ExternalDataWriter? data = external ? new ExternalDataWriter(dataPath + ".tmp") : null;
-            GraphProto graph;
-            using (data)
-            {
-                // Progress counts checkpoint tensors: a quantized one is written as several initializers
-                // (`.q4` + `.scales`), and a tied table as the float table and its quantized copy.
-                var names = weights.Names.ToHashSet(StringComparer.Ordinal);
-                var seen = new HashSet<string>(StringComparer.Ordinal);
-                graph = GptGraph.Build(weights, options.Graph, weight =>
-                {
-                    string source = weight.Name;
-                    while (!names.Contains(source) && source.LastIndexOf('.') is var dot and > 0)
-                    {
-                        source = source[..dot];
-                    }
-
-                    seen.Add(source);
-                    progress?.Report($"weights {seen.Count}/{names.Count}: {weight.Name} {weight.ShapeText}");
-                    return data is null ? TensorProtos.Inline(weight) : data.Append(weight);
-                });
-            }
-
-            graph.DocString = DocString(weights.Config, options);
-            var model = new ModelProto
-            {
-                IrVersion = GptGraph.IrVersion,
-                ProducerName = "OnnxGpt",
-                ProducerVersion = ProducerVersion,
-                Graph = graph,
-                DocString = "A GPT language model exported by OnnxGpt.",
-            };
-            model.OpsetImport.Add(new OperatorSetIdProto { Domain = "", Version = GptGraph.Opset });
-            if (options.Graph.Flavor == GraphFlavor.Fused)
-            {
-                model.OpsetImport.Add(new OperatorSetIdProto { Domain = GptGraph.MicrosoftDomain, Version = 1 });
-            }
-            foreach (var (key, value) in Metadata(weights.Config, options))
-            {
-                model.MetadataProps.Add(new StringStringEntryProto { Key = key, Value = value });
-            }
-
-            progress?.Report($"writing {modelPath}");
-            WriteAtomically(modelPath, stream => model.WriteTo(stream));
-            if (external)
-            {
-                File.Move(dataPath + ".tmp", dataPath, overwrite: true);
-            }
-            else if (File.Exists(dataPath))
-            {
-                File.Delete(dataPath);   // a stale file from an earlier export into this folder
-            }
-
-            File.WriteAllText(Path.Combine(folder, ModelFolder.ConfigFile), weights.Config.ToJson() + "\n");
-            File.WriteAllText(Path.Combine(folder, ModelFolder.GenAiConfigFile), GenAiConfig.ToJson(weights.Config, options) + "\n");
-            CopyTokenizerFiles(folder, options);
-            return new ExportResult(folder, modelPath, external ? dataPath : null, new FileInfo(modelPath).Length,
-                external ? new FileInfo(dataPath).Length : 0, clock.Elapsed);
+            Directory.CreateDirectory(staging);
+            var (external, modelBytes, dataBytes) = WriteStaged(weights, staging, options, progress);
+            progress?.Report($"writing {Path.Combine(folder, ModelFolder.ModelFile)}");
+            Commit(staging, folder, external);
+            done = true;
+            string modelPath = Path.Combine(folder, ModelFolder.ModelFile);
+            string dataPath = Path.Combine(folder, ModelFolder.ExternalDataFile);
+            return new ExportResult(folder, modelPath, external ? dataPath : null, modelBytes, dataBytes, clock.Elapsed);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             throw new OnnxGptException($"cannot write the model folder '{folder}': {e.Message}", e);
+        }
+        finally
+        {
+            TryDelete(staging);
+            if (!done && created && !Directory.EnumerateFileSystemEntries(folder).Any())
+            {
+                TryDelete(folder);
+            }
+        }
+    }
+
+    /// <summary>The name prefix of the staging folder an export writes into before moving its files into place.</summary>
+    public const string StagingPrefix = ".onnxgpt-export-";
+
+    /// <summary>Writes every output file into <paramref name="staging"/>.</summary>
+    private static (bool External, long ModelBytes, long DataBytes) WriteStaged(GptWeights weights, string staging, ExportOptions options, IProgress<string>? progress)
+    {
+        long weightBytes = weights.Names.Sum(n => weights[n].Length * sizeof(float));
+        bool external = options.ExternalData == ExternalDataMode.Always || weightBytes > InlineLimitBytes;
+        string modelPath = Path.Combine(staging, ModelFolder.ModelFile);
+        string dataPath = Path.Combine(staging, ModelFolder.ExternalDataFile);
+        ExternalDataWriter? data = external ? new ExternalDataWriter(dataPath) : null;
+        GraphProto graph;
+        using (data)
+        {
+            // Progress counts checkpoint tensors: a quantized one is written as several initializers
+            // (`.q4` + `.scales`), and a tied table as the float table and its quantized copy.
+            var names = weights.Names.ToHashSet(StringComparer.Ordinal);
+            var seen = new HashSet<string>(StringComparer.Ordinal);
+            graph = GptGraph.Build(weights, options.Graph, weight =>
+            {
+                string source = weight.Name;
+                while (!names.Contains(source) && source.LastIndexOf('.') is var dot and > 0)
+                {
+                    source = source[..dot];
+                }
+
+                seen.Add(source);
+                progress?.Report($"weights {seen.Count}/{names.Count}: {weight.Name} {weight.ShapeText}");
+                return data is null ? TensorProtos.Inline(weight) : data.Append(weight);
+            });
+        }
+
+        graph.DocString = DocString(weights.Config, options);
+        var model = new ModelProto
+        {
+            IrVersion = GptGraph.IrVersion,
+            ProducerName = "OnnxGpt",
+            ProducerVersion = ProducerVersion,
+            Graph = graph,
+            DocString = "A GPT language model exported by OnnxGpt.",
+        };
+        model.OpsetImport.Add(new OperatorSetIdProto { Domain = "", Version = GptGraph.Opset });
+        if (options.Graph.Flavor == GraphFlavor.Fused)
+        {
+            model.OpsetImport.Add(new OperatorSetIdProto { Domain = GptGraph.MicrosoftDomain, Version = 1 });
+        }
+
+        foreach (var (key, value) in Metadata(weights.Config, options))
+        {
+            model.MetadataProps.Add(new StringStringEntryProto { Key = key, Value = value });
+        }
+
+        using (var stream = new FileStream(modelPath, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 20))
+        {
+            model.WriteTo(stream);
+        }
+
+        File.WriteAllText(Path.Combine(staging, ModelFolder.ConfigFile), weights.Config.ToJson() + "\n");
+        File.WriteAllText(Path.Combine(staging, ModelFolder.GenAiConfigFile), GenAiConfig.ToJson(weights.Config, options) + "\n");
+        CopyTokenizerFiles(staging, options);
+        return (external, new FileInfo(modelPath).Length, external ? new FileInfo(dataPath).Length : 0);
+    }
+
+    /// <summary>
+    /// Moves the staged files into the folder, the model file last (so a folder is never left with a new model and
+    /// old companions), and removes a stale external data file an earlier export left.
+    /// </summary>
+    private static void Commit(string staging, string folder, bool external)
+    {
+        var files = Directory.EnumerateFiles(staging, "*", SearchOption.AllDirectories)
+            .OrderBy(f => Path.GetFileName(f) == ModelFolder.ModelFile ? 1 : 0)
+            .ThenBy(f => f, StringComparer.Ordinal)
+            .ToList();
+        foreach (var file in files)
+        {
+            string target = Path.Combine(folder, Path.GetRelativePath(staging, file));
+            Directory.CreateDirectory(Path.GetDirectoryName(target)!);
+            File.Move(file, target, overwrite: true);
+        }
+
+        string staleData = Path.Combine(folder, ModelFolder.ExternalDataFile);
+        if (!external && File.Exists(staleData))
+        {
+            File.Delete(staleData);   // from an earlier export into this folder
+        }
+    }
+
+    private static bool CreateFolder(string folder)
+    {
+        if (Directory.Exists(folder))
+        {
+            return false;
+        }
+
+        try
+        {
+            Directory.CreateDirectory(folder);
+            return true;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or NotSupportedException or ArgumentException)
+        {
+            throw new OnnxGptException($"cannot create output folder '{folder}': {e.Message}", e);
+        }
+    }
+
+    private static void TryDelete(string path)
+    {
+        try
+        {
+            if (Directory.Exists(path))
+            {
+                Directory.Delete(path, recursive: true);
+            }
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // Best effort: a staging folder left behind is named as such and ignored by every reader.
         }
     }
 
@@ -151,40 +234,8 @@ public static class GptExporter
         "left padding works), position_ids, past_key_values.{i}.key|value (batch, heads, past, head_size); outputs logits " +
         "and present.{i}.key|value = past followed by the new tokens' keys and values.";
 
-    private static void PrepareFolder(string folder, bool force)
-    {
-        if (File.Exists(folder))
-        {
-            throw new OnnxGptException($"output path '{folder}' is a file; give a folder path.");
-        }
-
-        if (Directory.Exists(folder) && Directory.EnumerateFileSystemEntries(folder).Any() && !force)
-        {
-            throw new OnnxGptException($"output folder '{folder}' already exists and is not empty; pass --force (ExportOptions.Force) to replace the model in it.");
-        }
-
-        try
-        {
-            Directory.CreateDirectory(folder);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException or NotSupportedException)
-        {
-            throw new OnnxGptException($"cannot create output folder '{folder}': {e.Message}", e);
-        }
-    }
-
-    private static void WriteAtomically(string path, Action<Stream> write)
-    {
-        string tmp = path + ".tmp";
-        using (var stream = new FileStream(tmp, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 20))
-        {
-            write(stream);
-        }
-
-        File.Move(tmp, path, overwrite: true);
-    }
-
-    private static void CopyTokenizerFiles(string folder, ExportOptions options)
+    /// <summary>Copies the tokenizer's files (each resolved inside its source folder) and their companions into <paramref name="staging"/>.</summary>
+    private static void CopyTokenizerFiles(string staging, ExportOptions options)
     {
         if (options.Tokenizer?.Files is not { Count: > 0 } files)
         {
@@ -193,34 +244,30 @@ public static class GptExporter
 
         var source = options.TokenizerSourceFolder
             ?? throw new OnnxGptException("the tokenizer names files but ExportOptions.TokenizerSourceFolder does not say where they are.");
-        foreach (var file in files)
+        foreach (var (file, i) in files.Select((f, i) => (f, i)))
         {
-            var from = Path.Combine(source, file);
-            if (!File.Exists(from))
-            {
-                throw new OnnxGptException($"tokenizer file '{from}' does not exist; the tokenizer '{options.Tokenizer.Kind}' needs it.");
-            }
-
-            CopyFile(from, Path.Combine(folder, file));
+            string namedBy = $"the tokenizer description ('files'[{i}])";
+            CopyFile(FolderPaths.ResolveInside(source, file, namedBy), FolderPaths.ResolveInside(staging, file, namedBy));
         }
 
         // Not needed by our hosts, but ONNX Runtime GenAI's tokenizer will not open a folder without them.
         foreach (var file in TokenizerCompanionFiles)
         {
             var from = Path.Combine(source, file);
-            if (File.Exists(from))
+            if (InputFile.Exists(from))
             {
-                CopyFile(from, Path.Combine(folder, file));
+                CopyFile(from, Path.Combine(staging, file));
             }
         }
     }
 
+    /// <summary>Copies a regular file (never a FIFO or device) through <see cref="InputFile"/>.</summary>
     private static void CopyFile(string from, string to)
     {
-        if (!string.Equals(Path.GetFullPath(from), Path.GetFullPath(to), StringComparison.Ordinal))
-        {
-            File.Copy(from, to, overwrite: true);
-        }
+        Directory.CreateDirectory(Path.GetDirectoryName(to)!);
+        using var input = InputFile.OpenRead(from, "tokenizer file");
+        using var output = new FileStream(to, FileMode.CreateNew, FileAccess.Write, FileShare.None);
+        input.CopyTo(output);
     }
 
     /// <summary>Streams tensors into the external data file, each aligned, and hands back the initializer pointing at it.</summary>

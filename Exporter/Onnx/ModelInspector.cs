@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Text;
 using System.Text.RegularExpressions;
 using Google.Protobuf;
+using OnnxGpt.Contracts;
 using OnnxGpt.Exporter.Onnx.Proto;
 
 namespace OnnxGpt.Exporter.Onnx;
@@ -39,10 +40,12 @@ public sealed partial class ModelInspector
     public long ParameterCount => Model.Graph.Initializer
         .Where(t => t.Dims.Count > 0 && (TensorProto.Types.DataType)t.DataType is TensorProto.Types.DataType.Float
             or TensorProto.Types.DataType.Float16 or TensorProto.Types.DataType.Bfloat16)
-        .Sum(t => t.Dims.Aggregate(1L, (a, d) => a * d));
+        .Aggregate(0L, (sum, t) => SaturatingAdd(sum, Elements(t)));
 
     /// <summary>Bytes of initializer data, inline or external.</summary>
-    public long ParameterBytes => Model.Graph.Initializer.Sum(InitializerBytes);
+    public long ParameterBytes => Model.Graph.Initializer.Aggregate(0L, (sum, t) => SaturatingAdd(sum, InitializerBytes(t)));
+
+    private static long SaturatingAdd(long a, long b) => b > long.MaxValue - a ? long.MaxValue : a + b;
 
     /// <summary>Node counts by operator (domain-qualified when not ai.onnx), most frequent first.</summary>
     public IReadOnlyList<(string Op, int Count)> OperatorCounts => Model.Graph.Node
@@ -56,20 +59,31 @@ public sealed partial class ModelInspector
     {
         ArgumentException.ThrowIfNullOrEmpty(pathOrFolder);
         string path = Directory.Exists(pathOrFolder) ? System.IO.Path.Combine(pathOrFolder, "model.onnx") : pathOrFolder;
-        if (!File.Exists(path))
+        if (!InputFile.Exists(path))
         {
             throw new OnnxGptException($"'{path}' does not exist; expected an ONNX model file or a folder holding model.onnx.");
         }
 
         ModelProto model;
+        long fileBytes;
         try
         {
-            using var stream = File.OpenRead(path);
+            using var stream = InputFile.OpenRead(path, "ONNX model file");
+            fileBytes = stream.Length;
+            if (fileBytes > MaxModelFileBytes)
+            {
+                throw new OnnxGptException($"'{path}' is {fileBytes} bytes; an ONNX model file holds at most {MaxModelFileBytes} (protobuf's 2 GiB limit).");
+            }
+
             model = ModelProto.Parser.ParseFrom(stream);
         }
         catch (InvalidProtocolBufferException e)
         {
             throw new OnnxGptException($"'{path}' is not a valid ONNX model: {e.Message}", e);
+        }
+        catch (IOException e)
+        {
+            throw new OnnxGptException($"'{path}' cannot be read: {e.Message}", e);
         }
 
         if (model.Graph is null)
@@ -78,12 +92,83 @@ public sealed partial class ModelInspector
         }
 
         string folder = System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(path))!;
-        long external = model.Graph.Initializer
-            .Where(t => t.DataLocation == TensorProto.Types.DataLocation.External)
-            .Select(t => t.ExternalData.FirstOrDefault(e => e.Key == "location")?.Value)
-            .Where(l => l is not null).Distinct()
-            .Sum(l => new FileInfo(System.IO.Path.Combine(folder, l!)) is { Exists: true } f ? f.Length : 0);
-        return new ModelInspector(path, model, new FileInfo(path).Length, external);
+        var sizes = new Dictionary<string, long>(StringComparer.Ordinal);
+        foreach (var tensor in model.Graph.Initializer.Where(t => t.DataLocation == TensorProto.Types.DataLocation.External))
+        {
+            ExternalData(tensor, path);   // every entry well formed
+            string? location = tensor.ExternalData.FirstOrDefault(e => e.Key == "location")?.Value;
+            if (location is null || sizes.ContainsKey(location))
+            {
+                continue;
+            }
+
+            // The same rule as every file a folder names: inside the model's folder, after links, and a regular file.
+            string file = FolderPaths.ResolveInside(folder, location, $"'{path}': initializer '{tensor.Name}' external_data location");
+            sizes[location] = InputFile.IsRegularFile(file) ? new FileInfo(file).Length : 0;
+        }
+
+        var inspector = new ModelInspector(path, model, fileBytes, sizes.Values.Sum());
+        _ = inspector.ParameterBytes;   // dims and lengths checked now, not when the summary is printed
+        _ = inspector.ParameterCount;
+        return inspector;
+    }
+
+    /// <summary>The largest model file parsed (protobuf's limit for one message).</summary>
+    public const long MaxModelFileBytes = int.MaxValue;
+
+    /// <summary>The offset and length of an external initializer, each a non-negative integer when present.</summary>
+    private static (long Offset, long? Length) ExternalData(TensorProto t, string path)
+    {
+        long offset = 0;
+        long? length = null;
+        foreach (var entry in t.ExternalData)
+        {
+            if (entry.Key is "offset" or "length")
+            {
+                if (!long.TryParse(entry.Value, NumberStyles.None, CultureInfo.InvariantCulture, out long value))
+                {
+                    throw new OnnxGptException(
+                        $"'{path}': initializer '{t.Name}' has external_data {entry.Key} '{Clip(entry.Value)}'; expected a non-negative integer below 2^63.");
+                }
+
+                if (entry.Key == "offset")
+                {
+                    offset = value;
+                }
+                else
+                {
+                    length = value;
+                }
+            }
+        }
+
+        return (offset, length);
+    }
+
+    private static string Clip(string text) => text.Length <= 40 ? text : text[..37] + "...";
+
+    /// <summary>The element count of an initializer; dims that are negative or whose product overflows are an error naming it.</summary>
+    private long Elements(TensorProto t)
+    {
+        long count = 1;
+        foreach (long d in t.Dims)
+        {
+            if (d < 0)
+            {
+                throw new OnnxGptException($"'{Path}': initializer '{t.Name}' has dimension {d}; expected dimensions of 0 or more.");
+            }
+
+            try
+            {
+                count = checked(count * d);
+            }
+            catch (OverflowException)
+            {
+                throw new OnnxGptException($"'{Path}': initializer '{t.Name}' has dims [{string.Join(", ", t.Dims)}], whose product overflows a 64-bit count.");
+            }
+        }
+
+        return count;
     }
 
     /// <summary>The text <c>onnxgpt inspect</c> prints.</summary>
@@ -142,12 +227,11 @@ public sealed partial class ModelInspector
         return $"{elem} {dims}";
     }
 
-    private static long InitializerBytes(TensorProto t)
+    private long InitializerBytes(TensorProto t)
     {
         if (t.DataLocation == TensorProto.Types.DataLocation.External)
         {
-            var length = t.ExternalData.FirstOrDefault(e => e.Key == "length")?.Value;
-            return length is null ? 0 : long.Parse(length, CultureInfo.InvariantCulture);
+            return ExternalData(t, Path).Length ?? 0;
         }
 
         return t.RawData.Length + 4L * t.FloatData.Count + 4L * t.Int32Data.Count + 8L * t.Int64Data.Count + 8L * t.DoubleData.Count;

@@ -91,21 +91,7 @@ public sealed record ChatTemplateSpec
     /// <exception cref="OnnxGptException">The JSON is malformed or a field is invalid; the message names <paramref name="source"/>.</exception>
     public static ChatTemplateSpec FromJson(string json, string source = "chat template metadata")
     {
-        ChatTemplateSpec? spec;
-        try
-        {
-            spec = JsonSerializer.Deserialize<ChatTemplateSpec>(json);
-        }
-        catch (JsonException e)
-        {
-            throw new OnnxGptException($"{source}: not a valid chat template ({e.Message}).", e);
-        }
-
-        if (spec is null)
-        {
-            throw new OnnxGptException($"{source}: expected a JSON object, found null.");
-        }
-
+        var spec = JsonInput.Deserialize<ChatTemplateSpec>(json, source);
         spec.Validate(source);
         return spec;
     }

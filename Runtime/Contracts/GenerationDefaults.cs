@@ -37,17 +37,47 @@ public sealed record GenerationDefaults
     /// <summary>These defaults as JSON, as stored in the model's metadata.</summary>
     public string ToJson() => JsonSerializer.Serialize(this);
 
-    /// <summary>Reads defaults stored as JSON; <paramref name="source"/> names where they came from in error messages.</summary>
-    public static GenerationDefaults FromJson(string json, string source = "generation metadata")
+    /// <summary>Reads and validates defaults stored as JSON (through <see cref="JsonInput"/>); <paramref name="source"/> names where they came from in error messages.</summary>
+    /// <exception cref="OnnxGptException">The JSON is malformed, has duplicate keys, or a value is out of range (see <see cref="Validate"/>).</exception>
+    public static GenerationDefaults FromJson(string json, string source = "generation metadata") =>
+        JsonInput.Deserialize<GenerationDefaults>(json, source).Validate(source);
+
+    /// <summary>
+    /// Checks every default against the range a sampler accepts: <c>max_new_tokens</c> &gt;= 0, <c>temperature</c>
+    /// finite and &gt;= 0, <c>top_k</c> &gt;= 0, <c>top_p</c> in (0, 1], <c>repetition_penalty</c> finite and &gt; 0.
+    /// A model carrying defaults outside them is refused at load, not when the first request uses them.
+    /// </summary>
+    /// <exception cref="OnnxGptException">A value is out of range; the message names <paramref name="source"/> and the field.</exception>
+    public GenerationDefaults Validate(string source = "generation defaults")
     {
-        try
+        static OnnxGptException Bad(string source, string field, string expected, object found) =>
+            new($"{source}: '{field}' must be {expected}; found {found}.");
+
+        if (MaxNewTokens < 0)
         {
-            return JsonSerializer.Deserialize<GenerationDefaults>(json)
-                ?? throw new OnnxGptException($"{source}: expected a JSON object, found null.");
+            throw Bad(source, "max_new_tokens", "0 or more", MaxNewTokens);
         }
-        catch (JsonException e)
+
+        if (!(Temperature >= 0) || !double.IsFinite(Temperature))
         {
-            throw new OnnxGptException($"{source}: not valid generation defaults ({e.Message}).", e);
+            throw Bad(source, "temperature", "a finite number, 0 or more (0 is greedy)", Temperature);
         }
+
+        if (TopK < 0)
+        {
+            throw Bad(source, "top_k", "0 (off) or more", TopK);
+        }
+
+        if (!(TopP > 0 && TopP <= 1))
+        {
+            throw Bad(source, "top_p", "in (0, 1] (1 is off)", TopP);
+        }
+
+        if (!(RepetitionPenalty > 0) || !double.IsFinite(RepetitionPenalty))
+        {
+            throw Bad(source, "repetition_penalty", "a finite number above 0 (1 is off)", RepetitionPenalty);
+        }
+
+        return this;
     }
 }

@@ -51,25 +51,45 @@ public sealed record GptConfig
     /// <summary>Head size D = C / H.</summary>
     public int HeadSize => Width / Heads;
 
+    /// <summary>The most transformer blocks a config may have (GPT-2 XL has 48). Checked before anything is sized from n_layer.</summary>
+    public const int MaxLayers = 1024;
+
+    /// <summary>The most attention heads.</summary>
+    public const int MaxHeads = 1024;
+
+    /// <summary>The widest embedding (n_embd).</summary>
+    public const int MaxWidth = 1 << 17;
+
+    /// <summary>The widest feed-forward layer (n_inner).</summary>
+    public const int MaxInnerWidth = 1 << 19;
+
+    /// <summary>The largest vocabulary (2^24 tokens).</summary>
+    public const int MaxVocabSize = 1 << 24;
+
+    /// <summary>The longest context (2^22 positions).</summary>
+    public const int MaxContextLength = 1 << 22;
+
     /// <summary>Checks every field and throws an <see cref="OnnxGptException"/> that gives the numbers.</summary>
     public GptConfig Validate(string source = "config")
     {
-        static void Positive(string source, string field, long value)
+        static void InRange(string source, string field, long value, long max)
         {
-            if (value <= 0)
+            if (value <= 0 || value > max)
             {
-                throw new OnnxGptException($"{source}: {field} must be positive, found {value}.");
+                throw new OnnxGptException(value <= 0
+                    ? $"{source}: {field} must be positive, found {value}."
+                    : $"{source}: {field} is {value}, above this project's limit of {max}; is the config right?");
             }
         }
 
-        Positive(source, "vocab_size", VocabSize);
-        Positive(source, "n_positions", ContextLength);
-        Positive(source, "n_embd", Width);
-        Positive(source, "n_layer", Layers);
-        Positive(source, "n_head", Heads);
+        InRange(source, "vocab_size", VocabSize, MaxVocabSize);
+        InRange(source, "n_positions", ContextLength, MaxContextLength);
+        InRange(source, "n_embd", Width, MaxWidth);
+        InRange(source, "n_layer", Layers, MaxLayers);
+        InRange(source, "n_head", Heads, MaxHeads);
         if (InnerWidth is { } inner)
         {
-            Positive(source, "n_inner", inner);
+            InRange(source, "n_inner", inner, MaxInnerWidth);
         }
 
         if (Width % Heads != 0)
@@ -153,33 +173,45 @@ public sealed record GptConfig
     }
 
     /// <summary>
-    /// Reads a Hugging Face GPT-2 style <c>config.json</c>. Unknown fields are ignored; missing required fields
-    /// and wrong types are errors naming the field. <paramref name="source"/> names the file in messages.
+    /// Reads a Hugging Face GPT-2 style <c>config.json</c> through <see cref="JsonInput"/> (duplicate keys refused).
+    /// Unknown fields are ignored; missing required fields, wrong types and values beyond the limits are errors
+    /// naming the field. <paramref name="source"/> names the file in messages.
     /// </summary>
     public static GptConfig FromJson(string json, string source = "config.json")
     {
-        JsonObject root;
-        try
+        using var document = JsonInput.Parse(json, source);
+        return FromJson(JsonInput.Root(document, source));
+    }
+
+    /// <summary>Reads a <c>config.json</c> file (a regular file, through <see cref="JsonInput.ReadFile"/>).</summary>
+    /// <exception cref="OnnxGptException">The file is missing, unreadable, or not a valid config; the message names it.</exception>
+    public static GptConfig FromFile(string path)
+    {
+        using var document = JsonInput.ReadFile(path, "config file", MaxConfigFileBytes);
+        return FromJson(JsonInput.Root(document, path));
+    }
+
+    /// <summary>The largest config file read (a Hugging Face config.json is a few KiB).</summary>
+    public const long MaxConfigFileBytes = 16L << 20;
+
+    private static GptConfig FromJson(JsonField root)
+    {
+        if (root.Kind != JsonValueKind.Object)
         {
-            root = JsonNode.Parse(json) as JsonObject
-                ?? throw new OnnxGptException($"{source}: expected a JSON object at the top level.");
-        }
-        catch (JsonException e)
-        {
-            throw new OnnxGptException($"{source}: not valid JSON ({e.Message}).", e);
+            throw root.Error("a JSON object at the top level");
         }
 
         int RequiredInt(params string[] names)
         {
             foreach (var name in names)
             {
-                if (ReadInt(root, name, source) is { } value)
+                if (root.Get(name) is { } value)
                 {
-                    return value;
+                    return value.GetInt32();
                 }
             }
 
-            throw new OnnxGptException($"{source}: required field '{names[0]}' is missing.");
+            throw new OnnxGptException($"{root.Source}: required field '{names[0]}' is missing.");
         }
 
         var config = new GptConfig
@@ -189,66 +221,23 @@ public sealed record GptConfig
             Width = RequiredInt("n_embd", "hidden_size"),
             Layers = RequiredInt("n_layer", "num_hidden_layers"),
             Heads = RequiredInt("n_head", "num_attention_heads"),
-            InnerWidth = ReadInt(root, "n_inner", source),
-            Activation = root["activation_function"] is JsonValue act
-                ? ActivationNames.Parse(ReadString(act, "activation_function", source), source)
+            InnerWidth = root.Get("n_inner")?.GetInt32(),
+            Activation = root.Get("activation_function") is { } act
+                ? ActivationNames.Parse(act.GetString(), root.Source)
                 : Activation.GeluNew,
-            LayerNormEpsilon = ReadDouble(root, "layer_norm_epsilon", source) ?? 1e-5,
-            Bias = ReadBool(root, "bias", source) ?? true,
-            TiedHead = ReadBool(root, "tie_word_embeddings", source) ?? true,
-            BosTokenId = ReadInt(root, "bos_token_id", source),
-            EosTokenId = ReadInt(root, "eos_token_id", source),
+            LayerNormEpsilon = root.Get("layer_norm_epsilon")?.GetDouble() ?? 1e-5,
+            Bias = root.Get("bias")?.GetBoolean() ?? true,
+            TiedHead = root.Get("tie_word_embeddings")?.GetBoolean() ?? true,
+            BosTokenId = TokenId(root, "bos_token_id"),
+            EosTokenId = TokenId(root, "eos_token_id"),
         };
-        return config.Validate(source);
+        return config.Validate(root.Source);
     }
 
-    private static string ReadString(JsonValue value, string field, string source) =>
-        value.TryGetValue<string>(out var s) ? s : throw new OnnxGptException($"{source}: field '{field}' must be a string, found {value.ToJsonString()}.");
-
-    private static int? ReadInt(JsonObject root, string field, string source)
-    {
-        var node = root[field];
-        if (node is null)
-        {
-            return null;
-        }
-
-        if (node is JsonValue v && v.TryGetValue<long>(out var l) && l is >= int.MinValue and <= int.MaxValue)
-        {
-            return (int)l;
-        }
-
-        if (node is JsonValue d && d.TryGetValue<double>(out var x) && x == Math.Floor(x) && Math.Abs(x) <= int.MaxValue)
-        {
-            return (int)x;
-        }
-
-        throw new OnnxGptException($"{source}: field '{field}' must be an integer, found {node.ToJsonString()}.");
-    }
-
-    private static double? ReadDouble(JsonObject root, string field, string source)
-    {
-        var node = root[field];
-        if (node is null)
-        {
-            return null;
-        }
-
-        return node is JsonValue v && v.TryGetValue<double>(out var x)
-            ? x
-            : throw new OnnxGptException($"{source}: field '{field}' must be a number, found {node.ToJsonString()}.");
-    }
-
-    private static bool? ReadBool(JsonObject root, string field, string source)
-    {
-        var node = root[field];
-        if (node is null)
-        {
-            return null;
-        }
-
-        return node is JsonValue v && v.TryGetValue<bool>(out var b)
-            ? b
-            : throw new OnnxGptException($"{source}: field '{field}' must be true or false, found {node.ToJsonString()}.");
-    }
+    /// <summary>A token id; a list (newer configs allow several end ids) gives its first.</summary>
+    private static int? TokenId(JsonField root, string name) => root.Get(name) is not { } value
+        ? null
+        : value.Kind == JsonValueKind.Array
+            ? value.Items().Select(i => (int?)i.GetInt32()).FirstOrDefault()
+            : value.GetInt32();
 }

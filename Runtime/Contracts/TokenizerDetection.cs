@@ -21,17 +21,17 @@ public static class TokenizerDetection
         if (folder is not null)
         {
             string spec = Path.Combine(folder, SpecFile);
-            if (File.Exists(spec))
+            if (InputFile.Exists(spec))
             {
-                return TokenizerSpec.FromJson(File.ReadAllText(spec), spec);
+                return TokenizerSpec.FromFile(spec);
             }
 
-            if (File.Exists(Path.Combine(folder, "tokenizer.json")))
+            if (InputFile.Exists(Path.Combine(folder, "tokenizer.json")))
             {
                 return new TokenizerSpec { Kind = TokenizerSpec.TokenizerJsonKind, Files = ["tokenizer.json"] };
             }
 
-            if (File.Exists(Path.Combine(folder, "vocab.json")) && File.Exists(Path.Combine(folder, "merges.txt")))
+            if (InputFile.Exists(Path.Combine(folder, "vocab.json")) && InputFile.Exists(Path.Combine(folder, "merges.txt")))
             {
                 return new TokenizerSpec { Kind = TokenizerSpec.BpeKind, Files = ["vocab.json", "merges.txt"] };
             }

@@ -39,31 +39,34 @@ public sealed record TokenizerSpec
     /// <summary>This spec as JSON, as stored in the model's metadata.</summary>
     public string ToJson() => JsonSerializer.Serialize(this, JsonOptions);
 
-    /// <summary>Reads a spec stored as JSON; <paramref name="source"/> names where it came from in error messages.</summary>
+    /// <summary>Reads a spec stored as JSON (through <see cref="JsonInput"/>); <paramref name="source"/> names where it came from in error messages.</summary>
+    /// <exception cref="OnnxGptException">The JSON is malformed, has duplicate keys, or describes no known tokenizer.</exception>
     public static TokenizerSpec FromJson(string json, string source = "tokenizer metadata")
     {
-        try
+        var spec = JsonInput.Deserialize<TokenizerSpec>(json, source);
+        if (spec.Kind is not (Gpt2Kind or BpeKind or TokenizerJsonKind or CharKind))
         {
-            var spec = JsonSerializer.Deserialize<TokenizerSpec>(json, JsonOptions)
-                ?? throw new OnnxGptException($"{source}: expected a JSON object, found null.");
-            if (spec.Kind is not (Gpt2Kind or BpeKind or TokenizerJsonKind or CharKind))
-            {
-                throw new OnnxGptException(
-                    $"{source}: tokenizer kind '{spec.Kind}' is unknown; expected {Gpt2Kind}, {BpeKind}, {TokenizerJsonKind} or {CharKind}.");
-            }
-
-            if (spec.Kind == CharKind && (spec.Characters is null || spec.Characters.Count == 0))
-            {
-                throw new OnnxGptException($"{source}: a character tokenizer needs a non-empty 'characters' list.");
-            }
-
-            return spec;
+            throw new OnnxGptException(
+                $"{source}: tokenizer kind '{spec.Kind}' is unknown; expected {Gpt2Kind}, {BpeKind}, {TokenizerJsonKind} or {CharKind}.");
         }
-        catch (JsonException e)
+
+        if (spec.Kind == CharKind && (spec.Characters is null || spec.Characters.Count == 0))
         {
-            throw new OnnxGptException($"{source}: not a valid tokenizer description ({e.Message}).", e);
+            throw new OnnxGptException($"{source}: a character tokenizer needs a non-empty 'characters' list.");
         }
+
+        if (spec.Files is { } files && files.Any(f => f is null))
+        {
+            throw new OnnxGptException($"{source}: 'files' holds null; expected file names relative to the model folder.");
+        }
+
+        return spec;
     }
+
+    /// <summary>Reads a spec file such as a training run's <c>tokenizer_spec.json</c> (a regular file of at most 64 MiB).</summary>
+    /// <exception cref="OnnxGptException">The file is missing, not a regular file, or not a valid spec.</exception>
+    public static TokenizerSpec FromFile(string path) =>
+        FromJson(InputFile.ReadAllText(path, "tokenizer description", 64L << 20), path);
 
     private static readonly JsonSerializerOptions JsonOptions = new()
     {

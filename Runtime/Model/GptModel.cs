@@ -220,30 +220,45 @@ public sealed class GptModel : IDisposable
     {
         if (Directory.Exists(path))
         {
-            var candidates = new List<string>(ModelFileNames);
+            var candidates = new List<string>(ModelFileNames.Select(n => Path.Combine(path, n)));
             if (ModelDescription.GenAiModelFile(path) is { } named)
             {
                 candidates.Insert(0, named);
             }
 
-            foreach (var name in candidates)
+            foreach (var file in candidates)
             {
-                string file = Path.Combine(path, name);
-                if (File.Exists(file))
+                if (InputFile.Exists(file))
                 {
-                    return Path.GetFullPath(file);
+                    return CheckedModelFile(Path.GetFullPath(file));
                 }
             }
 
-            throw new OnnxGptException($"model folder '{path}' holds no model file; looked for {string.Join(", ", candidates)}.");
+            throw new OnnxGptException($"model folder '{path}' holds no model file; looked for {string.Join(", ", candidates.Select(Path.GetFileName))}.");
         }
 
-        if (!File.Exists(path))
+        if (!InputFile.Exists(path))
         {
             throw new OnnxGptException($"model file '{path}' does not exist; give a .onnx file or a folder holding {ModelFolder.ModelFile}.");
         }
 
-        return Path.GetFullPath(path);
+        return CheckedModelFile(Path.GetFullPath(path));
+    }
+
+    /// <summary>
+    /// ONNX Runtime opens the model and its external data itself: both must be regular files first, or a FIFO under
+    /// their names would block the load forever.
+    /// </summary>
+    private static string CheckedModelFile(string modelPath)
+    {
+        InputFile.EnsureRegular(modelPath, "ONNX model file");
+        string data = modelPath + ".data";
+        if (InputFile.Exists(data))
+        {
+            InputFile.EnsureRegular(data, "external data file");
+        }
+
+        return modelPath;
     }
 
     /// <summary>The config and the graph must agree on what the graph states itself.</summary>

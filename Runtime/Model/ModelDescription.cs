@@ -1,4 +1,3 @@
-using System.Text.Json.Nodes;
 using System.Text.Json;
 using OnnxGpt.Contracts;
 
@@ -25,15 +24,16 @@ internal static class ModelDescription
 
         string folder = Path.GetDirectoryName(Path.GetFullPath(modelPath)) ?? ".";
         string hf = Path.Combine(folder, ConfigJson);
-        if (File.Exists(hf))
+        if (InputFile.Exists(hf))
         {
-            return (GptConfig.FromJson(ReadText(hf), hf), hf, null);
+            return (GptConfig.FromFile(hf), hf, null);
         }
 
         string genai = Path.Combine(folder, GenAiConfigJson);
-        if (File.Exists(genai))
+        if (InputFile.Exists(genai))
         {
-            var (config, defaults) = FromGenAi(ReadText(genai), genai);
+            using var document = ReadGenAi(genai);
+            var (config, defaults) = FromGenAi(JsonInput.Root(document, genai));
             return (config, genai, defaults);
         }
 
@@ -43,114 +43,86 @@ internal static class ModelDescription
             $"export the model with OnnxGpt, or put the Hugging Face {ConfigJson} of the checkpoint beside the model.");
     }
 
-    /// <summary>The model file named in <c>genai_config.json</c> (<c>model.decoder.filename</c>), if any.</summary>
+    /// <summary>
+    /// The model file named in <c>genai_config.json</c> (<c>model.decoder.filename</c>), if any, as a full path that
+    /// <see cref="FolderPaths.ResolveInside"/> has checked stays inside <paramref name="folder"/>.
+    /// </summary>
+    /// <exception cref="OnnxGptException">The config is not valid JSON, or the file name escapes the folder.</exception>
     public static string? GenAiModelFile(string folder)
     {
         string path = Path.Combine(folder, GenAiConfigJson);
-        if (!File.Exists(path))
+        if (!InputFile.Exists(path))
         {
             return null;
         }
 
-        return Parse(ReadText(path), path)["model"]?["decoder"]?["filename"] is JsonValue v && v.TryGetValue<string>(out var name) ? name : null;
+        using var document = ReadGenAi(path);
+        var root = JsonInput.Root(document, path);
+        if (root.Kind != JsonValueKind.Object || root.Get("model")?.Get("decoder")?.Get("filename") is not { } filename)
+        {
+            return null;
+        }
+
+        return FolderPaths.ResolveInside(folder, filename.GetString(), $"{path}: {filename.Path}");
     }
 
     /// <summary>Reads the fields of an ONNX Runtime GenAI config that describe a GPT decoder.</summary>
     internal static (GptConfig Config, GenerationDefaults? Defaults) FromGenAi(string json, string source)
     {
-        var root = Parse(json, source);
-        var model = root["model"] as JsonObject ?? throw new OnnxGptException($"{source}: the 'model' object is missing.");
-        var decoder = model["decoder"] as JsonObject ?? throw new OnnxGptException($"{source}: the 'model.decoder' object is missing.");
-        int heads = Int(decoder, "num_attention_heads", source) ?? throw Missing("model.decoder.num_attention_heads", source);
-        int? headSize = Int(decoder, "head_size", source);
-        int width = Int(decoder, "hidden_size", source) ?? (headSize is { } size ? size * heads : throw Missing("model.decoder.hidden_size", source));
+        using var document = JsonInput.Parse(json, source);
+        return FromGenAi(JsonInput.Root(document, source));
+    }
+
+    private static (GptConfig Config, GenerationDefaults? Defaults) FromGenAi(JsonField root)
+    {
+        string source = root.Source;
+        if (root.Kind != JsonValueKind.Object)
+        {
+            throw root.Error("a JSON object at the top level");
+        }
+
+        var model = root.Require("model");
+        var decoder = model.Require("decoder");
+        int heads = Int(decoder.Require("num_attention_heads"));
+        int? headSize = decoder.Get("head_size") is { } hs ? Int(hs) : null;
+        int width = decoder.Get("hidden_size") is { } w ? Int(w)
+            : headSize is { } size ? (int)Math.Min((long)size * heads, int.MaxValue) : throw Missing("model.decoder.hidden_size", source);
         var config = new GptConfig
         {
-            VocabSize = Int(model, "vocab_size", source) ?? throw Missing("model.vocab_size", source),
-            ContextLength = Int(model, "context_length", source) ?? throw Missing("model.context_length", source),
+            VocabSize = Int(model.Require("vocab_size")),
+            ContextLength = Int(model.Require("context_length")),
             Width = width,
-            Layers = Int(decoder, "num_hidden_layers", source) ?? throw Missing("model.decoder.num_hidden_layers", source),
+            Layers = Int(decoder.Require("num_hidden_layers")),
             Heads = heads,
-            BosTokenId = Int(model, "bos_token_id", source),
-            EosTokenId = Int(model, "eos_token_id", source),
+            BosTokenId = model.Get("bos_token_id") is { } bos ? Int(bos) : null,
+            EosTokenId = model.Get("eos_token_id") is { } eos ? Int(eos) : null,
         }.Validate(source);
 
         GenerationDefaults? defaults = null;
-        if (root["search"] is JsonObject search)
+        if (root.Get("search") is { Kind: JsonValueKind.Object } search)
         {
             var d = new GenerationDefaults();
-            defaults = d with
+            defaults = (d with
             {
-                DoSample = search["do_sample"] is JsonValue ds && ds.TryGetValue<bool>(out var sample) ? sample : d.DoSample,
-                Temperature = Double(search, "temperature", source) ?? d.Temperature,
-                TopK = Int(search, "top_k", source) ?? d.TopK,
-                TopP = Double(search, "top_p", source) ?? d.TopP,
-                RepetitionPenalty = Double(search, "repetition_penalty", source) ?? d.RepetitionPenalty,
-            };
+                DoSample = search.Get("do_sample")?.GetBoolean() ?? d.DoSample,
+                Temperature = search.Get("temperature")?.GetDouble() ?? d.Temperature,
+                TopK = search.Get("top_k") is { } k ? Int(k) : d.TopK,
+                TopP = search.Get("top_p")?.GetDouble() ?? d.TopP,
+                RepetitionPenalty = search.Get("repetition_penalty")?.GetDouble() ?? d.RepetitionPenalty,
+            }).Validate($"{source} ('search')");
         }
 
         return (config, defaults);
     }
 
+    /// <summary>The largest genai_config.json read.</summary>
+    private const long MaxGenAiConfigBytes = 16L << 20;
+
+    private static JsonDocument ReadGenAi(string path) => JsonInput.ReadFile(path, "ONNX Runtime GenAI config", MaxGenAiConfigBytes);
+
     private static OnnxGptException Missing(string field, string source) => new($"{source}: required field '{field}' is missing.");
 
-    private static JsonObject Parse(string json, string source)
-    {
-        try
-        {
-            return JsonNode.Parse(json) as JsonObject ?? throw new OnnxGptException($"{source}: expected a JSON object at the top level.");
-        }
-        catch (JsonException e)
-        {
-            throw new OnnxGptException($"{source}: not valid JSON ({e.Message}).", e);
-        }
-    }
-
-    private static string ReadText(string path)
-    {
-        try
-        {
-            return File.ReadAllText(path);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            throw new OnnxGptException($"cannot read '{path}': {e.Message}", e);
-        }
-    }
-
     /// <summary>An integer field; an array (GenAI allows several eos ids) gives its first element.</summary>
-    private static int? Int(JsonObject obj, string field, string source)
-    {
-        var node = obj[field];
-        if (node is JsonArray { Count: > 0 } array)
-        {
-            node = array[0];
-        }
-
-        if (node is null)
-        {
-            return null;
-        }
-
-        if (node is JsonValue v && v.TryGetValue<double>(out var x) && x == Math.Floor(x) && Math.Abs(x) <= int.MaxValue)
-        {
-            return (int)x;
-        }
-
-        throw new OnnxGptException($"{source}: field '{field}' must be an integer, found {node.ToJsonString()}.");
-    }
-
-    private static double? Double(JsonObject obj, string field, string source)
-    {
-        var node = obj[field];
-        if (node is null)
-        {
-            return null;
-        }
-
-        return node is JsonValue v && v.TryGetValue<double>(out var x)
-            ? x
-            : throw new OnnxGptException($"{source}: field '{field}' must be a number, found {node.ToJsonString()}.");
-    }
-
+    private static int Int(JsonField field) =>
+        field.Kind == JsonValueKind.Array && field.Count > 0 ? field.Items().First().GetInt32() : field.GetInt32();
 }

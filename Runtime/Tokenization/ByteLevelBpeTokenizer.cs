@@ -62,12 +62,17 @@ internal sealed partial class ByteLevelBpeTokenizer : ITextTokenizer
         IReadOnlyList<string> merges,
         IReadOnlyDictionary<string, int> addedTokens)
     {
+        // Arrays below are sized by the largest id, so the ids are checked first against what backs them: a
+        // vocabulary may leave gaps, but its ids stay below twice its token count (plus 256).
+        var limit = (int)Math.Min(int.MaxValue, 2L * (vocabulary.Count + addedTokens.Count) + 256);
         var size = 0;
         foreach (var (token, id) in vocabulary.Concat(addedTokens))
         {
-            if (id < 0)
+            if (id < 0 || id >= limit)
             {
-                throw new OnnxGptException($"{source}: token '{token}' has id {id}; expected a non-negative id.");
+                throw new OnnxGptException(
+                    $"{source}: token '{token}' has id {id}; expected an id in [0, {limit}) for a vocabulary of " +
+                    $"{vocabulary.Count + addedTokens.Count} tokens (ids may leave gaps, but not that many).");
             }
 
             size = Math.Max(size, id + 1);

@@ -261,32 +261,10 @@ internal static class HuggingFaceBpeFiles
         return text.Length <= 80 ? text : text[..77] + "...";
     }
 
-    private static JsonDocument ParseJson(string path)
-    {
-        try
-        {
-            using var stream = File.OpenRead(path);
-            return JsonDocument.Parse(stream, new JsonDocumentOptions { AllowTrailingCommas = false, MaxDepth = 64 });
-        }
-        catch (JsonException e)
-        {
-            throw new OnnxGptException($"{path}: not valid JSON ({e.Message}).", e);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            throw new OnnxGptException($"{path}: cannot be read ({e.Message}).", e);
-        }
-    }
+    /// <summary>The largest tokenizer file read (GPT-2's tokenizer.json is 1.4 MiB; large vocabularies reach tens of MiB).</summary>
+    public const long MaxFileBytes = 256L << 20;
 
-    private static string[] ReadAllLines(string path)
-    {
-        try
-        {
-            return File.ReadAllText(path).Split('\n');
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            throw new OnnxGptException($"{path}: cannot be read ({e.Message}).", e);
-        }
-    }
+    private static JsonDocument ParseJson(string path) => JsonInput.ReadFile(path, "tokenizer file", MaxFileBytes);
+
+    private static string[] ReadAllLines(string path) => InputFile.ReadAllText(path, "tokenizer file", MaxFileBytes).Split('\n');
 }

@@ -81,8 +81,8 @@ public static class TokenizerFactory
             return found;
         }
 
-        var hasVocab = File.Exists(Path.Combine(modelFolder, VocabJson));
-        var hasMerges = File.Exists(Path.Combine(modelFolder, MergesTxt));
+        var hasVocab = InputFile.Exists(Path.Combine(modelFolder, VocabJson));
+        var hasMerges = InputFile.Exists(Path.Combine(modelFolder, MergesTxt));
         var half = hasVocab ? $" ({VocabJson} is there but {MergesTxt} is not)" : hasMerges ? $" ({MergesTxt} is there but {VocabJson} is not)" : "";
         var size = vocabularySize is { } n ? $"the vocabulary has {n} tokens" : $"the vocabulary size is unknown (no {ConfigJson} with vocab_size)";
         throw new OnnxGptException(
@@ -94,23 +94,14 @@ public static class TokenizerFactory
     private static int? ReadConfigVocabularySize(string modelFolder)
     {
         var path = Path.Combine(modelFolder, ConfigJson);
-        if (!File.Exists(path))
+        if (!InputFile.Exists(path))
         {
             return null;
         }
 
-        try
-        {
-            using var document = JsonDocument.Parse(File.ReadAllText(path));
-            return document.RootElement.ValueKind == JsonValueKind.Object
-                   && document.RootElement.TryGetProperty("vocab_size", out var size) && size.TryGetInt32(out var n)
-                ? n
-                : null;
-        }
-        catch (JsonException e)
-        {
-            throw new OnnxGptException($"{path}: not valid JSON ({e.Message}).", e);
-        }
+        using var document = JsonInput.ReadFile(path, "config file", GptConfig.MaxConfigFileBytes);
+        var root = JsonInput.Root(document, path);
+        return root.Kind == JsonValueKind.Object && root.Get("vocab_size") is { } size ? size.GetInt32(1, GptConfig.MaxVocabSize) : null;
     }
 
     /// <summary>The spec's files (or the defaults) as full paths, each required to exist inside the model folder.</summary>
@@ -128,19 +119,11 @@ public static class TokenizerFactory
                 $"Tokenizer spec of kind '{spec.Kind}' lists {names.Count} file(s) ({string.Join(", ", names)}); expected {defaults.Length}: {string.Join(" + ", defaults)}.");
         }
 
-        var folder = Path.GetFullPath(modelFolder);
         var paths = new string[names.Count];
         for (var i = 0; i < names.Count; i++)
         {
-            var name = names[i];
-            var path = string.IsNullOrEmpty(name) || Path.IsPathRooted(name) ? null : Path.GetFullPath(Path.Combine(folder, name));
-            if (path is null || !path.StartsWith(folder.TrimEnd(Path.DirectorySeparatorChar) + Path.DirectorySeparatorChar, StringComparison.Ordinal))
-            {
-                throw new OnnxGptException(
-                    $"Tokenizer spec of kind '{spec.Kind}' names file '{name}'; expected a file name relative to the model folder '{modelFolder}', inside it.");
-            }
-
-            if (!File.Exists(path))
+            var path = FolderPaths.ResolveInside(modelFolder, names[i], $"the tokenizer spec of kind '{spec.Kind}' ('files'[{i}])");
+            if (!InputFile.Exists(path))
             {
                 throw new OnnxGptException($"Tokenizer file '{path}' does not exist; the tokenizer spec of kind '{spec.Kind}' needs it in the model folder.");
             }

@@ -77,36 +77,37 @@ public sealed class ExportCommand : ICommand
         }
 
         var clock = Stopwatch.StartNew();
+        // Everything the export needs is checked before a weight is built or read: a bad option fails at once.
+        var config = hf is not null ? HfCheckpoint.ReadConfig(hf)
+            : preset is not null ? GptPresets.Get(preset)
+            : GptConfig.FromFile(configPath!);
+        var options = new ExportOptions
+        {
+            ExternalData = external,
+            Graph = graph,
+            Force = force,
+            Tokenizer = TokenizerDetection.Detect(hf, config.VocabSize),
+            TokenizerSourceFolder = hf,
+            InputFolder = hf,
+        }.Validate(output, config);
+
         GptWeights weights;
         string source;
-        string? tokenizerFolder = null;
         if (hf is not null)
         {
             stderr.WriteLine($"loading {hf}");
             weights = HfCheckpoint.Load(hf);
             source = $"Hugging Face checkpoint {Path.GetFileName(Path.GetFullPath(hf).TrimEnd(Path.DirectorySeparatorChar))}";
-            tokenizerFolder = hf;
         }
         else
         {
-            var config = preset is not null
-                ? GptPresets.Get(preset)
-                : GptConfig.FromJson(ReadConfig(configPath!), configPath!);
             ulong s = (ulong)(seed ?? 1);
             stderr.WriteLine($"initialising {config.ParameterCount:N0} parameters (seed {s})");
             weights = SeededInit.Create(config, s);
             source = $"{(preset is not null ? $"preset {preset}" : "config " + Path.GetFileName(configPath))}, GPT-2 initialisation with seed {s}";
         }
 
-        var options = new ExportOptions
-        {
-            ExternalData = external,
-            Graph = graph,
-            Force = force,
-            Tokenizer = TokenizerDetection.Detect(tokenizerFolder, weights.Config.VocabSize),
-            TokenizerSourceFolder = tokenizerFolder,
-            Source = source,
-        };
+        options = options with { Source = source };
         var progress = new Progress(stderr);
         var result = GptExporter.Export(weights, output, options, progress);
         progress.Done();
@@ -115,10 +116,6 @@ public sealed class ExportCommand : ICommand
             $" in {clock.Elapsed.TotalSeconds:F1} s");
         return 0;
     }
-
-    private static string ReadConfig(string path) => File.Exists(path)
-        ? File.ReadAllText(path)
-        : throw new OnnxGptException($"config file '{path}' does not exist.");
 
     /// <summary>
     /// One status line on stderr, rewritten in place on a terminal; redirected to a file or pipe, only the steps

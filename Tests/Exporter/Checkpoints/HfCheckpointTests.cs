@@ -126,7 +126,7 @@ public sealed class HfCheckpointTests
         File.WriteAllText(temp.Sub(HfCheckpoint.ConfigFile), Small.ToJson());
         File.WriteAllText(temp.Sub(HfCheckpoint.IndexFile), new JsonObject { ["weight_map"] = new JsonObject { [TensorNames.Wte] = shard } }.ToJsonString());
         var e = Assert.ThrowsExactly<OnnxGptException>(() => HfCheckpoint.Load(temp.Path));
-        StringAssert.Contains(e.Message, $"names shard '{shard}'; expected a file name inside the checkpoint folder");
+        StringAssert.Contains(e.Message, $"$.weight_map['transformer.wte.weight'] names '{shard}', which is refused");
     }
 
     [TestMethod]

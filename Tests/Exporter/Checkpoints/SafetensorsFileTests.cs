@@ -157,7 +157,7 @@ public sealed class SafetensorsFileTests
     [DataRow("""{"a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}""", "tensor 'a' begins at byte 4, expected 0: a gap of 4 bytes after the start of the data")]
     [DataRow("""{"a":{"dtype":"U8","shape":[2],"data_offsets":[0,2]},"b":{"dtype":"U8","shape":[2],"data_offsets":[4,6]}}""", "a gap of 2 bytes after tensor 'a'")]
     [DataRow("""{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}""", "4 trailing bytes belong to no tensor")]
-    [DataRow("""{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}""", "names 'a' twice")]
+    [DataRow("""{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}""", "key 'a' appears twice in the object at $; duplicate keys are refused")]
     [DataRow("""{"__metadata__":{"format":1}}""", "'__metadata__' entry 'format' must be a string, found 1")]
     [DataRow("""{"__metadata__":["pt"]}""", "'__metadata__' must be an object of strings")]
     public void BadHeadersNameTheFileTheTensorAndTheProblem(string header, string expected)
@@ -181,7 +181,7 @@ public sealed class SafetensorsFileTests
         int at = Array.IndexOf(bytes, (byte)0xC3);
         bytes[at] = 0xFF; // no longer UTF-8
         var e = OpenFails(bytes);
-        StringAssert.Contains(e.Message, "not valid UTF-8 (at byte 3)");
+        StringAssert.Contains(e.Message, "not valid UTF-8 (the first invalid byte is at offset 3)");
     }
 
     [TestMethod]

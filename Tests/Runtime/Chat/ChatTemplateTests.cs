@@ -48,7 +48,7 @@ public sealed class ChatTemplateTests
         StringAssert.Contains(e.Message, "m.onnx");
         StringAssert.Contains(e.Message, "'user' must contain {content}");
         StringAssert.Contains(Assert.ThrowsExactly<OnnxGptException>(() => ChatTemplateSpec.FromJson("""{"stop":["x",""]}""")).Message, "'stop'[1] is empty");
-        StringAssert.Contains(Assert.ThrowsExactly<OnnxGptException>(() => ChatTemplateSpec.FromJson("[1]")).Message, "not a valid chat template");
+        StringAssert.Contains(Assert.ThrowsExactly<OnnxGptException>(() => ChatTemplateSpec.FromJson("[1]")).Message, "chat template metadata: ");
         StringAssert.Contains(Assert.ThrowsExactly<OnnxGptException>(() => ChatTemplateSpec.FromJson("null")).Message, "found null");
     }
 
