@@ -1,83 +1,87 @@
+using System.CommandLine;
+using System.CommandLine.Invocation;
+using OnnxGpt.Cli.Commands;
+
 namespace OnnxGpt.Cli;
 
+/// <summary>
+/// The <c>onnxgpt</c> command line on System.CommandLine: generated help (<c>--help</c> on every command), typo
+/// suggestions, response files (<c>@FILE</c>, one argument or more per line), completion (<c>onnxgpt completion
+/// bash|zsh|pwsh</c>) and exit codes 0 (success), 1 (runtime or model error), 2 (usage error).
+/// </summary>
 public static class Program
 {
-    /// <summary>Every command, in the order <c>onnxgpt --help</c> lists them. Add a command here and in Commands/.</summary>
-    internal static IReadOnlyList<ICommand> Commands { get; } =
-    [
-        new Commands.ExportCommand(),
-        new Commands.InspectCommand(),
-        new Commands.GenerateCommand(),
-        new Commands.EvalCommand(),
-        new Commands.TrainCommand(),
-        new Commands.BenchCommand(),
-        new Commands.ServeCommand(),
-    ];
-
+    /// <summary>Runs the command line on the console.</summary>
     public static int Main(string[] args) => Run(args, Console.Out, Console.Error);
 
-    /// <summary>Runs the CLI with the given writers (tests call this directly).</summary>
+    /// <summary>Runs the command line with the given writers (tests call this directly).</summary>
     public static int Run(IReadOnlyList<string> args, TextWriter stdout, TextWriter stderr)
     {
-        if (args.Count == 0 || args[0] is "--help" or "-h" or "help")
+        var root = CreateRootCommand();
+        if (args.Count > 0 && args[0] == "help")
         {
-            PrintHelp(stdout);
-            return args.Count == 0 ? 2 : 0;
+            // 'onnxgpt help [COMMAND]', as the CLI has always accepted.
+            args = [.. args.Skip(1), "--help"];
         }
 
-        if (args[0] is "--version")
+        var parse = root.Parse(args);
+        var invocation = new InvocationConfiguration
         {
-            stdout.WriteLine(typeof(Program).Assembly.GetName().Version?.ToString(3));
-            return 0;
+            Output = stdout,
+            Error = stderr,
+            EnableDefaultExceptionHandler = false,
+            ProcessTerminationTimeout = null,   // Commands that can be stopped handle Ctrl+C themselves.
+        };
+        if (parse.Action is ParseErrorAction)
+        {
+            ParseErrorReport.Write(parse, stderr);
+            return ExitCodes.Usage;
         }
 
-        var command = Commands.FirstOrDefault(c => c.Name == args[0]);
-        if (command is null)
-        {
-            stderr.WriteLine($"onnxgpt: unknown command '{args[0]}'. Commands: {string.Join(", ", Commands.Select(c => c.Name))}.");
-            return 2;
-        }
-
-        var rest = args.Skip(1).ToList();
-        if (rest.Contains("--help") || rest.Contains("-h"))
-        {
-            stdout.WriteLine(command.Usage);
-            return 0;
-        }
-
+        string name = parse.CommandResult.Command is RootCommand ? "onnxgpt" : $"onnxgpt {parse.CommandResult.Command.Name}";
         try
         {
-            return command.Run(new CliArgs(rest, command.Flags), stdout, stderr);
+            return parse.Invoke(invocation);
         }
         catch (CliUsageException e)
         {
-            stderr.WriteLine($"onnxgpt {command.Name}: {e.Message}");
-            stderr.WriteLine(command.Usage);
-            return 2;
+            stderr.WriteLine($"{name}: {e.Message}");
+            return ExitCodes.Usage;
         }
         catch (OnnxGptException e)
         {
-            stderr.WriteLine($"onnxgpt {command.Name}: {e.Message}");
-            return 1;
+            stderr.WriteLine($"{name}: {LibraryMessages.ForCli(e.Message)}");
+            return ExitCodes.Failure;
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            stderr.WriteLine($"onnxgpt {command.Name}: {e.Message}");
-            return 1;
+            stderr.WriteLine($"{name}: {e.Message}");
+            return ExitCodes.Failure;
         }
     }
 
-    private static void PrintHelp(TextWriter stdout)
+    /// <summary>Every command, in the order <c>onnxgpt --help</c> lists them. Add a command here and in Commands/.</summary>
+    internal static RootCommand CreateRootCommand()
     {
-        stdout.WriteLine("onnxgpt: export GPT models to ONNX and run them.");
-        stdout.WriteLine();
-        stdout.WriteLine("Commands:");
-        foreach (var c in Commands)
+        var root = new RootCommand("onnxgpt: export GPT models to ONNX and run them.")
         {
-            stdout.WriteLine($"  {c.Name,-10} {c.Summary}");
-        }
+            new ExportCommand(),
+            new InspectCommand(),
+            new GenerateCommand(),
+            new EvalCommand(),
+            new TrainCommand(),
+            new BenchCommand(),
+            new ServeCommand(),
+            new CompletionCommand(),
+        };
+        root.HelpName = "onnxgpt";
 
-        stdout.WriteLine();
-        stdout.WriteLine("Run 'onnxgpt COMMAND --help' for a command's options.");
+        // No command: the list of commands, and exit code 2 (nothing was done).
+        root.SetAction(parse =>
+        {
+            root.Parse(["--help"]).Invoke(parse.InvocationConfiguration);
+            return ExitCodes.Usage;
+        });
+        return root;
     }
 }

@@ -1,12 +1,13 @@
+using System.CommandLine;
 using System.Diagnostics;
 using System.Text.Json.Nodes;
+using OnnxGpt.Cli.Options;
 using OnnxGpt.Contracts;
+using OnnxGpt.Exporter;
 using OnnxGpt.Exporter.Checkpoints;
 using OnnxGpt.Exporter.Onnx;
-using OnnxGpt.Exporter;
 using OnnxGpt.Runtime.Generation;
 using OnnxGpt.Runtime.Model;
-using OnnxGpt.Runtime.Providers;
 
 namespace OnnxGpt.Cli.Commands;
 
@@ -15,81 +16,95 @@ namespace OnnxGpt.Cli.Commands;
 /// the prompt, with and without the KV cache, and the managed bytes allocated per generated token. By default on
 /// GPT-2 124M with seeded weights, exported once (portable or fused graph, float or quantized) to a cache folder.
 /// </summary>
-public sealed class BenchCommand : ICommand
+internal sealed class BenchCommand : CliCommand
 {
-    public string Name => "bench";
+    private readonly Option<string?> _model = CliOption.Text("--model", "DIR", "benchmark this model folder", "--preset's export");
 
-    public string Summary => "time to first token, prompt and decode speed with and without the KV cache, managed bytes per token";
+    private readonly Option<string?> _preset = CliOption.OptionalChoice("--preset",
+        $"a preset with seeded weights, exported once into --cache-dir: {string.Join(", ", GptPresets.Names)}", "gpt2",
+        [.. GptPresets.Names], helpName: "NAME");
 
-    public string Usage => """
-        usage: onnxgpt bench [--model DIR | --preset NAME [--seed N] [--graph portable|fused] [--quantize int4|int8]
-                             [--cache-dir DIR]] [--prompt-lengths 16,512] [--new-tokens N] [--recompute-tokens N]
-                             [--threads N] [--provider LIST] [--json]
-          --model DIR          benchmark this model folder
-          --preset NAME        a preset with seeded weights (default gpt2, seed 1), exported once into
-                               --cache-dir (default: onnxgpt-bench under the system temp folder)
-          --graph, --quantize  how the preset is exported (as onnxgpt export; default portable, float)
-          --prompt-lengths L   prompt lengths to decode after (default 16,512); a long prompt times fewer tokens
-                               where the context leaves less room (at least one)
-          --new-tokens N       tokens timed per run with the KV cache (default 64, after 2 warm-up tokens)
-          --recompute-tokens N tokens timed per run without the cache, which recomputes everything (default 8; 0 skips)
-          --threads N          ONNX Runtime intra-op threads (default 2)
-          --provider LIST      execution providers (default cpu)
-          --json               one JSON object per run
-        """;
+    private readonly Option<long> _seed = CliOption.Long("--seed", "N", "seed of the preset's weights and of the prompts", 1, min: 0);
 
-    public IReadOnlyCollection<string> Flags => ["json", RuntimeArgs.FallbackFlag, RuntimeArgs.OrtWarningsFlag];
+    private readonly Option<string?> _graph = CliOption.OptionalChoice("--graph", "how the preset is exported (as onnxgpt export)",
+        "portable", ["portable", "fused"]);
 
-    public int Run(CliArgs args, TextWriter stdout, TextWriter stderr)
+    private readonly Option<string?> _quantize = CliOption.OptionalChoice("--quantize", "how the preset is exported (as onnxgpt export; needs --graph fused)",
+        "none", ["int4", "int8"]);
+
+    private readonly Option<string?> _cacheDir = CliOption.Text("--cache-dir", "DIR", "where the preset is exported",
+        "onnxgpt-bench under the system temp folder");
+
+    private static readonly int[] DefaultPromptLengths = [16, 512];
+
+    private readonly Option<int[]?> _promptLengths = CliOption.IntList("--prompt-lengths", "L",
+        "prompt lengths to decode after; a long prompt times fewer tokens where the context leaves less room (at least one)",
+        string.Join(',', DefaultPromptLengths), min: 1);
+
+    private readonly Option<int> _newTokens = CliOption.Int("--new-tokens", "N", "tokens timed per run with the KV cache (after 2 warm-up tokens)", 64, min: 1);
+
+    private readonly Option<int> _recomputeTokens = CliOption.Int("--recompute-tokens", "N",
+        "tokens timed per run without the cache, which recomputes everything; 0 skips those runs", 8, min: 0);
+
+    private readonly SessionOptionGroup _session = new(defaultThreads: 2, threadsDefaultText: "2, for figures comparable across machines");
+
+    private readonly Option<bool> _json = CliOption.Flag("--json", "one JSON object per run");
+
+    public BenchCommand()
+        : base("bench", "time to first token, prompt and decode speed with and without the KV cache, managed bytes per token")
     {
-        string? modelPath = args.Option("model"), preset = args.Option("preset"), cacheDir = args.Option("cache-dir");
-        long seed = args.Long("seed") ?? 1;
-        string? graphChoice = args.Choice("graph", "portable", "fused"), quantizeChoice = args.Choice("quantize", "int4", "int8");
+        Options.Add(_model);
+        Options.Add(_preset);
+        Options.Add(_seed);
+        Options.Add(_graph);
+        Options.Add(_quantize);
+        Options.Add(_cacheDir);
+        Options.Add(_promptLengths);
+        Options.Add(_newTokens);
+        Options.Add(_recomputeTokens);
+        _session.AddTo(this);
+        Options.Add(_json);
+        Validators.Add(r =>
+        {
+            if (r.Given(_model) && (r.Given(_preset) || r.Given(_cacheDir) || r.Given(_graph) || r.Given(_quantize)))
+            {
+                r.AddError("--model and --preset/--cache-dir/--graph/--quantize exclude each other.");
+            }
+
+            if (r.Given(_quantize) && r.ValueIfValid(_graph) != "fused")
+            {
+                r.AddError("--quantize needs --graph fused (MatMulNBits is an ONNX Runtime operator).");
+            }
+        });
+    }
+
+    protected override int Run(ParseResult parse, TextWriter stdout, TextWriter stderr)
+    {
+        string? modelPath = parse.GetValue(_model);
+        long seed = parse.GetValue(_seed);
         var graph = new GraphOptions
         {
-            Flavor = graphChoice == "fused" ? GraphFlavor.Fused : GraphFlavor.Portable,
-            Quantization = quantizeChoice switch
+            Flavor = parse.GetValue(_graph) == "fused" ? GraphFlavor.Fused : GraphFlavor.Portable,
+            Quantization = parse.GetValue(_quantize) switch
             {
                 "int4" => WeightQuantization.Int4,
                 "int8" => WeightQuantization.Int8,
                 _ => WeightQuantization.None,
             },
         };
-        var lengths = RuntimeArgs.ParseIds(args.Option("prompt-lengths") ?? "16,512", "prompt-lengths");
-        int newTokens = args.Int("new-tokens") ?? 64, recomputeTokens = args.Int("recompute-tokens") ?? 8;
-        bool json = args.Flag("json");
-        int threads = args.Int("threads") ?? 2;
-        var session = RuntimeArgs.ReadSession(args);
-        args.EnsureAllRead();
-        if (modelPath is not null && (preset is not null || cacheDir is not null || graphChoice is not null || quantizeChoice is not null))
-        {
-            throw new CliUsageException("--model and --preset/--cache-dir/--graph/--quantize exclude each other.");
-        }
-
-        if (graph.Quantization != WeightQuantization.None && graph.Flavor != GraphFlavor.Fused)
-        {
-            throw new CliUsageException("--quantize needs --graph fused (MatMulNBits is an ONNX Runtime operator).");
-        }
-
-        if (newTokens < 1 || recomputeTokens < 0 || seed < 0 || lengths.Any(l => l < 1))
-        {
-            throw new CliUsageException("--new-tokens and the prompt lengths must be at least 1; --recompute-tokens and --seed at least 0.");
-        }
-
-        // Threads default to 2 here (comparable figures), unless --threads said otherwise.
-        session = session with
-        {
-            Providers = [.. session.Providers.Select(p => p is CpuProvider { IntraOpThreads: 0 } cpu ? cpu with { IntraOpThreads = threads } : p)],
-        };
-
+        var lengths = parse.GetValue(_promptLengths) is { Length: > 0 } given ? given : DefaultPromptLengths;
+        int newTokens = parse.GetValue(_newTokens), recomputeTokens = parse.GetValue(_recomputeTokens);
+        bool json = parse.GetValue(_json);
+        var cacheDir = parse.GetValue(_cacheDir);
+        var preset = parse.GetValue(_preset);
         modelPath ??= EnsureExported(preset ?? "gpt2", (ulong)seed, graph, cacheDir, stderr);
-        using var model = RuntimeArgs.Load(modelPath, session, stderr);
+        using var model = _session.Load(modelPath, parse, stderr);
         int context = model.Config.ContextLength;
         int longest = lengths.Max() + WarmUp + 2;   // the prompt, the first token, the warm-up, one timed token
         if (longest > context)
         {
             throw new CliUsageException(
-                $"a prompt of {lengths.Max()} tokens needs {longest} (first token, {WarmUp} warm-up, one timed) but the model's context is {context}.");
+                $"--prompt-lengths: a prompt of {lengths.Max()} tokens needs {longest} (first token, {WarmUp} warm-up, one timed) but the model's context is {context}.");
         }
 
         if (!json)
@@ -153,7 +168,7 @@ public sealed class BenchCommand : ICommand
             }
         }
 
-        return 0;
+        return ExitCodes.Success;
     }
 
     /// <summary>Tokens generated after the first and before the timed ones.</summary>

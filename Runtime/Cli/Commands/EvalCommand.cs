@@ -1,51 +1,61 @@
+using System.CommandLine;
 using System.Diagnostics;
 using System.Text.Json.Nodes;
+using OnnxGpt.Cli.Options;
 using OnnxGpt.Runtime.Evaluation;
 
 namespace OnnxGpt.Cli.Commands;
 
 /// <summary><c>onnxgpt eval</c>: mean negative log-likelihood and perplexity of a text.</summary>
-public sealed class EvalCommand : ICommand
+internal sealed class EvalCommand : CliCommand
 {
-    public string Name => "eval";
+    private readonly Option<string> _model = CliOption.RequiredText("--model", "DIR", "a model folder (or .onnx file)");
 
-    public string Summary => "mean NLL (nats/token) and perplexity of a text, sliding over the context";
+    private readonly Option<string?> _textFile = CliOption.Text("--text-file", "FILE", "UTF-8 text, encoded with the model's tokenizer", "none");
 
-    public string Usage => """
-        usage: onnxgpt eval --model DIR (--text-file FILE | --ids 1,2,3) [--stride N] [--provider LIST] [--threads N] [--json]
-          --text-file FILE   UTF-8 text, encoded with the model's tokenizer
-          --ids 1,2,3        token ids
-          --stride N         tokens between the starts of context windows when the text is longer than the
-                             context (default half the context); each token is scored once
-        SESSION
-          --json             one JSON object: tokens, windows, mean_nll, perplexity, bits_per_token, seconds
-        """.Replace("SESSION", RuntimeArgs.SessionUsage, StringComparison.Ordinal);
+    private readonly Option<int[]?> _ids = CliOption.IntList("--ids", "1,2,3", "token ids", "none", min: 0);
 
-    public IReadOnlyCollection<string> Flags => ["json", RuntimeArgs.FallbackFlag, RuntimeArgs.OrtWarningsFlag];
+    private readonly Option<int?> _stride = CliOption.OptionalInt("--stride", "N",
+        "tokens between the starts of context windows when the text is longer than the context; each token is scored once",
+        "half the context", min: 1);
 
-    public int Run(CliArgs args, TextWriter stdout, TextWriter stderr)
+    private readonly SessionOptionGroup _session = new();
+
+    private readonly Option<bool> _json = CliOption.Flag("--json",
+        "one JSON object: tokens, windows, mean_nll, perplexity, bits_per_token, seconds");
+
+    public EvalCommand()
+        : base("eval", "mean NLL (nats/token) and perplexity of a text, sliding over the context")
     {
-        string modelPath = args.Required("model");
-        string? textFile = args.Option("text-file"), idsText = args.Option("ids");
-        int? stride = args.Int("stride");
-        bool json = args.Flag("json");
-        var session = RuntimeArgs.ReadSession(args);
-        args.EnsureAllRead();
-        if ((textFile is null) == (idsText is null))
+        Options.Add(_model);
+        Options.Add(_textFile);
+        Options.Add(_ids);
+        Options.Add(_stride);
+        _session.AddTo(this);
+        Options.Add(_json);
+        Validators.Add(r =>
         {
-            throw new CliUsageException("give one of --text-file, --ids.");
-        }
+            if (r.Given(_textFile) == r.Given(_ids))
+            {
+                r.AddError("give one of --text-file, --ids.");
+            }
+        });
+    }
 
-        using var model = RuntimeArgs.Load(modelPath, session, stderr);
-        if (stride is { } s && (s < 1 || s > model.Config.ContextLength))
+    protected override int Run(ParseResult parse, TextWriter stdout, TextWriter stderr)
+    {
+        string? textFile = parse.GetValue(_textFile);
+        int? stride = parse.GetValue(_stride);
+        using var model = _session.Load(parse.GetRequiredValue(_model), parse, stderr);
+        if (stride is { } s && s > model.Config.ContextLength)
         {
-            throw new CliUsageException($"--stride must be between 1 and the context length {model.Config.ContextLength}, not {s}.");
+            throw new CliUsageException($"--stride must be from 1 to the model's context length {model.Config.ContextLength}; found {s}.");
         }
 
         int[] tokens;
-        if (idsText is not null)
+        if (parse.GetValue(_ids) is { Length: > 0 } ids)   // Not given, an array option reads as empty.
         {
-            tokens = RuntimeArgs.ParseIds(idsText, "ids");
+            tokens = ids;
         }
         else
         {
@@ -66,7 +76,7 @@ public sealed class EvalCommand : ICommand
         var clock = Stopwatch.StartNew();
         var result = Perplexity.Evaluate(model, tokens, stride);
         double seconds = clock.Elapsed.TotalSeconds;
-        if (json)
+        if (parse.GetValue(_json))
         {
             stdout.WriteLine(new JsonObject
             {
@@ -85,6 +95,6 @@ public sealed class EvalCommand : ICommand
                 $"mean NLL {result.MeanNll:F4} nats/token ({result.BitsPerToken:F4} bits), perplexity {result.Perplexity:F3} ({seconds:F1} s)");
         }
 
-        return 0;
+        return ExitCodes.Success;
     }
 }

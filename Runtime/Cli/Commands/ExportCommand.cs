@@ -1,91 +1,125 @@
+using System.CommandLine;
 using System.Diagnostics;
+using OnnxGpt.Cli.Options;
 using OnnxGpt.Contracts;
+using OnnxGpt.Exporter;
 using OnnxGpt.Exporter.Checkpoints;
 using OnnxGpt.Exporter.Model;
 using OnnxGpt.Exporter.Onnx;
-using OnnxGpt.Exporter;
 
 namespace OnnxGpt.Cli.Commands;
 
 /// <summary><c>onnxgpt export</c>: weights from a preset + seed, a config + seed, or a Hugging Face folder, to a model folder.</summary>
-public sealed class ExportCommand : ICommand
+internal sealed class ExportCommand : CliCommand
 {
-    public string Name => "export";
+    private readonly Option<string?> _preset = CliOption.OptionalChoice("--preset",
+        $"a named shape with seeded GPT-2 initialisation: {string.Join(", ", GptPresets.Names)}", "none",
+        [.. GptPresets.Names], helpName: "NAME");
 
-    public string Summary => "export a GPT (preset, config or Hugging Face checkpoint) to an ONNX model folder";
+    private readonly Option<string?> _config = CliOption.Text("--config", "FILE",
+        "a Hugging Face GPT-2 style config.json, with seeded initialisation", "none");
 
-    public string Usage => """
-        usage: onnxgpt export (--preset NAME [--seed N] | --config FILE.json [--seed N] | --hf DIR) --out DIR
-                              [--graph portable|fused] [--dtype fp32|fp16] [--quantize int4|int8] [--block-size 32]
-                              [--external-data auto|always] [--force]
-          --preset NAME      a named shape with seeded GPT-2 initialisation: PRESETS
-          --config FILE      a Hugging Face GPT-2 style config.json, seeded initialisation
-          --seed N           seed of the initialisation (default 1); the same seed gives a byte-identical model
-          --hf DIR           a Hugging Face GPT-2 folder: config.json + model.safetensors (or a sharded index)
-          --out DIR          the model folder to write (refused if it exists and is not empty, unless --force)
-          --graph            portable: standard ONNX operators, any execution provider (default);
-                             fused: ONNX Runtime contrib operators, KV cache updated in place, faster on CPU
-          --dtype            fp32 (default) or fp16: weights, activations and KV cache in float16 (for GPUs above
-                             all; ONNX Runtime also runs it on CPU); logits stay float32
-          --quantize         weight-only block quantization of the projections and the head (fused graph):
-                             int8 or int4 (MatMulNBits); embeddings stay float
-          --block-size N     values per quantization block (default 32)
-          --external-data    auto: weights over 2 GiB go to model.onnx.data; always: every weight does
-        """.Replace("PRESETS", string.Join(", ", GptPresets.Names), StringComparison.Ordinal);
+    private readonly Option<long?> _seed = CliOption.OptionalLong("--seed", "N",
+        "seed of the initialisation of --preset or --config; the same seed gives a byte-identical model", "1", min: 0);
 
-    public IReadOnlyCollection<string> Flags => ["force"];
+    private readonly Option<string?> _hf = CliOption.Text("--hf", "DIR",
+        "a Hugging Face GPT-2 folder: config.json + model.safetensors (or a sharded index), or a training run's folder", "none");
 
-    public int Run(CliArgs args, TextWriter stdout, TextWriter stderr)
+    private readonly Option<string> _out = CliOption.RequiredText("--out", "DIR",
+        "the model folder to write (refused if it exists and is not empty, unless --force)");
+
+    private readonly Option<string> _graph = CliOption.Choice("--graph",
+        "portable: standard ONNX operators, any execution provider; fused: ONNX Runtime contrib operators, KV cache updated in place, faster on CPU",
+        "portable", ["portable", "fused"]);
+
+    private readonly Option<string> _dtype = CliOption.Choice("--dtype",
+        "fp16: weights, activations and KV cache in float16 (for GPUs above all; ONNX Runtime also runs it on CPU); logits stay float32",
+        "fp32", ["fp32", "fp16"]);
+
+    private readonly Option<string?> _quantize = CliOption.OptionalChoice("--quantize",
+        "weight-only block quantization of the projections and the head (needs --graph fused; MatMulNBits); embeddings stay float",
+        "none", ["int4", "int8"]);
+
+    private readonly Option<int> _blockSize = CliOption.Int("--block-size", "N",
+        "values per quantization block: a power of two, at least 16", 32, min: 16,
+        rule: n => (n & (n - 1)) == 0 ? null : "must be a power of two (16, 32, 64, ...)");
+
+    private readonly Option<string> _externalData = CliOption.Choice("--external-data",
+        "auto: weights over 2 GiB go to model.onnx.data; always: every weight does", "auto", ["auto", "always"]);
+
+    private readonly Option<bool> _force = CliOption.Flag("--force", "replace the model in a folder that is not empty");
+
+    public ExportCommand()
+        : base("export", "export a GPT (preset, config or Hugging Face checkpoint) to an ONNX model folder")
     {
-        string? preset = args.Option("preset"), configPath = args.Option("config"), hf = args.Option("hf");
-        long? seed = args.Long("seed");
-        string output = args.Required("out");
-        var external = args.Choice("external-data", "auto", "always") == "always" ? ExternalDataMode.Always : ExternalDataMode.Auto;
-        bool force = args.Flag("force");
+        Options.Add(_preset);
+        Options.Add(_config);
+        Options.Add(_seed);
+        Options.Add(_hf);
+        Options.Add(_out);
+        Options.Add(_graph);
+        Options.Add(_dtype);
+        Options.Add(_quantize);
+        Options.Add(_blockSize);
+        Options.Add(_externalData);
+        Options.Add(_force);
+        Validators.Add(r =>
+        {
+            int sources = (r.Given(_preset) ? 1 : 0) + (r.Given(_config) ? 1 : 0) + (r.Given(_hf) ? 1 : 0);
+            if (sources != 1)
+            {
+                r.AddError("give exactly one of --preset, --config, --hf.");
+            }
+            else if (r.Given(_hf) && r.Given(_seed))
+            {
+                r.AddError("--seed applies to --preset and --config; a checkpoint has its own weights.");
+            }
+
+            if (r.Given(_quantize) && r.ValueIfValid(_graph) != "fused")
+            {
+                r.AddError("--quantize needs --graph fused (MatMulNBits is an ONNX Runtime operator).");
+            }
+
+            if (r.Given(_quantize) && r.ValueIfValid(_dtype) == "fp16")
+            {
+                r.AddError("--dtype fp16 and --quantize exclude each other: quantized weights keep float32 activations; choose one.");
+            }
+        });
+    }
+
+    protected override int Run(ParseResult parse, TextWriter stdout, TextWriter stderr)
+    {
+        string? preset = parse.GetValue(_preset), configPath = parse.GetValue(_config), hf = parse.GetValue(_hf);
+        string output = parse.GetRequiredValue(_out);
         var graph = new GraphOptions
         {
-            Flavor = args.Choice("graph", "portable", "fused") == "fused" ? GraphFlavor.Fused : GraphFlavor.Portable,
-            Quantization = args.Choice("quantize", "int4", "int8") switch
+            Flavor = parse.GetValue(_graph) == "fused" ? GraphFlavor.Fused : GraphFlavor.Portable,
+            Quantization = parse.GetValue(_quantize) switch
             {
                 "int4" => WeightQuantization.Int4,
                 "int8" => WeightQuantization.Int8,
                 _ => WeightQuantization.None,
             },
-            BlockSize = args.Int("block-size") ?? 32,
-            Precision = args.Choice("dtype", "fp32", "fp16") == "fp16" ? WeightPrecision.Float16 : WeightPrecision.Float32,
+            BlockSize = parse.GetValue(_blockSize),
+            Precision = parse.GetValue(_dtype) == "fp16" ? WeightPrecision.Float16 : WeightPrecision.Float32,
         };
-        args.EnsureAllRead();
-        if (graph.Quantization != WeightQuantization.None && graph.Flavor != GraphFlavor.Fused)
-        {
-            throw new CliUsageException("--quantize needs --graph fused (MatMulNBits is an ONNX Runtime operator).");
-        }
 
-        int sources = (preset is null ? 0 : 1) + (configPath is null ? 0 : 1) + (hf is null ? 0 : 1);
-        if (sources != 1)
+        if (File.Exists(output))
         {
-            throw new CliUsageException("give exactly one of --preset, --config, --hf.");
-        }
-
-        if (hf is not null && seed is not null)
-        {
-            throw new CliUsageException("--seed applies to --preset and --config; a checkpoint has its own weights.");
-        }
-
-        if (seed is < 0)
-        {
-            throw new CliUsageException($"--seed must be 0 or more, not {seed}.");
+            throw new CliUsageException($"--out: '{output}' is a file; give a folder to write the model into.");
         }
 
         var clock = Stopwatch.StartNew();
-        // Everything the export needs is checked before a weight is built or read: a bad option fails at once.
+        // Everything the export needs is checked before a weight is built or read (which takes seconds and gigabytes
+        // for the large presets): a bad option fails at once.
         var config = hf is not null ? HfCheckpoint.ReadConfig(hf)
             : preset is not null ? GptPresets.Get(preset)
             : GptConfig.FromFile(configPath!);
         var options = new ExportOptions
         {
-            ExternalData = external,
+            ExternalData = parse.GetValue(_externalData) == "always" ? ExternalDataMode.Always : ExternalDataMode.Auto,
             Graph = graph,
-            Force = force,
+            Force = parse.GetValue(_force),
             Tokenizer = TokenizerDetection.Detect(hf, config.VocabSize),
             TokenizerSourceFolder = hf,
             InputFolder = hf,
@@ -101,10 +135,10 @@ public sealed class ExportCommand : ICommand
         }
         else
         {
-            ulong s = (ulong)(seed ?? 1);
-            stderr.WriteLine($"initialising {config.ParameterCount:N0} parameters (seed {s})");
-            weights = SeededInit.Create(config, s);
-            source = $"{(preset is not null ? $"preset {preset}" : "config " + Path.GetFileName(configPath))}, GPT-2 initialisation with seed {s}";
+            ulong seed = (ulong)(parse.GetValue(_seed) ?? 1);
+            stderr.WriteLine($"initialising {config.ParameterCount:N0} parameters (seed {seed})");
+            weights = SeededInit.Create(config, seed);
+            source = $"{(preset is not null ? $"preset {preset}" : "config " + Path.GetFileName(configPath))}, GPT-2 initialisation with seed {seed}";
         }
 
         options = options with { Source = source };
@@ -114,7 +148,7 @@ public sealed class ExportCommand : ICommand
         stdout.WriteLine($"wrote {result.ModelPath} ({result.ModelBytes / 1048576.0:F1} MiB)" +
             (result.ExternalDataPath is null ? "" : $" and {result.ExternalDataPath} ({result.ExternalDataBytes / 1048576.0:F1} MiB)") +
             $" in {clock.Elapsed.TotalSeconds:F1} s");
-        return 0;
+        return ExitCodes.Success;
     }
 
     /// <summary>

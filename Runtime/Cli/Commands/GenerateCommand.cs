@@ -1,93 +1,119 @@
-using System.Text.Json.Nodes;
+using System.CommandLine;
 using System.Text.Json;
+using System.Text.Json.Nodes;
+using OnnxGpt.Cli.Options;
 using OnnxGpt.Contracts;
 using OnnxGpt.Runtime.Generation;
 
 namespace OnnxGpt.Cli.Commands;
 
 /// <summary><c>onnxgpt generate</c>: continue a prompt (or a file of prompts, as one batch), streaming text to stdout.</summary>
-public sealed class GenerateCommand : ICommand
+internal sealed class GenerateCommand : CliCommand
 {
-    public string Name => "generate";
+    private const string ModelsDefault = "the model's (see onnxgpt inspect)";
 
-    public string Summary => "generate text from a prompt (or token ids), streamed to stdout";
+    private readonly Option<string> _model = CliOption.RequiredText("--model", "DIR", "a model folder (or .onnx file)");
 
-    public string Usage => """
-        usage: onnxgpt generate --model DIR (--prompt TEXT | --ids 1,2,3 | --prompts-file FILE)
-                                [--max-new-tokens N] [--greedy] [--temperature T] [--top-k K] [--top-p P]
-                                [--repetition-penalty R] [--seed S] [--stop TEXT]... [--truncate left]
-                                [--no-cache] [--provider LIST] [--threads N] [--json]
-          --model DIR        a model folder (or .onnx file)
-          --prompt TEXT      the prompt, encoded with the model's tokenizer
-          --ids 1,2,3        the prompt as token ids (for a model without a tokenizer, output is ids too)
-          --prompts-file F   one prompt per line, generated together as a batch
-          --max-new-tokens N, --temperature T, --top-k K, --top-p P, --repetition-penalty R
-                             override the model's generation defaults (top-k 0 and top-p 1 turn those off)
-          --greedy           pick the most likely token (same as --temperature 0)
-          --seed S           seed of the sampler (default: random, printed on stderr)
-          --stop TEXT        stop a sequence when its text contains TEXT (repeatable)
-          --truncate left    drop the oldest prompt tokens when the prompt does not fit the context
-          --no-cache         recompute the whole sequence every step (slow; for comparison)
-        SESSION
-          --json             one JSON object per sequence: ids (prompt + generated), text, finish reason, timing
-        """.Replace("SESSION", RuntimeArgs.SessionUsage, StringComparison.Ordinal);
+    private readonly Option<string?> _prompt = CliOption.Text("--prompt", "TEXT", "the prompt, encoded with the model's tokenizer", "none");
 
-    public IReadOnlyCollection<string> Flags => ["greedy", "json", "no-cache", RuntimeArgs.FallbackFlag, RuntimeArgs.OrtWarningsFlag];
+    private readonly Option<int[]?> _ids = CliOption.IntList("--ids", "1,2,3",
+        "the prompt as token ids (for a model without a tokenizer, output is ids too)", "none", min: 0);
 
-    public int Run(CliArgs args, TextWriter stdout, TextWriter stderr)
+    private readonly Option<string?> _promptsFile = CliOption.Text("--prompts-file", "FILE",
+        "one prompt per line, generated together as a batch", "none");
+
+    private readonly Option<int?> _maxNewTokens = CliOption.OptionalInt("--max-new-tokens", "N",
+        "most tokens to generate after the prompt", ModelsDefault, min: 0);
+
+    private readonly Option<bool> _greedy = CliOption.Flag("--greedy", "pick the most likely token (same as --temperature 0)");
+
+    private readonly Option<double?> _temperature = CliOption.OptionalNumber("--temperature", "T",
+        "divide the logits by T before sampling; 0 picks the most likely token", ModelsDefault, NumberRange.AtLeast(0));
+
+    private readonly Option<int?> _topK = CliOption.OptionalInt("--top-k", "K",
+        "sample from the K most likely tokens; 0 turns top-k off", ModelsDefault, min: 0);
+
+    private readonly Option<double?> _topP = CliOption.OptionalNumber("--top-p", "P",
+        "sample from the most likely tokens whose probability reaches P; 1 turns top-p off", ModelsDefault, new NumberRange(0, 1, MinExclusive: true));
+
+    private readonly Option<double?> _repetitionPenalty = CliOption.OptionalNumber("--repetition-penalty", "R",
+        "divide the logits of tokens seen before by R (Hugging Face's penalty); 1 turns it off", ModelsDefault, NumberRange.Above(0));
+
+    private readonly Option<long?> _seed = CliOption.OptionalLong("--seed", "S",
+        "seed of the sampler, to repeat a run", "random, printed on stderr", min: 0);
+
+    private readonly Option<string[]> _stop = CliOption.Repeated("--stop", "TEXT", "stop a sequence when its text contains TEXT", "none");
+
+    private readonly Option<string> _truncate = CliOption.Choice("--truncate",
+        "left: drop the oldest prompt tokens when the prompt does not fit the context; none: refuse such a prompt", "none", ["none", "left"]);
+
+    private readonly Option<bool> _noCache = CliOption.Flag("--no-cache", "recompute the whole sequence every step (slow; for comparison)");
+
+    private readonly Option<bool> _json = CliOption.Flag("--json",
+        "one JSON object per sequence: ids (prompt + generated), text, finish reason, timing");
+
+    private readonly SessionOptionGroup _session = new();
+
+    public GenerateCommand()
+        : base("generate", "generate text from a prompt (or token ids), streamed to stdout")
     {
-        string modelPath = args.Required("model");
-        string? prompt = args.Option("prompt"), idsText = args.Option("ids"), promptsFile = args.Option("prompts-file");
-        int? maxNewTokens = args.Int("max-new-tokens"), topK = args.Int("top-k");
-        double? temperature = args.Double("temperature"), topP = args.Double("top-p"), penalty = args.Double("repetition-penalty");
-        long? seed = args.Long("seed");
-        bool greedy = args.Flag("greedy"), json = args.Flag("json"), noCache = args.Flag("no-cache");
-        var stops = args.Options("stop");
-        var truncate = args.Choice("truncate", "none", "left");
-        var session = RuntimeArgs.ReadSession(args);
-        args.EnsureAllRead();
-        if ((prompt is null ? 0 : 1) + (idsText is null ? 0 : 1) + (promptsFile is null ? 0 : 1) != 1)
+        Options.Add(_model);
+        Options.Add(_prompt);
+        Options.Add(_ids);
+        Options.Add(_promptsFile);
+        Options.Add(_maxNewTokens);
+        Options.Add(_greedy);
+        Options.Add(_temperature);
+        Options.Add(_topK);
+        Options.Add(_topP);
+        Options.Add(_repetitionPenalty);
+        Options.Add(_seed);
+        Options.Add(_stop);
+        Options.Add(_truncate);
+        Options.Add(_noCache);
+        _session.AddTo(this);
+        Options.Add(_json);
+        Validators.Add(r =>
         {
-            throw new CliUsageException("give exactly one of --prompt, --ids, --prompts-file.");
-        }
+            if ((r.Given(_prompt) ? 1 : 0) + (r.Given(_ids) ? 1 : 0) + (r.Given(_promptsFile) ? 1 : 0) != 1)
+            {
+                r.AddError("give exactly one of --prompt, --ids, --prompts-file.");
+            }
 
-        if (seed is < 0)
-        {
-            throw new CliUsageException($"--seed must be 0 or more, not {seed}.");
-        }
+            if (r.ValueIfValid(_stop) is { } stops && stops.Any(s => s.Length == 0))
+            {
+                r.AddError("--stop: a stop string needs at least one character.");
+            }
+        });
+    }
 
-        using var model = RuntimeArgs.Load(modelPath, session, stderr);
-        var defaults = GenerationOptions.FromDefaults(model.GenerationDefaults);
-        var options = defaults with
+    protected override int Run(ParseResult parse, TextWriter stdout, TextWriter stderr)
+    {
+        string? prompt = parse.GetValue(_prompt), promptsFile = parse.GetValue(_promptsFile);
+        int[]? ids = parse.GetValue(_ids);
+        using var model = _session.Load(parse.GetRequiredValue(_model), parse, stderr);
+        var options = new GenerationOverrides
         {
-            MaxNewTokens = maxNewTokens ?? defaults.MaxNewTokens,
-            DoSample = !greedy && (temperature is > 0 || defaults.DoSample),
-            Temperature = temperature ?? defaults.Temperature,
-            TopK = topK ?? defaults.TopK,
-            TopP = topP ?? defaults.TopP,
-            RepetitionPenalty = penalty ?? defaults.RepetitionPenalty,
-            Seed = seed is null ? null : (ulong)seed.Value,
-            StopStrings = stops,
-        };
-        try
-        {
-            options.Validate();
-        }
-        catch (ArgumentException e)
-        {
-            throw new CliUsageException(e.Message);
-        }
+            MaxNewTokens = parse.GetValue(_maxNewTokens),
+            Temperature = parse.GetValue(_temperature),
+            TopK = parse.GetValue(_topK),
+            TopP = parse.GetValue(_topP),
+            RepetitionPenalty = parse.GetValue(_repetitionPenalty),
+            Seed = parse.GetValue(_seed) is { } seed ? (ulong)seed : null,
+            Greedy = parse.GetValue(_greedy),
+            StopStrings = parse.GetValue(_stop) ?? [],
+        }.ApplyTo(GenerationOptions.FromDefaults(model.GenerationDefaults));
+        options.Validate();   // The command line's values were checked when parsed; this checks the model's defaults.
 
         var settings = new GeneratorOptions
         {
-            UseKvCache = !noCache,
-            Truncation = truncate == "left" ? PromptTruncation.Left : PromptTruncation.None,
+            UseKvCache = !parse.GetValue(_noCache),
+            Truncation = parse.GetValue(_truncate) == "left" ? PromptTruncation.Left : PromptTruncation.None,
         };
         using var generator = model.CreateGenerator(options, settings);
         string[]? texts = null;
-        if (idsText is not null)
+        if (ids is { Length: > 0 })   // Not given, an array option reads as empty.
         {
-            var ids = RuntimeArgs.ParseIds(idsText, "ids");
             generator.Append(ids);
             if (model.Tokenizer is { } tokenizer)
             {
@@ -119,6 +145,7 @@ public sealed class GenerateCommand : ICommand
         Console.CancelKeyPress += onCancel;
         try
         {
+            bool json = parse.GetValue(_json);
             if (json || generator.BatchSize > 1)
             {
                 var results = generator.GenerateAll(cancel.Token);
@@ -136,18 +163,18 @@ public sealed class GenerateCommand : ICommand
                 }
 
                 PrintTiming(stderr, results);
-                return 0;
+                return ExitCodes.Success;
             }
 
             Stream(generator, texts?[0], stdout, cancel.Token);
             PrintTiming(stderr, generator.Results());
-            return 0;
+            return ExitCodes.Success;
         }
         catch (OperationCanceledException)
         {
             stdout.WriteLine();
             stderr.WriteLine("cancelled");
-            return 130;
+            return ExitCodes.Cancelled;
         }
         finally
         {

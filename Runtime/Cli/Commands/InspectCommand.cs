@@ -1,40 +1,50 @@
+using System.CommandLine;
 using System.Diagnostics;
 using Microsoft.ML.OnnxRuntime;
+using OnnxGpt.Cli.Options;
 using OnnxGpt.Exporter.Onnx;
 
 namespace OnnxGpt.Cli.Commands;
 
 /// <summary><c>onnxgpt inspect DIR|FILE [--load]</c>: what a person wants to know before opening Netron.</summary>
-public sealed class InspectCommand : ICommand
+internal sealed class InspectCommand : CliCommand
 {
-    public string Name => "inspect";
+    private readonly Argument<string?> _path = new("DIR|FILE") { Description = "a model folder or .onnx file", Arity = ArgumentArity.ZeroOrOne };
 
-    public string Summary => "show a model's inputs, outputs, operators, parameters and metadata";
+    private readonly Option<bool> _load = CliOption.Flag("--load",
+        "also load the model into ONNX Runtime (CPU) and report the time and memory it took");
 
-    public string Usage => """
-        usage: onnxgpt inspect DIR|FILE [--load]
-          --load   also load the model into ONNX Runtime (CPU) and report the time and memory it took
-        """;
+    private readonly Option<bool> _ortWarnings = CliOption.Flag("--ort-warnings",
+        "with --load, print ONNX Runtime's own warnings too (by default only its errors)");
 
-    public IReadOnlyCollection<string> Flags => ["load"];
-
-    public int Run(CliArgs args, TextWriter stdout, TextWriter stderr)
+    public InspectCommand()
+        : base("inspect", "show a model's inputs, outputs, operators, parameters and metadata")
     {
-        bool load = args.Flag("load");
-        args.EnsureAllRead(maxPositional: 1);
-        if (args.Positional.Count != 1)
+        Arguments.Add(_path);
+        Options.Add(_load);
+        Options.Add(_ortWarnings);
+        Validators.Add(r =>
         {
-            throw new CliUsageException("give one model folder or .onnx file.");
-        }
+            if (r.GetResult(_path) is null)
+            {
+                r.AddError("give one model folder or .onnx file.");
+            }
+        });
+    }
 
-        var info = ModelInspector.Open(args.Positional[0]);
+    protected override int Run(ParseResult parse, TextWriter stdout, TextWriter stderr)
+    {
+        var info = ModelInspector.Open(parse.GetValue(_path)!);
         stdout.Write(info.Summary());
-        if (load)
+        if (parse.GetValue(_load))
         {
             var clock = Stopwatch.StartNew();
             try
             {
-                using var options = new SessionOptions();
+                using var options = new SessionOptions
+                {
+                    LogSeverityLevel = parse.GetValue(_ortWarnings) ? OrtLoggingLevel.ORT_LOGGING_LEVEL_WARNING : OrtLoggingLevel.ORT_LOGGING_LEVEL_ERROR,
+                };
                 using var session = new InferenceSession(info.Path, options);
                 clock.Stop();
                 using var self = Process.GetCurrentProcess();
@@ -48,6 +58,6 @@ public sealed class InspectCommand : ICommand
             }
         }
 
-        return 0;
+        return ExitCodes.Success;
     }
 }

@@ -1,4 +1,6 @@
+using System.CommandLine;
 using Microsoft.Extensions.Logging;
+using OnnxGpt.Cli.Options;
 using OnnxGpt.Cli.Serving;
 using OnnxGpt.Contracts;
 using OnnxGpt.Runtime.Chat;
@@ -7,61 +9,79 @@ using OnnxGpt.Runtime.Generation;
 namespace OnnxGpt.Cli.Commands;
 
 /// <summary><c>onnxgpt serve --model DIR</c>: an OpenAI-compatible HTTP server (chat and text completions) until Ctrl+C.</summary>
-public sealed class ServeCommand : ICommand
+internal sealed class ServeCommand : CliCommand
 {
-    public string Name => "serve";
+    private static readonly ServerOptions Defaults = new();
 
-    public string Summary => "serve a model over an OpenAI-compatible HTTP API (/v1/chat/completions, /v1/completions)";
+    private readonly Option<string> _model = CliOption.RequiredText("--model", "DIR", "a model folder (or .onnx file); it needs a tokenizer");
 
-    public string Usage => """
-        usage: onnxgpt serve --model DIR [--urls URLS] [--model-id ID] [--max-tokens-limit N] [--max-body-bytes N]
-                             [--parallel N] [--queue N] [--cache-conversations N] [--provider LIST] [--threads N] [--quiet]
-          --model DIR              a model folder (or .onnx file); it needs a tokenizer
-          --urls URLS              addresses to listen on, ';'-separated (default http://127.0.0.1:8080; port 0 picks one)
-          --model-id ID            the model's id in requests and /v1/models (default: the folder's name)
-          --max-tokens-limit N     refuse requests asking for more than N tokens (default 2048)
-          --max-body-bytes N       refuse request bodies larger than N bytes with 413 (default 1048576)
-          --parallel N             requests generating at once, each on its own generator (default 4)
-          --queue N                requests waiting for a slot before the server answers 503 (default 64)
-          --cache-conversations N  finished conversations kept with their KV caches for reuse (default 4; 0: off)
-        SESSION
-          --quiet                  log warnings and errors only, not one line per request
-        Endpoints: GET /v1/models, POST /v1/completions, POST /v1/chat/completions ("stream": true for server-sent events).
-        """.Replace("SESSION", RuntimeArgs.SessionUsage, StringComparison.Ordinal);
+    private readonly Option<string> _urls = CliOption.Text("--urls", "URLS",
+        "addresses to listen on, ';'-separated; port 0 picks a free one", () => Defaults.Urls);
 
-    public IReadOnlyCollection<string> Flags => ["quiet", RuntimeArgs.FallbackFlag, RuntimeArgs.OrtWarningsFlag];
+    private readonly Option<string?> _modelId = CliOption.Text("--model-id", "ID",
+        "the model's id in requests and /v1/models", "the folder's name");
 
-    public int Run(CliArgs args, TextWriter stdout, TextWriter stderr)
+    private readonly Option<int> _maxTokensLimit = CliOption.Int("--max-tokens-limit", "N",
+        "refuse requests asking for more than N tokens", Defaults.MaxTokensLimit, min: 1);
+
+    private readonly Option<long> _maxBodyBytes = CliOption.Long("--max-body-bytes", "N",
+        "refuse request bodies larger than N bytes with 413", Defaults.MaxRequestBodyBytes, min: 1);
+
+    private readonly Option<int> _parallel = CliOption.Int("--parallel", "N",
+        "requests generating at once, each on its own generator", Defaults.MaxConcurrentRequests, min: 1);
+
+    private readonly Option<int> _queue = CliOption.Int("--queue", "N",
+        "requests waiting for a slot before the server answers 503", Defaults.MaxQueuedRequests, min: 0);
+
+    private readonly Option<int> _cacheConversations = CliOption.Int("--cache-conversations", "N",
+        "finished conversations kept with their KV caches for reuse; 0 turns reuse off",
+        new OnnxGptChatClientOptions().MaxCachedConversations, min: 0);
+
+    private readonly SessionOptionGroup _session = new();
+
+    private readonly Option<bool> _quiet = CliOption.Flag("--quiet", "log warnings and errors only, not one line per request");
+
+    public ServeCommand()
+        : base("serve", "serve a model over an OpenAI-compatible HTTP API: GET /v1/models, POST /v1/completions, " +
+            "POST /v1/chat/completions (\"stream\": true for server-sent events)")
     {
-        string modelPath = args.Required("model");
-        var defaults = new ServerOptions();
+        Options.Add(_model);
+        Options.Add(_urls);
+        Options.Add(_modelId);
+        Options.Add(_maxTokensLimit);
+        Options.Add(_maxBodyBytes);
+        Options.Add(_parallel);
+        Options.Add(_queue);
+        Options.Add(_cacheConversations);
+        _session.AddTo(this);
+        Options.Add(_quiet);
+        Validators.Add(r =>
+        {
+            if (r.Given(_urls) && string.IsNullOrWhiteSpace(r.ValueIfValid(_urls)))
+            {
+                r.AddError("--urls: give at least one address to listen on, e.g. http://127.0.0.1:8080.");
+            }
+        });
+    }
+
+    protected override int Run(ParseResult parse, TextWriter stdout, TextWriter stderr)
+    {
         var options = new ServerOptions
         {
-            Urls = args.Option("urls") ?? defaults.Urls,
-            MaxTokensLimit = args.Int("max-tokens-limit") ?? defaults.MaxTokensLimit,
-            MaxRequestBodyBytes = args.Long("max-body-bytes") ?? defaults.MaxRequestBodyBytes,
-            MaxConcurrentRequests = args.Int("parallel") ?? defaults.MaxConcurrentRequests,
-            MaxQueuedRequests = args.Int("queue") ?? defaults.MaxQueuedRequests,
+            Urls = parse.GetRequiredValue(_urls),
+            MaxTokensLimit = parse.GetValue(_maxTokensLimit),
+            MaxRequestBodyBytes = parse.GetValue(_maxBodyBytes),
+            MaxConcurrentRequests = parse.GetValue(_parallel),
+            MaxQueuedRequests = parse.GetValue(_queue),
         };
-        string? modelId = args.Option("model-id");
-        int cached = args.Int("cache-conversations") ?? new OnnxGptChatClientOptions().MaxCachedConversations;
-        bool quiet = args.Flag("quiet");
-        var session = RuntimeArgs.ReadSession(args);
-        args.EnsureAllRead();
-        try
+        var log = parse.GetValue(_quiet) ? LogLevel.Warning : LogLevel.Information;
+        using var model = _session.Load(parse.GetRequiredValue(_model), parse, stderr);
+        var clientOptions = new OnnxGptChatClientOptions
         {
-            options.Validate();
-            new OnnxGptChatClientOptions { MaxCachedConversations = cached }.Validate();
-        }
-        catch (ArgumentException e)
-        {
-            throw new CliUsageException(e.Message);
-        }
-
-        var log = quiet ? LogLevel.Warning : LogLevel.Information;
-        using var model = RuntimeArgs.Load(modelPath, session, stderr);
-        using var client = new OnnxGptChatClient(model, new OnnxGptChatClientOptions { ModelId = modelId, MaxCachedConversations = cached },
-            new WriterLoggerProvider(stderr, LogLevel.Warning).CreateLogger("onnxgpt.chat"));
+            ModelId = parse.GetValue(_modelId),
+            MaxCachedConversations = parse.GetValue(_cacheConversations),
+        };
+        using var client = new OnnxGptChatClient(model, clientOptions, new WriterLoggerProvider(stderr, LogLevel.Warning).CreateLogger("onnxgpt.chat"));
         OpenAiServer server;
         try
         {
@@ -78,7 +98,7 @@ public sealed class ServeCommand : ICommand
             stdout.WriteLine($"  chat template: {(ReferenceEquals(client.Template, ChatTemplate.Default) ? "the plain default" : "from the model's metadata")}; " +
                 $"defaults: {Describe(GenerationOptions.FromDefaults(model.GenerationDefaults))}");
             server.WaitForShutdownAsync().GetAwaiter().GetResult();
-            return 0;
+            return ExitCodes.Success;
         }
         finally
         {

@@ -1,79 +1,119 @@
+using System.CommandLine;
 using System.Globalization;
+using OnnxGpt.Cli.Options;
 using OnnxGpt.Contracts;
 using OnnxGpt.Training;
 
 namespace OnnxGpt.Cli.Commands;
 
 /// <summary><c>onnxgpt train</c>: trains a character-level GPT on a text file, in C#, on the CPU.</summary>
-public sealed class TrainCommand : ICommand
+internal sealed class TrainCommand : CliCommand
 {
-    public string Name => "train";
+    private const string OrResumed = " (or the resumed run's)";
 
-    public string Summary => "train a small character-level GPT on a text file (CPU, resumable)";
+    private readonly Option<string> _data = CliOption.RequiredText("--data", "FILE",
+        "UTF-8 text; the first 90% trains, the rest validates. Its characters are the vocabulary.");
 
-    public string Usage => """
-        usage: onnxgpt train --data FILE (--preset NAME | --config FILE) --steps N --out DIR [options]
-               onnxgpt train --data FILE --resume DIR [--steps N] [--out DIR] [options]
+    private readonly Option<string?> _preset = CliOption.OptionalChoice("--preset",
+        $"the model's shape: a training preset ({string.Join(", ", TrainingPresets.Names)}; char-small is the demo's) " +
+        $"or a model preset ({string.Join(", ", GptPresets.Names)})", "none", [.. TrainingPresets.Names, .. GptPresets.Names], helpName: "NAME");
 
-          --data FILE         UTF-8 text; the first 90% trains, the rest validates. Its characters are the vocabulary.
-          --preset NAME       char-small (default demo shape), char-medium, char-tiny, or a model preset (nano, tiny, ...)
-          --config FILE       a config.json instead of a preset (vocab_size is set to the text's character count)
-          --steps N           total optimizer steps (the cosine schedule ends there)
-          --out DIR           writes config.json, model.safetensors, tokenizer_spec.json (what 'onnxgpt export' reads)
-                              and optimizer.safetensors, trainer_state.json (what --resume reads) at every evaluation
-          --resume DIR        continue a run saved there (its options, unless given again); --out defaults to DIR
-          --batch B           windows per step (default 16)
-          --context T         tokens per window (default: the model's context length)
-          --lr X              peak learning rate (default 0.002); --min-lr X ends the cosine decay (default lr/10)
-          --warmup N          warmup steps (default 100)
-          --seed S            seed for initialisation and batch sampling (default 1337)
-          --eval-every N      evaluate and save every N steps (default 250)
-          --eval-windows N    evaluation windows per split (default 128)
-          --time-limit MIN    stop (and save) after this many minutes even if steps remain
-          --sample N          print N generated characters at the end (default 300, 0 for none)
-        """;
+    private readonly Option<string?> _config = CliOption.Text("--config", "FILE",
+        "a config.json instead of a preset (vocab_size is set to the text's character count)", "none");
 
-    public IReadOnlyCollection<string> Flags => [];
+    private readonly Option<int?> _steps = CliOption.OptionalInt("--steps", "N",
+        "total optimizer steps (the cosine schedule ends there); required unless --resume", "the resumed run's", min: 1);
 
-    public int Run(CliArgs args, TextWriter stdout, TextWriter stderr)
+    private readonly Option<string?> _out = CliOption.Text("--out", "DIR",
+        "writes config.json, model.safetensors, tokenizer_spec.json (what 'onnxgpt export --hf' reads) and optimizer.safetensors, " +
+        "trainer_state.json (what --resume reads) at every evaluation; required unless --resume", "the --resume folder");
+
+    private readonly Option<string?> _resume = CliOption.Text("--resume", "DIR",
+        "continue a run saved there, with its options unless given again", "none");
+
+    private readonly Option<int?> _batch = CliOption.OptionalInt("--batch", "B", "windows per step", "16" + OrResumed, min: 1);
+
+    private readonly Option<int?> _context = CliOption.OptionalInt("--context", "T", "tokens per window", "the model's context length", min: 1);
+
+    private readonly Option<double?> _lr = CliOption.OptionalNumber("--lr", "X", "peak learning rate", "0.002" + OrResumed, NumberRange.Above(0));
+
+    private readonly Option<double?> _minLr = CliOption.OptionalNumber("--min-lr", "X", "the learning rate the cosine decay ends at",
+        "a tenth of --lr", NumberRange.AtLeast(0));
+
+    private readonly Option<int?> _warmup = CliOption.OptionalInt("--warmup", "N", "warmup steps", "100" + OrResumed, min: 0);
+
+    private readonly Option<long?> _seed = CliOption.OptionalLong("--seed", "S", "seed for initialisation and batch sampling", "1337" + OrResumed, min: 0);
+
+    private readonly Option<int?> _evalEvery = CliOption.OptionalInt("--eval-every", "N", "evaluate and save every N steps", "250" + OrResumed, min: 1);
+
+    private readonly Option<int?> _evalWindows = CliOption.OptionalInt("--eval-windows", "N", "evaluation windows per split", "128" + OrResumed, min: 1);
+
+    private readonly Option<double?> _timeLimit = CliOption.OptionalNumber("--time-limit", "MIN",
+        "stop (and save) after this many minutes even if steps remain", "none", NumberRange.Above(0));
+
+    private readonly Option<int> _sample = CliOption.Int("--sample", "N", "print N generated characters at the end (0 for none)", 300, min: 0);
+
+    public TrainCommand()
+        : base("train", "train a small character-level GPT on a text file (CPU, resumable)")
     {
-        var dataPath = args.Required("data");
-        var preset = args.Option("preset");
-        var configPath = args.Option("config");
-        var resume = args.Option("resume");
-        var outDir = args.Option("out") ?? resume ?? throw new CliUsageException("--out is required.");
-        int? steps = args.Int("steps");
-        int? batch = args.Int("batch");
-        int? context = args.Int("context");
-        double? lr = args.Double("lr");
-        double? minLr = args.Double("min-lr");
-        int? warmup = args.Int("warmup");
-        long? seed = args.Long("seed");
-        int? evalEvery = args.Int("eval-every");
-        int? evalWindows = args.Int("eval-windows");
-        double? timeLimit = args.Double("time-limit");
-        int sample = args.Int("sample") ?? 300;
-        args.EnsureAllRead();
-
-        if (resume is not null && (preset is not null || configPath is not null))
+        Options.Add(_data);
+        Options.Add(_preset);
+        Options.Add(_config);
+        Options.Add(_steps);
+        Options.Add(_out);
+        Options.Add(_resume);
+        Options.Add(_batch);
+        Options.Add(_context);
+        Options.Add(_lr);
+        Options.Add(_minLr);
+        Options.Add(_warmup);
+        Options.Add(_seed);
+        Options.Add(_evalEvery);
+        Options.Add(_evalWindows);
+        Options.Add(_timeLimit);
+        Options.Add(_sample);
+        Validators.Add(r =>
         {
-            throw new CliUsageException("--resume takes the model from the checkpoint; drop --preset/--config.");
-        }
+            bool resume = r.Given(_resume), shape = r.Given(_preset) || r.Given(_config);
+            if (resume && shape)
+            {
+                r.AddError("--resume takes the model from the checkpoint; drop --preset/--config.");
+            }
+            else if (!resume && (r.Given(_preset) == r.Given(_config)))
+            {
+                r.AddError("give exactly one of --preset and --config (or --resume).");
+            }
 
-        if (resume is null && (preset is null) == (configPath is null))
-        {
-            throw new CliUsageException("give exactly one of --preset and --config (or --resume).");
-        }
+            if (!resume && !r.Given(_steps))
+            {
+                r.AddError("--steps is required (unless --resume).");
+            }
 
-        if (seed is < 0)
-        {
-            throw new CliUsageException($"--seed must be 0 or more, not {seed}.");
-        }
+            if (!resume && !r.Given(_out))
+            {
+                r.AddError("--out is required (unless --resume).");
+            }
+        });
+    }
 
-        if (timeLimit is <= 0)
-        {
-            throw new CliUsageException($"--time-limit must be a positive number of minutes, not {timeLimit}.");
-        }
+    protected override int Run(ParseResult parse, TextWriter stdout, TextWriter stderr)
+    {
+        var dataPath = parse.GetRequiredValue(_data);
+        var preset = parse.GetValue(_preset);
+        var configPath = parse.GetValue(_config);
+        var resume = parse.GetValue(_resume);
+        var outDir = parse.GetValue(_out) ?? resume!;
+        int? steps = parse.GetValue(_steps);
+        int? batch = parse.GetValue(_batch);
+        int? context = parse.GetValue(_context);
+        double? lr = parse.GetValue(_lr);
+        double? minLr = parse.GetValue(_minLr);
+        int? warmup = parse.GetValue(_warmup);
+        long? seed = parse.GetValue(_seed);
+        int? evalEvery = parse.GetValue(_evalEvery);
+        int? evalWindows = parse.GetValue(_evalWindows);
+        double? timeLimit = parse.GetValue(_timeLimit);
+        int sample = parse.GetValue(_sample);
 
         TrainingOptions Apply(TrainingOptions o) => o with
         {
@@ -150,6 +190,6 @@ public sealed class TrainCommand : ICommand
             stdout.WriteLine(text);
         }
 
-        return 0;
+        return ExitCodes.Success;
     }
 }

@@ -64,10 +64,10 @@ public sealed class ExportCommandTests
 
     [TestMethod]
     [DataRow(new[] { "export", "--out", "x" }, "exactly one of --preset, --config, --hf")]
-    [DataRow(new[] { "export", "--preset", "gpt5", "--out", "x" }, "Unknown preset 'gpt5'")]
+    [DataRow(new[] { "export", "--preset", "gpt5", "--out", "x" }, "--preset must be one of gpt2, gpt2-medium")]
     [DataRow(new[] { "export", "--preset", "nano", "--out", "x", "--quantize", "int4" }, "--quantize needs --graph fused")]
     [DataRow(new[] { "export", "--preset", "nano", "--out", "x", "--graph", "fast" }, "--graph must be one of portable, fused")]
-    [DataRow(new[] { "export", "--preset", "nano", "--out", "x", "--bogus", "1" }, "unknown option(s): --bogus")]
+    [DataRow(new[] { "export", "--preset", "nano", "--out", "x", "--bogus", "1" }, "unknown option '--bogus'")]
     [DataRow(new[] { "export", "--hf", "no/such/folder", "--out", "x" }, "no/such/folder")]
     public void BadUsageIsExplained(string[] args, string expected)
     {

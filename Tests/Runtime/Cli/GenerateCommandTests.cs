@@ -35,9 +35,12 @@ public sealed class GenerateCommandTests
     [TestMethod]
     public void OrtWarningsFlagAsksOnnxRuntimeForItsWarnings()
     {
-        var quiet = OnnxGpt.Cli.RuntimeArgs.ReadSession(new OnnxGpt.Cli.CliArgs([], [OnnxGpt.Cli.RuntimeArgs.OrtWarningsFlag]));
+        var group = new OnnxGpt.Cli.Options.SessionOptionGroup();
+        var command = new System.CommandLine.RootCommand();
+        group.AddTo(command);
+        var quiet = group.Read(command.Parse(Array.Empty<string>()));
         Assert.AreEqual(Microsoft.ML.OnnxRuntime.OrtLoggingLevel.ORT_LOGGING_LEVEL_ERROR, quiet.OnnxRuntimeLogLevel);
-        var verbose = OnnxGpt.Cli.RuntimeArgs.ReadSession(new OnnxGpt.Cli.CliArgs(["--ort-warnings"], [OnnxGpt.Cli.RuntimeArgs.OrtWarningsFlag]));
+        var verbose = group.Read(command.Parse(["--ort-warnings"]));
         Assert.AreEqual(Microsoft.ML.OnnxRuntime.OrtLoggingLevel.ORT_LOGGING_LEVEL_WARNING, verbose.OnnxRuntimeLogLevel);
 
         // And the commands that load a model accept it.
@@ -117,7 +120,7 @@ public sealed class GenerateCommandTests
 
         (code, _, err) = Cli("generate", "--model", folder, "--ids", "1", "--top-p", "1.5");
         Assert.AreEqual(2, code);
-        StringAssert.Contains(err, "TopP");
+        StringAssert.Contains(err, "--top-p must be a number in (0, 1]; found 1.5");
 
         (code, _, err) = Cli("generate", "--model", tmp.Sub("missing"), "--ids", "1");
         Assert.AreEqual(1, code);

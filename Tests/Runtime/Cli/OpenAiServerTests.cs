@@ -297,7 +297,7 @@ public sealed class OpenAiServerTests
     {
         var (code, _, err) = RunCli("serve", "--model", s_model!.Folder, "--parallel", "0");
         Assert.AreEqual(2, code, err);
-        StringAssert.Contains(err, "MaxConcurrentRequests");
+        StringAssert.Contains(err, "--parallel must be a whole number >= 1; found 0.");
 
         using var taken = new TcpListener(IPAddress.Loopback, 0);
         taken.Start();
