@@ -116,7 +116,8 @@ switch ($Target) {
     }
 
     'bench' {
-        # Our host and ONNX Runtime GenAI side by side on the same folders (see Runtime/Bench); extra arguments pass
+        # onnxgpt bench compare with GenAI among the engines (Runtime/Bench): our host and ONNX Runtime GenAI side by
+        # side on the same folders; extra arguments pass
         # through, e.g. ./build.ps1 bench --preset gpt2-medium --variants fused --reps 1, or
         # ./build.ps1 bench --llamabench PATH/llamabench.dll to run llama.cpp in the same repetitions
         Invoke-Build

@@ -1,15 +1,16 @@
 using Microsoft.ML.OnnxRuntimeGenAI;
+using OnnxGpt.Cli.Benchmarking;
 
 namespace OnnxGpt.Bench;
 
 /// <summary>
 /// ONNX Runtime GenAI on the same folder. Its <c>AppendTokens</c> runs the prompt and each <c>GenerateNextToken</c>
 /// picks a token and runs the model on the previous one, so "start" here appends and takes the first token, matching
-/// what <see cref="OursEngine"/> does.
+/// what our host's engine does. Its threads come from the folder's genai_config.json, which the comparison sets.
 /// </summary>
-public sealed class GenAiEngine(string folder) : IEngine
+internal sealed class GenAiEngine(string folder) : IBenchEngine
 {
-    private readonly Microsoft.ML.OnnxRuntimeGenAI.Model _model = new(folder);
+    private readonly Model _model = new(folder);
     private Generator? _generator;
     private GeneratorParams? _parameters;
 

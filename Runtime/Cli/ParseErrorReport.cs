@@ -15,9 +15,9 @@ internal static class ParseErrorReport
     public static void Write(ParseResult parse, TextWriter stderr)
     {
         var command = parse.CommandResult.Command;
-        string prefix = command is RootCommand ? "onnxgpt" : $"onnxgpt {command.Name}";
+        string prefix = CommandPath(parse.CommandResult);
         var unmatched = parse.UnmatchedTokens;
-        foreach (var line in UnmatchedLines(command, unmatched))
+        foreach (var line in UnmatchedLines(parse, unmatched))
         {
             stderr.WriteLine($"{prefix}: {line}");
         }
@@ -34,15 +34,29 @@ internal static class ParseErrorReport
         }
     }
 
-    private static IEnumerable<string> UnmatchedLines(Command command, IReadOnlyList<string> unmatched)
+    /// <summary>The command as typed: <c>onnxgpt</c>, <c>onnxgpt generate</c>, <c>onnxgpt bench compare</c>.</summary>
+    public static string CommandPath(CommandResult result)
     {
+        var names = new List<string>();
+        for (SymbolResult? r = result; r is CommandResult c; r = r.Parent)
+        {
+            names.Add(c.Command is RootCommand ? "onnxgpt" : c.Command.Name);
+        }
+
+        names.Reverse();
+        return string.Join(' ', names);
+    }
+
+    private static IEnumerable<string> UnmatchedLines(ParseResult parse, IReadOnlyList<string> unmatched)
+    {
+        var command = parse.CommandResult.Command;
         for (int i = 0; i < unmatched.Count; i++)
         {
             string token = unmatched[i];
             if (token.StartsWith('-') && token.Length > 1 && !double.TryParse(token, out _))
             {
                 var names = OptionNames(command).ToList();
-                string help = $"onnxgpt{(command is RootCommand ? "" : " " + command.Name)} --help";
+                string help = $"{CommandPath(parse.CommandResult)} --help";
                 yield return $"unknown option '{token}'. {Suggest(token, names) ?? $"'{help}' lists the options."}";
             }
             else if (command is RootCommand)

@@ -38,7 +38,7 @@ public static class Program
             return ExitCodes.Usage;
         }
 
-        string name = parse.CommandResult.Command is RootCommand ? "onnxgpt" : $"onnxgpt {parse.CommandResult.Command.Name}";
+        string name = ParseErrorReport.CommandPath(parse.CommandResult);
         try
         {
             return parse.Invoke(invocation);

@@ -15,6 +15,8 @@ namespace OnnxGpt.Cli.Commands;
 /// <c>onnxgpt bench</c>: per prompt length, the time to first token, prompt processing speed, decoding speed after
 /// the prompt, with and without the KV cache, and the managed bytes allocated per generated token. By default on
 /// GPT-2 124M with seeded weights, exported once (portable or fused graph, float or quantized) to a cache folder.
+/// The one benchmark front-end: <c>bench compare</c> puts engines side by side (see <see cref="BenchCompareCommand"/>);
+/// further benchmarks are further subcommands here.
 /// </summary>
 internal sealed class BenchCommand : CliCommand
 {
@@ -51,7 +53,8 @@ internal sealed class BenchCommand : CliCommand
     private readonly Option<bool> _json = CliOption.Flag("--json", "one JSON object per run");
 
     public BenchCommand()
-        : base("bench", "time to first token, prompt and decode speed with and without the KV cache, managed bytes per token")
+        : base("bench", "time to first token, prompt and decode speed with and without the KV cache, managed bytes per token; " +
+            "'bench compare' puts engines side by side")
     {
         Options.Add(_model);
         Options.Add(_preset);
@@ -64,6 +67,7 @@ internal sealed class BenchCommand : CliCommand
         Options.Add(_recomputeTokens);
         _session.AddTo(this);
         Options.Add(_json);
+        Subcommands.Add(new BenchCompareCommand());
         Validators.Add(r =>
         {
             if (r.Given(_model) && (r.Given(_preset) || r.Given(_cacheDir) || r.Given(_graph) || r.Given(_quantize)))

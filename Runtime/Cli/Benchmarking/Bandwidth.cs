@@ -2,10 +2,10 @@ using System.Diagnostics;
 using System.Numerics;
 using System.Runtime.InteropServices;
 
-namespace OnnxGpt.Bench;
+namespace OnnxGpt.Cli.Benchmarking;
 
 /// <summary>DRAM read bandwidth: the best of five passes summing a 1 GiB float array with the given threads.</summary>
-public static class Bandwidth
+internal static class Bandwidth
 {
     public static double MeasureGBps(int threads, long bytes = 1L << 30)
     {

@@ -2,14 +2,14 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
 
-namespace OnnxGpt.Bench;
+namespace OnnxGpt.Cli.Benchmarking;
 
 /// <summary>
 /// llama.cpp beside our engines: runs the llamabench tool (llama.cpp through LLamaSharp on a GGUF of the GPT-2 124M
 /// shape with seeded weights) for one repetition and reads its <c>results.json</c>. It measures a 512-token prompt
 /// and 128 decoded tokens after 16 and after 512 tokens; its own GGUF files are written once into its work folder.
 /// </summary>
-public static class LlamaBenchRunner
+internal static class LlamaBenchRunner
 {
     public const string EngineName = "llama.cpp";
 
@@ -23,7 +23,7 @@ public static class LlamaBenchRunner
     };
 
     /// <summary>One llamabench repetition for every variant that has a counterpart; a measurement per variant.</summary>
-    public static List<Measurement> Run(BenchOptions o, IReadOnlyList<string> variants, double bandwidthGBps)
+    public static List<EngineMeasurement> Run(ComparisonSettings o, IReadOnlyList<string> variants, double bandwidthGBps)
     {
         var types = variants.Select(Counterpart).OfType<string>().Distinct().ToList();
         if (types.Count == 0)
@@ -42,6 +42,8 @@ public static class LlamaBenchRunner
             start.ArgumentList.Add(a);
         }
 
+        // The first run finds no llamabench/ in the work folder yet: a stale results.json is removed only where there is one.
+        Directory.CreateDirectory(work);
         string results = Path.Combine(work, "results.json");
         File.Delete(results);
         using var process = Process.Start(start)!;
@@ -50,7 +52,7 @@ public static class LlamaBenchRunner
         process.WaitForExit();
         if (process.ExitCode != 0 || !File.Exists(results))
         {
-            throw new InvalidOperationException($"llamabench failed (exit {process.ExitCode}, no {results}): {stderr.Result}{stdout}");
+            throw new OnnxGptException($"llamabench failed (exit {process.ExitCode}, no {results}): {stderr.Result}{stdout}");
         }
 
         using var json = JsonDocument.Parse(File.ReadAllText(results));
@@ -60,7 +62,7 @@ public static class LlamaBenchRunner
             byType[v.GetProperty("variant").GetString()!] = v.Clone();
         }
 
-        var measurements = new List<Measurement>();
+        var measurements = new List<EngineMeasurement>();
         foreach (var variant in variants)
         {
             if (Counterpart(variant) is not { } type)
@@ -70,10 +72,10 @@ public static class LlamaBenchRunner
 
             if (!byType.TryGetValue(type, out var r))
             {
-                throw new InvalidOperationException($"llamabench's {results} has no '{type}' entry; it has {string.Join(", ", byType.Keys)}.");
+                throw new OnnxGptException($"llamabench's {results} has no '{type}' entry; it has {string.Join(", ", byType.Keys)}.");
             }
 
-            measurements.Add(new Measurement
+            measurements.Add(new EngineMeasurement
             {
                 Engine = EngineName,
                 Variant = variant,

@@ -1,7 +1,7 @@
-namespace OnnxGpt.Bench;
+namespace OnnxGpt.Cli.Benchmarking;
 
 /// <summary>What one engine measured on one model folder in one child process.</summary>
-public sealed record Measurement
+internal sealed record EngineMeasurement
 {
     public required string Engine { get; init; }
 

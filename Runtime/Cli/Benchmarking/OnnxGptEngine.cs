@@ -2,15 +2,15 @@ using OnnxGpt.Runtime.Generation;
 using OnnxGpt.Runtime.Model;
 using OnnxGpt.Runtime.Providers;
 
-namespace OnnxGpt.Bench;
+namespace OnnxGpt.Cli.Benchmarking;
 
 /// <summary>The OnnxGpt host: <see cref="GptModel"/> and its <see cref="Generator"/>.</summary>
-public sealed class OursEngine(string folder, int threads) : IEngine
+internal sealed class OnnxGptEngine(string folder, int threads) : IBenchEngine
 {
     private readonly GptModel _model = GptModel.Load(folder, new SessionSettings { Providers = [new CpuProvider(threads)] });
     private Generator? _generator;
 
-    public string Name => "onnxgpt";
+    public string Name => BenchEngines.OnnxGpt;
 
     public void Start(int[] prompt, int maxLength)
     {

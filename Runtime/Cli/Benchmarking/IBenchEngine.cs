@@ -1,8 +1,9 @@
-namespace OnnxGpt.Bench;
+namespace OnnxGpt.Cli.Benchmarking;
 
 /// <summary>A host that runs a model folder: load, feed a prompt, decode greedily, one token per call.</summary>
-public interface IEngine : IDisposable
+internal interface IBenchEngine : IDisposable
 {
+    /// <summary>The engine's name in tables and in <c>--engines</c>.</summary>
     string Name { get; }
 
     /// <summary>Starts a new sequence with <paramref name="prompt"/> room for <paramref name="maxLength"/> tokens; runs the prompt.</summary>
