@@ -37,13 +37,19 @@ internal sealed class ServeCommand : CliCommand
         "finished conversations kept with their KV caches for reuse; 0 turns reuse off",
         new OnnxGptChatClientOptions().MaxCachedConversations, min: 0);
 
+    private readonly Option<bool> _noUi = CliOption.Flag("--no-ui", "no chat page (/) and no dashboard (/dashboard): the API only");
+
+    private readonly Option<string[]> _corsOrigins = CliOption.Repeated("--cors-origin", "ORIGIN",
+        "let browser pages from ORIGIN (scheme://host[:port], or * for any) call the server",
+        "none: pages of other origins get 403");
+
     private readonly SessionOptionGroup _session = new();
 
     private readonly Option<bool> _quiet = CliOption.Flag("--quiet", "log warnings and errors only, not one line per request");
 
     public ServeCommand()
         : base("serve", "serve a model over an OpenAI-compatible HTTP API: GET /v1/models, POST /v1/completions, " +
-            "POST /v1/chat/completions (\"stream\": true for server-sent events)")
+            "POST /v1/chat/completions (\"stream\": true for server-sent events); in a browser, a chat page at / and a live dashboard at /dashboard")
     {
         Options.Add(_model);
         Options.Add(_urls);
@@ -53,6 +59,8 @@ internal sealed class ServeCommand : CliCommand
         Options.Add(_parallel);
         Options.Add(_queue);
         Options.Add(_cacheConversations);
+        Options.Add(_noUi);
+        Options.Add(_corsOrigins);
         _session.AddTo(this);
         Options.Add(_quiet);
         Validators.Add(r =>
@@ -60,6 +68,14 @@ internal sealed class ServeCommand : CliCommand
             if (r.Given(_urls) && string.IsNullOrWhiteSpace(r.ValueIfValid(_urls)))
             {
                 r.AddError("--urls: give at least one address to listen on, e.g. http://127.0.0.1:8080.");
+            }
+
+            foreach (string origin in r.ValueIfValid(_corsOrigins) ?? [])
+            {
+                if (CrossOriginPolicy.OriginProblem(origin) is { } problem)
+                {
+                    r.AddError("--cors-origin: " + problem);
+                }
             }
         });
     }
@@ -73,6 +89,8 @@ internal sealed class ServeCommand : CliCommand
             MaxRequestBodyBytes = parse.GetValue(_maxBodyBytes),
             MaxConcurrentRequests = parse.GetValue(_parallel),
             MaxQueuedRequests = parse.GetValue(_queue),
+            WebUi = !parse.GetValue(_noUi),
+            CorsOrigins = parse.GetValue(_corsOrigins) ?? [],
         };
         var log = parse.GetValue(_quiet) ? LogLevel.Warning : LogLevel.Information;
         using var model = _session.Load(parse.GetRequiredValue(_model), parse, stderr);
@@ -95,6 +113,11 @@ internal sealed class ServeCommand : CliCommand
         try
         {
             stdout.WriteLine($"serving '{client.ModelId}' ({model}) on {string.Join(", ", server.Urls)}; Ctrl+C stops.");
+            if (options.WebUi && server.Urls.Count > 0)
+            {
+                stdout.WriteLine($"  in a browser: chat at {server.Urls[0]}/, dashboard at {server.Urls[0]}/dashboard");
+            }
+
             stdout.WriteLine($"  chat template: {(ReferenceEquals(client.Template, ChatTemplate.Default) ? "the plain default" : "from the model's metadata")}; " +
                 $"defaults: {Describe(GenerationOptions.FromDefaults(model.GenerationDefaults))}");
             server.WaitForShutdownAsync().GetAwaiter().GetResult();

@@ -28,6 +28,12 @@ internal sealed class OpenAiEndpoints(OnnxGptChatClient client, ServerOptions op
     /// <summary>A request without max_tokens gets the model's default, within the server's limit.</summary>
     private readonly int _defaultMaxTokens = Math.Min(client.MapOptions(null, []).MaxNewTokens, options.MaxTokensLimit);
 
+    /// <summary>What the dashboard shows: requests, tokens, time to first token (recorded here).</summary>
+    public ServerStats Stats { get; } = new();
+
+    /// <summary>The gate requests pass to generate: how many generate and wait now.</summary>
+    public RequestGate Gate => _gate;
+
     public Task ListModelsAsync(HttpContext context) =>
         WriteJsonAsync(context, StatusCodes.Status200OK, new JsonObject { ["object"] = "list", ["data"] = new JsonArray(ModelJson()) });
 
@@ -46,6 +52,8 @@ internal sealed class OpenAiEndpoints(OnnxGptChatClient client, ServerOptions op
         var cancellationToken = context.RequestAborted;
         string path = context.Request.Path;
         UsageDetails? usage = null;
+        Stats.RequestStarted();
+        var outcome = ServerStats.Outcome.Refused;
         try
         {
             OpenAiRequest request;
@@ -88,10 +96,11 @@ internal sealed class OpenAiEndpoints(OnnxGptChatClient client, ServerOptions op
                 throw OpenAiError.BadRequest(e.Message, chat ? "messages" : "prompt");
             }
 
-            var reply = new Reply(chat, request, client.ModelId);
+            var reply = new Reply(chat, request, client.ModelId, Stats, clock);
             usage = request.Stream
                 ? await StreamAsync(context, stream, more, reply, cancellationToken).ConfigureAwait(false)
                 : await RespondAsync(context, stream, more, reply, cancellationToken).ConfigureAwait(false);
+            outcome = ServerStats.Outcome.Completed;
         }
         catch (OpenAiError e)
         {
@@ -99,6 +108,7 @@ internal sealed class OpenAiEndpoints(OnnxGptChatClient client, ServerOptions op
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
+            outcome = ServerStats.Outcome.Cancelled;
             logger.LogInformation("{Path}: the client went away after {Elapsed:F0} ms; generation stopped.", path, clock.Elapsed.TotalMilliseconds);
             return;
         }
@@ -106,6 +116,10 @@ internal sealed class OpenAiEndpoints(OnnxGptChatClient client, ServerOptions op
         {
             logger.LogError(e, "{Path}: failed.", path);
             await WriteErrorAsync(context, new OpenAiError(500, $"the server failed on this request: {e.Message}", type: OpenAiError.ServerError)).ConfigureAwait(false);
+        }
+        finally
+        {
+            Stats.RequestEnded(outcome);
         }
 
         logger.LogInformation("{Method} {Path} {Status} in {Elapsed:F0} ms{Usage}", context.Request.Method, path, context.Response.StatusCode,
@@ -292,10 +306,13 @@ internal sealed class OpenAiEndpoints(OnnxGptChatClient client, ServerOptions op
     }
 
     /// <summary>What one response says about itself: id, times, model, finish reason and usage, gathered from the updates.</summary>
-    private sealed class Reply(bool chat, OpenAiRequest request, string modelId)
+    private sealed class Reply(bool chat, OpenAiRequest request, string modelId, ServerStats stats, Stopwatch clock)
     {
         private readonly string _id = (chat ? "chatcmpl-" : "cmpl-") + Guid.NewGuid().ToString("N");
         private readonly long _created = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
+
+        /// <summary>Tokens counted for the stats so far: one per piece of text, corrected by the usage at the end.</summary>
+        private long _counted;
 
         public bool Chat => chat;
 
@@ -307,6 +324,16 @@ internal sealed class OpenAiEndpoints(OnnxGptChatClient client, ServerOptions op
 
         public void Observe(ChatResponseUpdate update)
         {
+            if (update.Text.Length > 0)
+            {
+                if (_counted++ == 0)
+                {
+                    stats.FirstToken(clock.Elapsed);
+                }
+
+                stats.TokensGenerated(1);
+            }
+
             if (update.FinishReason is { } reason)
             {
                 FinishReason = reason == ChatFinishReason.Length ? "length" : "stop";
@@ -315,6 +342,11 @@ internal sealed class OpenAiEndpoints(OnnxGptChatClient client, ServerOptions op
             if (update.Contents.OfType<UsageContent>().FirstOrDefault() is { } usage)
             {
                 Usage = usage.Details;
+                if (usage.Details.OutputTokenCount is { } output && output != _counted)
+                {
+                    stats.TokensGenerated((int)(output - _counted));
+                    _counted = output;
+                }
             }
         }
 

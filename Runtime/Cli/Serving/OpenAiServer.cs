@@ -16,7 +16,10 @@ namespace OnnxGpt.Cli.Serving;
 /// <c>POST /v1/completions</c> and <c>POST /v1/chat/completions</c>, each streamed as server-sent events when asked
 /// (<c>"stream": true</c>, ending with <c>data: [DONE]</c>). Errors come in OpenAI's shape with their status code.
 /// Concurrent requests each generate on their own generator, up to <see cref="ServerOptions.MaxConcurrentRequests"/>
-/// at once; more wait in a bounded queue (no batching across requests). The server does not own the client.
+/// at once; more wait in a bounded queue (no batching across requests). Unless <see cref="ServerOptions.WebUi"/> is
+/// off, a chat page (<c>/</c>) and a live dashboard (<c>/dashboard</c>) come with it (<see cref="WebUiEndpoints"/>);
+/// browser pages of other origins are refused unless <see cref="ServerOptions.CorsOrigins"/> names them
+/// (<see cref="CrossOriginPolicy"/>). The server does not own the client.
 /// </summary>
 public sealed class OpenAiServer : IAsyncDisposable
 {
@@ -65,11 +68,17 @@ public sealed class OpenAiServer : IAsyncDisposable
         var app = builder.Build();
         var endpoints = new OpenAiEndpoints(client, options, app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("onnxgpt.serve"));
         app.UseStatusCodePages(context => OpenAiEndpoints.WriteStatusErrorAsync(context.HttpContext));
+        app.Use(new CrossOriginPolicy(options.CorsOrigins).InvokeAsync);
         app.UseRouting();
         app.MapGet("/v1/models", endpoints.ListModelsAsync);
         app.MapGet("/v1/models/{id}", endpoints.GetModelAsync);
         app.MapPost("/v1/chat/completions", context => endpoints.CompleteAsync(context, chat: true));
         app.MapPost("/v1/completions", context => endpoints.CompleteAsync(context, chat: false));
+        if (options.WebUi)
+        {
+            WebUiEndpoints.Map(app, endpoints, client.ModelId);
+        }
+
         app.MapFallback(OpenAiEndpoints.NotFoundAsync);
         await app.StartAsync(cancellationToken).ConfigureAwait(false);
         var addresses = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()?.Addresses.ToList() ?? [];

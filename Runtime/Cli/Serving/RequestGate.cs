@@ -12,6 +12,18 @@ internal sealed class RequestGate(int parallel, int queue)
     /// <summary>Requests generating or waiting now.</summary>
     public int Admitted => Volatile.Read(ref _admitted);
 
+    /// <summary>Requests holding a slot (generating) now.</summary>
+    public int Generating => parallel - _slots.CurrentCount;
+
+    /// <summary>Requests waiting for a slot now.</summary>
+    public int Waiting => Math.Max(0, Admitted - Generating);
+
+    /// <summary>The most requests that generate at once.</summary>
+    public int Parallel => parallel;
+
+    /// <summary>The most requests that wait.</summary>
+    public int Queue => queue;
+
     public async Task<IDisposable> EnterAsync(CancellationToken cancellationToken)
     {
         if (Interlocked.Increment(ref _admitted) > parallel + queue)

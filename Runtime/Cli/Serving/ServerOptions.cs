@@ -18,6 +18,18 @@ public sealed record ServerOptions
     /// <summary>Requests that may wait for a free slot; beyond that the server answers 503 at once.</summary>
     public int MaxQueuedRequests { get; init; } = 64;
 
+    /// <summary>
+    /// Serve the browser pages beside the API: the chat page at <c>/</c>, the dashboard at <c>/dashboard</c> (with its
+    /// JSON at <c>/dashboard/stats</c>) and their files under <c>/ui/</c>. False (<c>--no-ui</c>): those routes are 404.
+    /// </summary>
+    public bool WebUi { get; init; } = true;
+
+    /// <summary>
+    /// Origins (<c>scheme://host[:port]</c>) whose pages may call the API from a browser (CORS); <c>*</c> allows any.
+    /// Empty (the default): a browser request that comes from another origin is refused with 403.
+    /// </summary>
+    public IReadOnlyList<string> CorsOrigins { get; init; } = [];
+
     /// <summary>Checks the limits.</summary>
     /// <exception cref="ArgumentException">A limit is out of range or no address is given; the message names it.</exception>
     public void Validate()
@@ -31,5 +43,10 @@ public sealed record ServerOptions
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(MaxTokensLimit, nameof(MaxTokensLimit));
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(MaxConcurrentRequests, nameof(MaxConcurrentRequests));
         ArgumentOutOfRangeException.ThrowIfNegative(MaxQueuedRequests, nameof(MaxQueuedRequests));
+        ArgumentNullException.ThrowIfNull(CorsOrigins, nameof(CorsOrigins));
+        foreach (string origin in CorsOrigins)
+        {
+            CrossOriginPolicy.ValidateOrigin(origin);
+        }
     }
 }
