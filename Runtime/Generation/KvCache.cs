@@ -108,7 +108,10 @@ public sealed unsafe class KvCache : IDisposable
         return IsInPlace ? _rowLengths[row] : Length;
     }
 
-    /// <summary>Bytes of native memory the cache holds (every buffer of every tensor: two each for ping-pong, one in place).</summary>
+    /// <summary>
+    /// Bytes of native memory the cache holds (every buffer of every tensor: two each for ping-pong, one in place; on
+    /// Linux an in-place buffer of 1 MiB or more is rounded up to whole 2 MiB huge pages).
+    /// </summary>
     public long AllocatedBytes
     {
         get
@@ -300,7 +303,8 @@ public sealed unsafe class KvCache : IDisposable
         foreach (var t in _tensors)
         {
             long count = checked(t.Blocks * capacity * HeadSize);
-            var fresh = new NativeBuffer<byte>(count * _elementBytes);
+            // The in-place cache is read whole by every decoding step: on huge pages where it is large enough.
+            var fresh = new NativeBuffer<byte>(count * _elementBytes, hugePages: IsInPlace);
             var old = t.Buffers[_current];
             if (old is not null && keep > 0)
             {

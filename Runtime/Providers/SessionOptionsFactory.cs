@@ -51,6 +51,13 @@ public static class SessionOptionsFactory
                 options.OptimizedModelFilePath = optimized;
             }
 
+            if (settings.ProfileOutputPrefix is { } profile)
+            {
+                // The prefix first: enabling hands ONNX Runtime the prefix set at that moment.
+                options.ProfileOutputPathPrefix = profile;
+                options.EnableProfiling = true;
+            }
+
             var applied = new List<ExecutionProviderOptions>(requested.Count + 1);
             foreach (var provider in requested)
             {

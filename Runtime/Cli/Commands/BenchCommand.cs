@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Diagnostics;
 using System.Text.Json.Nodes;
+using OnnxGpt.Cli.Benchmarking;
 using OnnxGpt.Cli.Options;
 using OnnxGpt.Contracts;
 using OnnxGpt.Exporter;
@@ -52,6 +53,11 @@ internal sealed class BenchCommand : CliCommand
 
     private readonly Option<bool> _json = CliOption.Flag("--json", "one JSON object per run");
 
+    private readonly Option<string?> _ortProfile = CliOption.Text("--ort-profile", "PREFIX",
+        "run under ONNX Runtime's profiler (the runs with the KV cache, no throwaway run first), write its trace to " +
+        "PREFIX_*.json and print the kernel time per operator for the prompts and for decoding after each prompt length",
+        "no profile");
+
     public BenchCommand()
         : base("bench", "time to first token, prompt and decode speed with and without the KV cache, managed bytes per token; " +
             "'bench compare' puts engines side by side")
@@ -67,6 +73,7 @@ internal sealed class BenchCommand : CliCommand
         Options.Add(_recomputeTokens);
         _session.AddTo(this);
         Options.Add(_json);
+        Options.Add(_ortProfile);
         Subcommands.Add(new BenchCompareCommand());
         Validators.Add(r =>
         {
@@ -102,7 +109,8 @@ internal sealed class BenchCommand : CliCommand
         var cacheDir = parse.GetValue(_cacheDir);
         var preset = parse.GetValue(_preset);
         modelPath ??= EnsureExported(preset ?? "gpt2", (ulong)seed, graph, cacheDir, stderr);
-        using var model = _session.Load(modelPath, parse, stderr);
+        string? profile = parse.GetValue(_ortProfile);
+        using var model = SessionOptionGroup.Load(modelPath, _session.Read(parse) with { ProfileOutputPrefix = profile }, stderr);
         int context = model.Config.ContextLength;
         int longest = lengths.Max() + WarmUp + 2;   // the prompt, the first token, the warm-up, one timed token
         if (longest > context)
@@ -119,11 +127,19 @@ internal sealed class BenchCommand : CliCommand
 
         // A throwaway run first: the process's first tokens are slower (measured: up to 2-3x for GPT-2's first
         // decode steps) and would otherwise be charged to the first prompt length.
-        int warmPrompt = Math.Max(1, Math.Min(8, context / 4));
-        Measure(model, warmPrompt, Math.Max(1, Math.Min(16, context - warmPrompt - WarmUp - 1)), cache: true, seed);
+        // Profiled, the throwaway run stays below the shortest prompt length, so that its steps are told apart from
+        // the measured ones by their context (see OrtProfile), and no recomputing runs blur the figures.
+        int warmPrompt = Math.Max(1, Math.Min(8, context / 4)), warmTokens = Math.Min(16, context - warmPrompt - WarmUp - 1);
+        if (profile is not null)
+        {
+            warmPrompt = Math.Max(1, Math.Min(4, lengths.Min() / 4));
+            warmTokens = Math.Min(warmTokens, lengths.Min() - warmPrompt - WarmUp - 1);
+        }
+
+        Measure(model, warmPrompt, Math.Max(1, warmTokens), cache: true, seed);
 
         var runs = new List<Measurement>();
-        foreach (bool cache in new[] { true, false })
+        foreach (bool cache in profile is null ? new[] { true, false } : [true])
         {
             foreach (int length in lengths)
             {
@@ -172,7 +188,23 @@ internal sealed class BenchCommand : CliCommand
             }
         }
 
+        if (profile is not null)
+        {
+            model.Dispose();   // the session writes its trace as it closes
+            PrintProfile(profile, lengths, stdout);
+        }
+
         return ExitCodes.Success;
+    }
+
+    /// <summary>The newest trace under <paramref name="prefix"/>, summed per operator for each kind of run.</summary>
+    private static void PrintProfile(string prefix, int[] lengths, TextWriter stdout)
+    {
+        string folder = Path.GetDirectoryName(Path.GetFullPath(prefix))!;
+        var file = new DirectoryInfo(folder).GetFiles(Path.GetFileName(prefix) + "_*.json").MaxBy(f => f.LastWriteTimeUtc)
+            ?? throw new OnnxGptException($"--ort-profile: ONNX Runtime wrote no {prefix}_*.json; check that the folder exists and is writable.");
+        stdout.WriteLine($"ONNX Runtime profile {file.FullName}: kernel time per operator, mean per run");
+        stdout.Write(OrtProfile.Summarize(file.FullName, lengths));
     }
 
     /// <summary>Tokens generated after the first and before the timed ones.</summary>

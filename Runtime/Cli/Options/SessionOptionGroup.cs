@@ -86,8 +86,11 @@ internal sealed class SessionOptionGroup
         parse.GetValue(OrtWarnings) ? OrtLoggingLevel.ORT_LOGGING_LEVEL_WARNING : OrtLoggingLevel.ORT_LOGGING_LEVEL_ERROR;
 
     /// <summary>Loads a model with the settings; provider warnings go to <paramref name="stderr"/> as lines.</summary>
-    public GptModel Load(string path, ParseResult parse, TextWriter stderr) =>
-        GptModel.Load(path, Read(parse), new WriterLogger(stderr));
+    public GptModel Load(string path, ParseResult parse, TextWriter stderr) => Load(path, Read(parse), stderr);
+
+    /// <summary>Loads the model with <paramref name="settings"/> (<see cref="Read"/>'s, adjusted by the command).</summary>
+    public static GptModel Load(string path, SessionSettings settings, TextWriter stderr) =>
+        GptModel.Load(path, settings, new WriterLogger(stderr));
 
     private static (ExecutionProviderOptions[]? Value, string? Error) ParseProviders(string text)
     {

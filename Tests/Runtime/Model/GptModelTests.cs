@@ -42,6 +42,25 @@ public sealed class GptModelTests
     }
 
     [TestMethod]
+    public void ProfiledModelWritesItsRunsUnderThePrefixWhenDisposed()
+    {
+        var weights = TestWeights.Random(TestWeights.Small(), seed: 49);
+        using var tmp = TestPaths.NewTemp();
+        string folder = TestModels.Export(weights, tmp);
+        string prefix = Path.Combine(tmp.Sub("profile"), "run");
+        Directory.CreateDirectory(Path.GetDirectoryName(prefix)!);
+        using (var model = GptModel.Load(folder, new SessionSettings { ProfileOutputPrefix = prefix }))
+        {
+            using var generator = model.CreateGenerator(new GenerationOptions { DoSample = false, MaxNewTokens = 2 });
+            generator.Append([1, 2, 3]);
+            generator.GenerateNextToken();
+        }
+
+        string file = Directory.GetFiles(Path.GetDirectoryName(prefix)!, "run_*.json").Single();
+        StringAssert.Contains(File.ReadAllText(file), "\"model_run\"");
+    }
+
+    [TestMethod]
     public void LoadsWithProvidersOrWithCallersSessionOptions()
     {
         var weights = TestWeights.Random(TestWeights.Small(), seed: 48);

@@ -36,6 +36,16 @@ public sealed class SessionOptionsFactoryTests
     }
 
     [TestMethod]
+    public void ProfilingIsOffUnlessAPrefixIsGiven()
+    {
+        using var plain = SessionOptionsFactory.Create(new SessionSettings(), new ListLogger());
+        Assert.IsFalse(plain.Options.EnableProfiling);
+        using var profiled = SessionOptionsFactory.Create(new SessionSettings { ProfileOutputPrefix = "out/run" }, new ListLogger());
+        Assert.IsTrue(profiled.Options.EnableProfiling);
+        Assert.AreEqual("out/run", profiled.Options.ProfileOutputPathPrefix);
+    }
+
+    [TestMethod]
     public void MissingCudaIsAnErrorListingTheAvailableProviders()
     {
         if (CudaAvailable)
