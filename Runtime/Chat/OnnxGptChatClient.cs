@@ -167,16 +167,15 @@ public sealed class OnnxGptChatClient : IChatClient
                 AddStops(requested.Where(s => !string.IsNullOrEmpty(s)));
             }
 
-            result = result with
+            result = new GenerationOverrides
             {
-                MaxNewTokens = options.MaxOutputTokens ?? result.MaxNewTokens,
-                DoSample = options.Temperature is { } t ? t > 0 : result.DoSample,
-                Temperature = options.Temperature ?? result.Temperature,
-                TopP = options.TopP ?? result.TopP,
-                TopK = options.TopK ?? result.TopK,
-                Seed = options.Seed is { } seed ? unchecked((ulong)seed) : result.Seed,
-                RepetitionPenalty = RepetitionPenalty(options) ?? result.RepetitionPenalty,
-            };
+                MaxNewTokens = options.MaxOutputTokens,
+                Temperature = options.Temperature,
+                TopP = options.TopP,
+                TopK = options.TopK,
+                Seed = options.Seed is { } seed ? unchecked((ulong)seed) : null,
+                RepetitionPenalty = RepetitionPenalty(options),
+            }.ApplyTo(result);
             if (options.FrequencyPenalty is { } f && f != 0)
             {
                 LogIgnored(nameof(ChatOptions.FrequencyPenalty), "the sampler has no per-count penalty; use PresencePenalty");
