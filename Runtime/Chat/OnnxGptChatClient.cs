@@ -3,6 +3,7 @@ using Microsoft.Extensions.AI;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Logging;
 using OnnxGpt.Contracts;
+using OnnxGpt.Runtime.Diagnostics;
 using OnnxGpt.Runtime.Generation;
 using OnnxGpt.Runtime.Model;
 
@@ -267,6 +268,7 @@ public sealed class OnnxGptChatClient : IChatClient
                 $"the prompt is {tokens.Length} tokens long, but the model's context is {context} tokens, which leaves no room for a reply; drop earlier messages or shorten them.");
         }
 
+        using var telemetry = RequestTelemetry.Start(trim ? "chat" : "text_completion", ModelId, generation);
         cancellationToken.ThrowIfCancellationRequested();
         await Task.Yield();   // the prompt's forward pass runs off the caller's thread
         var (generator, reused) = Start(tokens, generation);
@@ -289,6 +291,8 @@ public sealed class OnnxGptChatClient : IChatClient
                     faulted = true;
                     throw;
                 }
+
+                telemetry.FirstToken();
 
                 string piece = generator.GetLastPiece(0);
                 if (trimmer is not null)
@@ -314,6 +318,7 @@ public sealed class OnnxGptChatClient : IChatClient
             };
             var last = Update(responseId, created, [new UsageContent(usage)]);
             last.FinishReason = ToChatFinishReason(generator.GetFinishReason(0));
+            telemetry.Finish(tokens.Length, output, last.FinishReason?.Value, responseId);
             yield return last;
         }
         finally
