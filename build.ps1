@@ -40,7 +40,10 @@ function Invoke-Build {
 # $out alone (a config file with no other source), then `onnxgpt --help`.
 function Invoke-Pack([string]$out, [string[]]$packArgs) {
     if (Test-Path $out) { Remove-Item -Recurse -Force $out }
+    Write-Output "pack: packing OnnxGpt.Contracts, OnnxGpt.Exporter, OnnxGpt.Runtime and the onnxgpt tool into $out (about a minute)"
+    $clock = [System.Diagnostics.Stopwatch]::StartNew()
     Invoke-Checked 'pack' { dotnet pack OnnxGpt.sln @commonArgs @packArgs -o $out }
+    Write-Output ("pack: packed in {0:F0} s; installing the onnxgpt tool from there into a scratch folder to check that it runs" -f $clock.Elapsed.TotalSeconds)
     $check = Join-Path ([System.IO.Path]::GetTempPath()) ("onnxgpt-tool-" + [guid]::NewGuid().ToString('N'))
     New-Item -ItemType Directory -Path $check | Out-Null
     try {

@@ -3,6 +3,7 @@ using Microsoft.Extensions.AI;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Logging;
 using OnnxGpt.Contracts;
+using OnnxGpt.Runtime.Diagnostics;
 using OnnxGpt.Runtime.Generation;
 using OnnxGpt.Runtime.Model;
 
@@ -167,16 +168,15 @@ public sealed class OnnxGptChatClient : IChatClient
                 AddStops(requested.Where(s => !string.IsNullOrEmpty(s)));
             }
 
-            result = result with
+            result = new GenerationOverrides
             {
-                MaxNewTokens = options.MaxOutputTokens ?? result.MaxNewTokens,
-                DoSample = options.Temperature is { } t ? t > 0 : result.DoSample,
-                Temperature = options.Temperature ?? result.Temperature,
-                TopP = options.TopP ?? result.TopP,
-                TopK = options.TopK ?? result.TopK,
-                Seed = options.Seed is { } seed ? unchecked((ulong)seed) : result.Seed,
-                RepetitionPenalty = RepetitionPenalty(options) ?? result.RepetitionPenalty,
-            };
+                MaxNewTokens = options.MaxOutputTokens,
+                Temperature = options.Temperature,
+                TopP = options.TopP,
+                TopK = options.TopK,
+                Seed = options.Seed is { } seed ? unchecked((ulong)seed) : null,
+                RepetitionPenalty = RepetitionPenalty(options),
+            }.ApplyTo(result);
             if (options.FrequencyPenalty is { } f && f != 0)
             {
                 LogIgnored(nameof(ChatOptions.FrequencyPenalty), "the sampler has no per-count penalty; use PresencePenalty");
@@ -268,6 +268,7 @@ public sealed class OnnxGptChatClient : IChatClient
                 $"the prompt is {tokens.Length} tokens long, but the model's context is {context} tokens, which leaves no room for a reply; drop earlier messages or shorten them.");
         }
 
+        using var telemetry = RequestTelemetry.Start(trim ? "chat" : "text_completion", ModelId, generation);
         cancellationToken.ThrowIfCancellationRequested();
         await Task.Yield();   // the prompt's forward pass runs off the caller's thread
         var (generator, reused) = Start(tokens, generation);
@@ -290,6 +291,8 @@ public sealed class OnnxGptChatClient : IChatClient
                     faulted = true;
                     throw;
                 }
+
+                telemetry.FirstToken();
 
                 string piece = generator.GetLastPiece(0);
                 if (trimmer is not null)
@@ -315,6 +318,7 @@ public sealed class OnnxGptChatClient : IChatClient
             };
             var last = Update(responseId, created, [new UsageContent(usage)]);
             last.FinishReason = ToChatFinishReason(generator.GetFinishReason(0));
+            telemetry.Finish(tokens.Length, output, last.FinishReason?.Value, responseId);
             yield return last;
         }
         finally

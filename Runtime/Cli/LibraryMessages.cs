@@ -6,13 +6,12 @@ namespace OnnxGpt.Cli;
 /// <see cref="ForCli"/>, which rewrites the hints it knows. A hint the library rewords stops matching and is then
 /// printed as the library wrote it; the CLI tests that trigger each one catch that.
 /// </summary>
-internal static class LibraryMessages
+internal static partial class LibraryMessages
 {
     /// <summary>Library wording and what the command line says instead, in the order they are applied.</summary>
     private static readonly (string Library, string Cli)[] Hints =
     [
         ("choose left truncation (GeneratorOptions.Truncation = PromptTruncation.Left)", "pass --truncate left to drop its oldest tokens"),
-        ("pass --force (ExportOptions.Force)", "pass --force"),
         ("or allow CPU fallback.", "or pass --allow-cpu-fallback to run on the CPU instead."),
     ];
 
@@ -24,6 +23,10 @@ internal static class LibraryMessages
             message = message.Replace(library, cli, StringComparison.Ordinal);
         }
 
-        return message;
+        // "--force (ExportOptions.Force)": the flag alone.
+        return FlagWithProperty().Replace(message, "$1");
     }
+
+    [System.Text.RegularExpressions.GeneratedRegex(@"(--[a-z][a-z0-9-]*) \([A-Z][A-Za-z]*Options\.[A-Za-z.]+\)")]
+    private static partial System.Text.RegularExpressions.Regex FlagWithProperty();
 }

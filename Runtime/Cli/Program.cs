@@ -24,7 +24,7 @@ public static class Program
             args = [.. args.Skip(1), "--help"];
         }
 
-        var parse = root.Parse(args);
+        var parse = root.Parse(args, new ParserConfiguration { ResponseFileTokenReplacer = ExpandResponseFile });
         var invocation = new InvocationConfiguration
         {
             Output = stdout,
@@ -57,6 +57,34 @@ public static class Program
         {
             stderr.WriteLine($"{name}: {e.Message}");
             return ExitCodes.Failure;
+        }
+    }
+
+    /// <summary>
+    /// <c>@FILE</c> is a response file when FILE exists: its arguments, separated by spaces or lines (quotes group words,
+    /// <c>#</c> starts a comment line). Otherwise the word is left as typed, so a prompt such as <c>--prompt "@juliet hi"</c>
+    /// reaches the command.
+    /// </summary>
+    private static bool ExpandResponseFile(string file, out IReadOnlyList<string>? tokens, out string? error)
+    {
+        error = null;
+        tokens = null;
+        if (!File.Exists(file))
+        {
+            return false;
+        }
+
+        try
+        {
+            tokens = [.. File.ReadAllLines(file)
+                .Where(line => !line.TrimStart().StartsWith('#'))
+                .SelectMany(line => System.CommandLine.Parsing.CommandLineParser.SplitCommandLine(line))];
+            return true;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            error = $"cannot read the response file '{file}': {e.Message}";
+            return false;
         }
     }
 

@@ -91,15 +91,14 @@ public sealed class OnnxGptOptions
             MaxCachedConversations = MaxCachedConversations,
             DropOldMessages = DropOldMessages,
             ChatTemplate = withTemplate && ChatTemplate is { } template ? new ChatTemplate(template.ToSpec()) : null,
-            DefaultGenerationOptions = modelDefaults with
+            DefaultGenerationOptions = new GenerationOverrides
             {
-                MaxNewTokens = MaxOutputTokens ?? modelDefaults.MaxNewTokens,
-                DoSample = Temperature is { } t ? t > 0 : modelDefaults.DoSample,
-                Temperature = Temperature ?? modelDefaults.Temperature,
-                TopP = TopP ?? modelDefaults.TopP,
-                TopK = TopK ?? modelDefaults.TopK,
-                RepetitionPenalty = RepetitionPenalty ?? modelDefaults.RepetitionPenalty,
-            },
+                MaxNewTokens = MaxOutputTokens,
+                Temperature = Temperature,
+                TopP = TopP,
+                TopK = TopK,
+                RepetitionPenalty = RepetitionPenalty,
+            }.ApplyTo(modelDefaults),
         };
     }
 }

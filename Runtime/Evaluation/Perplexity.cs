@@ -19,9 +19,11 @@ public static class Perplexity
     /// <param name="tokens">At least two token ids; the first is context only, every later one is scored.</param>
     /// <param name="stride">Tokens between window starts; default half the context length.</param>
     /// <param name="cancellationToken">Checked between windows.</param>
+    /// <param name="progress">Told the tokens scored so far after each window (of <c>tokens.Count - 1</c> in all).</param>
     /// <exception cref="ArgumentException">Fewer than two tokens, or a stride outside [1, context].</exception>
     /// <exception cref="OnnxGptException">A token id is outside the vocabulary.</exception>
-    public static PerplexityResult Evaluate(GptModel model, IReadOnlyList<int> tokens, int? stride = null, CancellationToken cancellationToken = default)
+    public static PerplexityResult Evaluate(GptModel model, IReadOnlyList<int> tokens, int? stride = null, CancellationToken cancellationToken = default,
+        IProgress<long>? progress = null)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(tokens);
@@ -66,6 +68,7 @@ public static class Perplexity
                 }
             });
             windows++;
+            progress?.Report(scored);
             scoredUpTo = Math.Min(end + 1, tokens.Count);
             if (scoredUpTo == tokens.Count)
             {

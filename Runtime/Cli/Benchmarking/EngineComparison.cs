@@ -7,6 +7,8 @@ using OnnxGpt.Exporter.Model;
 using OnnxGpt.Exporter.Onnx;
 using OnnxGpt.Exporter;
 
+using OnnxGpt.Cli.Progress;
+
 namespace OnnxGpt.Cli.Benchmarking;
 
 /// <summary>
@@ -281,13 +283,17 @@ internal sealed class EngineComparison(ComparisonSettings o, TextWriter stdout)
             _ => throw new CliUsageException($"--variants: unknown variant '{variant}'; expected portable, fused, int8 or int4."),
         };
         stdout.WriteLine($"exporting {o.Preset} seed {o.Seed} as {variant} to {folder}");
-        GptExporter.Export(SeededInit.Create(config, o.Seed), folder, new ExportOptions
+        using (var progress = new ExportProgress(Console.Error, $"export {variant}"))
         {
-            Force = true,
-            Graph = graph,
-            Tokenizer = TokenizerDetection.Detect(null, config.VocabSize),
-            Source = $"preset {o.Preset}, GPT-2 initialisation with seed {o.Seed}",
-        });
+            GptExporter.Export(SeededInit.Create(config, o.Seed), folder, new ExportOptions
+            {
+                Force = true,
+                Graph = graph,
+                Tokenizer = TokenizerDetection.Detect(null, config.VocabSize),
+                Source = $"preset {o.Preset}, GPT-2 initialisation with seed {o.Seed}",
+            }, progress);
+        }
+
         SetGenAiThreads(folder, o.Threads);
         File.WriteAllText(stampPath, stamp);
         return folder;

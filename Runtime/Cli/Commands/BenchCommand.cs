@@ -3,6 +3,7 @@ using System.Diagnostics;
 using System.Text.Json.Nodes;
 using OnnxGpt.Cli.Benchmarking;
 using OnnxGpt.Cli.Options;
+using OnnxGpt.Cli.Progress;
 using OnnxGpt.Contracts;
 using OnnxGpt.Exporter;
 using OnnxGpt.Exporter.Checkpoints;
@@ -265,13 +266,14 @@ internal sealed class BenchCommand : CliCommand
 
         stderr.WriteLine($"exporting {preset} with seeded weights (seed {seed}) to {folder} (once)");
         var weights = SeededInit.Create(config, seed);
+        using var progress = new ExportProgress(stderr, $"export {preset}");
         GptExporter.Export(weights, folder, new ExportOptions
         {
             Force = true,
             Graph = graph,
             Tokenizer = config.VocabSize == 50257 ? TokenizerSpec.Gpt2 : null,
             Source = $"preset {preset}, GPT-2 initialisation with seed {seed}",
-        });
+        }, progress);
         return folder;
     }
 }

@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Diagnostics;
 using System.Text.Json.Nodes;
 using OnnxGpt.Cli.Options;
+using OnnxGpt.Cli.Progress;
 using OnnxGpt.Runtime.Evaluation;
 
 namespace OnnxGpt.Cli.Commands;
@@ -74,7 +75,12 @@ internal sealed class EvalCommand : CliCommand
         }
 
         var clock = Stopwatch.StartNew();
-        var result = Perplexity.Evaluate(model, tokens, stride);
+        PerplexityResult result;
+        using (var progress = CliProgress.Start(stderr, "eval", tokens.Length - 1, "tokens"))
+        {
+            result = Perplexity.Evaluate(model, tokens, stride, progress: progress);
+        }
+
         double seconds = clock.Elapsed.TotalSeconds;
         if (parse.GetValue(_json))
         {

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Diagnostics;
 using OnnxGpt.Cli.Options;
+using OnnxGpt.Cli.Progress;
 using OnnxGpt.Contracts;
 using OnnxGpt.Exporter;
 using OnnxGpt.Exporter.Checkpoints;
@@ -142,47 +143,15 @@ internal sealed class ExportCommand : CliCommand
         }
 
         options = options with { Source = source };
-        var progress = new Progress(stderr);
-        var result = GptExporter.Export(weights, output, options, progress);
-        progress.Done();
+        ExportResult result;
+        using (var progress = new ExportProgress(stderr, "export"))
+        {
+            result = GptExporter.Export(weights, output, options, progress);
+        }
+
         stdout.WriteLine($"wrote {result.ModelPath} ({result.ModelBytes / 1048576.0:F1} MiB)" +
             (result.ExternalDataPath is null ? "" : $" and {result.ExternalDataPath} ({result.ExternalDataBytes / 1048576.0:F1} MiB)") +
             $" in {clock.Elapsed.TotalSeconds:F1} s");
         return ExitCodes.Success;
-    }
-
-    /// <summary>
-    /// One status line on stderr, rewritten in place on a terminal; redirected to a file or pipe, only the steps
-    /// after the weights (one line each), so logs do not fill with carriage returns.
-    /// </summary>
-    private sealed class Progress(TextWriter stderr) : IProgress<string>
-    {
-        private readonly bool _interactive = ReferenceEquals(stderr, Console.Error) && !Console.IsErrorRedirected;
-        private int _width;
-
-        public void Report(string value)
-        {
-            if (!_interactive)
-            {
-                if (!value.StartsWith("weights ", StringComparison.Ordinal))
-                {
-                    stderr.WriteLine(value);
-                }
-
-                return;
-            }
-
-            var line = value.Length > 100 ? value[..100] : value;
-            stderr.Write("\r" + line.PadRight(_width));
-            _width = line.Length;
-        }
-
-        public void Done()
-        {
-            if (_interactive)
-            {
-                stderr.WriteLine();
-            }
-        }
     }
 }

@@ -42,6 +42,17 @@ internal sealed class ServeCommand : CliCommand
     private readonly Option<string[]> _corsOrigins = CliOption.Repeated("--cors-origin", "ORIGIN",
         "let browser pages from ORIGIN (scheme://host[:port], or * for any) call the server",
         "none: pages of other origins get 403");
+    private readonly Option<bool> _metrics = CliOption.Flag("--metrics",
+        "serve OpenTelemetry metrics (gen-AI token usage, request duration, time to first token, time per output token, " +
+        "queue length, active sequences) at /metrics in Prometheus' text format");
+
+    private readonly Option<Uri?> _otlpEndpoint = CliOption.Custom<Uri>("--otlp-endpoint", "URL",
+        "send metrics and traces by OTLP to this collector, e.g. http://localhost:4317", "none",
+        text => Uri.TryCreate(text, UriKind.Absolute, out var uri) && (uri.Scheme == Uri.UriSchemeHttp || uri.Scheme == Uri.UriSchemeHttps)
+            ? (uri, null) : (null, $"'{text}' is not an http:// or https:// URL."));
+
+    private readonly Option<string> _otlpProtocol = CliOption.Choice("--otlp-protocol",
+        "how --otlp-endpoint is spoken to: grpc (port 4317) or http/protobuf (port 4318)", "grpc", ["grpc", "http/protobuf"]);
 
     private readonly SessionOptionGroup _session = new();
 
@@ -61,6 +72,9 @@ internal sealed class ServeCommand : CliCommand
         Options.Add(_cacheConversations);
         Options.Add(_noUi);
         Options.Add(_corsOrigins);
+        Options.Add(_metrics);
+        Options.Add(_otlpEndpoint);
+        Options.Add(_otlpProtocol);
         _session.AddTo(this);
         Options.Add(_quiet);
         Validators.Add(r =>
@@ -91,6 +105,13 @@ internal sealed class ServeCommand : CliCommand
             MaxQueuedRequests = parse.GetValue(_queue),
             WebUi = !parse.GetValue(_noUi),
             CorsOrigins = parse.GetValue(_corsOrigins) ?? [],
+            Telemetry = new ServerTelemetry
+            {
+                PrometheusEndpoint = parse.GetValue(_metrics),
+                OtlpEndpoint = parse.GetValue(_otlpEndpoint),
+                OtlpProtocol = parse.GetValue(_otlpProtocol) == "grpc" ? OpenTelemetry.Exporter.OtlpExportProtocol.Grpc
+                    : OpenTelemetry.Exporter.OtlpExportProtocol.HttpProtobuf,
+            },
         };
         var log = parse.GetValue(_quiet) ? LogLevel.Warning : LogLevel.Information;
         using var model = _session.Load(parse.GetRequiredValue(_model), parse, stderr);
@@ -118,6 +139,10 @@ internal sealed class ServeCommand : CliCommand
                 stdout.WriteLine($"  in a browser: chat at {server.Urls[0]}/, dashboard at {server.Urls[0]}/dashboard");
             }
 
+            if (options.Telemetry.PrometheusEndpoint)
+            {
+                stdout.WriteLine($"  metrics: {server.Urls[0].TrimEnd('/')}{options.Telemetry.MetricsPath} (Prometheus text format)");
+            }
             stdout.WriteLine($"  chat template: {(ReferenceEquals(client.Template, ChatTemplate.Default) ? "the plain default" : "from the model's metadata")}; " +
                 $"defaults: {Describe(GenerationOptions.FromDefaults(model.GenerationDefaults))}");
             server.WaitForShutdownAsync().GetAwaiter().GetResult();

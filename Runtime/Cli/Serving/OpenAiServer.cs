@@ -56,6 +56,7 @@ public sealed class OpenAiServer : IAsyncDisposable
         });
         builder.WebHost.UseUrls(options.Urls);
         builder.Services.AddRoutingCore();
+        options.Telemetry.AddTo(builder.Services);
         builder.Services.Configure<ConsoleLifetimeOptions>(o => o.SuppressStatusMessages = true);
         builder.Logging.ClearProviders();
         if (log is not null)
@@ -79,6 +80,7 @@ public sealed class OpenAiServer : IAsyncDisposable
             WebUiEndpoints.Map(app, endpoints, client.ModelId);
         }
 
+        options.Telemetry.MapTo(app);
         app.MapFallback(OpenAiEndpoints.NotFoundAsync);
         await app.StartAsync(cancellationToken).ConfigureAwait(false);
         var addresses = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()?.Addresses.ToList() ?? [];

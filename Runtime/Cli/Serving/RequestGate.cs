@@ -1,3 +1,5 @@
+using OnnxGpt.Runtime.Diagnostics;
+
 namespace OnnxGpt.Cli.Serving;
 
 /// <summary>
@@ -33,6 +35,7 @@ internal sealed class RequestGate(int parallel, int queue)
                 code: "server_busy", type: OpenAiError.ServerError);
         }
 
+        OnnxGptTelemetry.QueueLength.Add(1);
         try
         {
             await _slots.WaitAsync(cancellationToken).ConfigureAwait(false);
@@ -42,7 +45,12 @@ internal sealed class RequestGate(int parallel, int queue)
             Interlocked.Decrement(ref _admitted);
             throw;
         }
+        finally
+        {
+            OnnxGptTelemetry.QueueLength.Add(-1);
+        }
 
+        OnnxGptTelemetry.ActiveSequences.Add(1);
         return new Slot(this);
     }
 
@@ -54,6 +62,7 @@ internal sealed class RequestGate(int parallel, int queue)
         {
             if (Interlocked.Exchange(ref _released, 1) == 0)
             {
+                OnnxGptTelemetry.ActiveSequences.Add(-1);
                 gate._slots.Release();
                 Interlocked.Decrement(ref gate._admitted);
             }

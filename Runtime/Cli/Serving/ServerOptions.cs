@@ -30,6 +30,9 @@ public sealed record ServerOptions
     /// </summary>
     public IReadOnlyList<string> CorsOrigins { get; init; } = [];
 
+    /// <summary>What the server exports of its telemetry (nothing by default).</summary>
+    public ServerTelemetry Telemetry { get; init; } = new();
+
     /// <summary>Checks the limits.</summary>
     /// <exception cref="ArgumentException">A limit is out of range or no address is given; the message names it.</exception>
     public void Validate()

@@ -122,6 +122,23 @@ public sealed class CommandLineTests
     }
 
     [TestMethod]
+    public void AnAtSignIsAResponseFileOnlyWhenTheFileExists()
+    {
+        using var tmp = TestPaths.NewTemp();
+        // Not a file: the word reaches the command as typed (here the missing model is what fails).
+        var (code, _, err) = Cli("generate", "--model", tmp.Sub("no-model"), "--prompt", "@juliet hello");
+        Assert.AreEqual(1, code, err);
+        StringAssert.Contains(err, tmp.Sub("no-model"));
+        Assert.DoesNotContain("esponse file", err);
+
+        // A file: its words, quotes grouping, '#' lines left out.
+        File.WriteAllLines(tmp.Sub("a.rsp"), ["# the model is missing on purpose", $"--model \"{tmp.Sub("other model")}\"", "--ids 1,2"]);
+        (code, _, err) = Cli("generate", "@" + tmp.Sub("a.rsp"));
+        Assert.AreEqual(1, code, err);
+        StringAssert.Contains(err, tmp.Sub("other model"));
+    }
+
+    [TestMethod]
     public void CompletionSuggestsOptionsAndTheirValues()
     {
         static string[] Suggest(string line)

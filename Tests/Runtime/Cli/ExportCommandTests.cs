@@ -59,6 +59,7 @@ public sealed class ExportCommandTests
         var (code, _, err) = Cli("export", "--preset", "nano", "--seed", "2", "--out", tmp.Sub("m"));
         Assert.AreEqual(1, code);
         StringAssert.Contains(err, "--force");
+        Assert.DoesNotContain("ExportOptions", err, "the flag, not the C# property");
         Assert.AreEqual(0, Cli("export", "--preset", "nano", "--seed", "2", "--out", tmp.Sub("m"), "--force").Code);
     }
 
