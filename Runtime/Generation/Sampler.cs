@@ -150,7 +150,7 @@ public sealed class Sampler
 
         if (n == 0)
         {
-            throw new OnnxGptException($"Every logit of the row ({v} tokens) is -infinity after masking; expected at least one finite logit.");
+            throw new OnnxGptException($"Every logit of the row ({v} tokens) is -infinity after masking; expected at least one finite logit.", OnnxGptErrorKind.ModelOutput);
         }
 
         // Top-k on the logits themselves: dividing by a positive temperature keeps their order, and comparing before
@@ -392,5 +392,5 @@ public sealed class Sampler
     }
 
     private static OnnxGptException NaNLogit(int index) =>
-        new($"Logit {index} of the row is NaN; the model produced invalid output (check the model's weights and inputs).");
+        new($"Logit {index} of the row is NaN; the model produced invalid output (check the model's weights).", OnnxGptErrorKind.ModelOutput);
 }
