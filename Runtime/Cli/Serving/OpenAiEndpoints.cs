@@ -82,6 +82,10 @@ internal sealed class OpenAiEndpoints(OnnxGptChatClient client, ServerOptions op
             {
                 throw OpenAiError.BadRequest(e.Message, ParamOf(e), "invalid_value");
             }
+            catch (OnnxGptException e)
+            {
+                throw OpenAiError.BadRequest(e.Message, chat ? "messages" : "prompt");
+            }
 
             await using var stream = updates.GetAsyncEnumerator(cancellationToken);
             bool more;
