@@ -1,16 +1,17 @@
 #!/usr/bin/env pwsh
-# One entry point for the project: build | test | demo | bench | pack.
+# One entry point for the project: build | test | demo | bench | pack | fuzz | soak.
 #   dotnet tool restore && dotnet pwsh ./build.ps1 test
 # Options: -Configuration Release|Debug, -Gpu (build the CLI against the CUDA/TensorRT ONNX Runtime package),
-#          -Filter EXPR (test filter, passed to dotnet test).
+#          -Filter EXPR (test filter, passed to dotnet test), -Scale N (fuzz: N times the suite's cases, default 20).
 [CmdletBinding()]
 param(
     [Parameter(Position = 0)]
-    [ValidateSet('build', 'test', 'demo', 'bench', 'pack')]
+    [ValidateSet('build', 'test', 'demo', 'bench', 'pack', 'fuzz', 'soak')]
     [string]$Target = 'build',
     [string]$Configuration = 'Release',
     [switch]$Gpu,
     [string]$Filter = '',
+    [int]$Scale = 20,
     [Parameter(ValueFromRemainingArguments = $true)]
     [string[]]$Rest = @()
 )
@@ -127,6 +128,33 @@ switch ($Target) {
         $bench = Join-Path $root "Runtime/Bench/bin/$Configuration/net10.0/onnxgpt-bench.dll"
         $benchArgs = @('--work', (Join-Path $root 'artifacts/bench')) + $Rest
         Invoke-Checked 'bench' { dotnet $bench @benchArgs }
+    }
+
+    'fuzz' {
+        # The suite's seeded mutation tests of every loader (Tests/Fuzz), with $Scale times as many cases each.
+        Invoke-Build
+        $env:ONNXGPT_FUZZ_SCALE = "$Scale"
+        try {
+            & dotnet test Tests/OnnxGpt.Tests.csproj --no-build -c $Configuration --nologo --filter 'TestCategory=Fuzz' `
+                --logger 'console;verbosity=detailed' | Where-Object { $_ -match '^\s*(fuzz |Passed!|Failed!|Failed |Error Message|\s+Assert)' }
+            $fuzzExit = $LASTEXITCODE
+        }
+        finally {
+            Remove-Item Env:ONNXGPT_FUZZ_SCALE -ErrorAction SilentlyContinue
+        }
+
+        if ($fuzzExit -ne 0) { Write-Output '0 passed, 1 failed'; exit 1 }
+        exit 0
+    }
+
+    'soak' {
+        # Load and soak of `onnxgpt serve` on loopback (Runtime/Soak): 10,000 requests from 8 clients by default on the
+        # shipped Shakespeare model; status codes, RSS and threads over time. Extra arguments pass through.
+        Invoke-Build
+        $soak = Join-Path $root "Runtime/Soak/bin/$Configuration/net10.0/onnxgpt-soak.dll"
+        $cli = Join-Path $root "Runtime/Cli/bin/$Configuration/net10.0/onnxgpt.dll"
+        $soakArgs = @('--cli', $cli, '--model', (Join-Path $root 'models/shakespeare-char')) + $Rest
+        Invoke-Checked 'soak' { dotnet $soak @soakArgs }
     }
 
     'pack' {

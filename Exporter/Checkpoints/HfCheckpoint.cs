@@ -220,10 +220,32 @@ public static class HfCheckpoint
         var tensors = new Dictionary<string, Tensor>(StringComparer.Ordinal);
         foreach (var (canonical, (name, file)) in chosen)
         {
-            tensors[canonical] = file.ReadTensor(name);
+            var tensor = file.ReadTensor(name);
+            int bad = FirstNonFinite(tensor.Data);
+            if (bad >= 0)
+            {
+                // NaN or infinite weights export silently and then make every logit NaN.
+                throw new OnnxGptException(
+                    $"{file.Path}: tensor '{name}' holds {tensor.Data[bad]} at index {bad}; expected finite weights (is the checkpoint corrupt?).");
+            }
+
+            tensors[canonical] = tensor;
         }
 
         return tensors;
+    }
+
+    private static int FirstNonFinite(float[] values)
+    {
+        for (int i = 0; i < values.Length; i++)
+        {
+            if (!float.IsFinite(values[i]))
+            {
+                return i;
+            }
+        }
+
+        return -1;
     }
 
     private static GptConfig ResolveHead(GptConfig config, Dictionary<string, Tensor> tensors)

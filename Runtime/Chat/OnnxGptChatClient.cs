@@ -129,6 +129,7 @@ public sealed class OnnxGptChatClient : IChatClient
             list.Add(message);
         }
 
+        CheckEachMessageEncodes(list, hasInstructions: options?.Instructions is { Length: > 0 });
         var generation = MapOptions(options, Template.StopSequences);
         string prompt = Template.Render(list);
         if (Options.DropOldMessages)
@@ -265,7 +266,8 @@ public sealed class OnnxGptChatClient : IChatClient
         if (tokens.Length >= context)
         {
             throw new OnnxGptException(
-                $"the prompt is {tokens.Length} tokens long, but the model's context is {context} tokens, which leaves no room for a reply; drop earlier messages or shorten them.");
+                $"the prompt is {tokens.Length} tokens long, but the model's context is {context} tokens, which leaves no room for a reply; " +
+                (trim ? "drop earlier messages or shorten them (or let the client drop them: DropOldMessages)." : "shorten the prompt."));
         }
 
         using var telemetry = RequestTelemetry.Start(trim ? "chat" : "text_completion", ModelId, generation);
@@ -331,6 +333,26 @@ public sealed class OnnxGptChatClient : IChatClient
             else
             {
                 _pool.Return(generator);   // finished, cancelled or abandoned mid-stream: the sequence and cache agree
+            }
+        }
+    }
+
+    /// <summary>
+    /// Encodes each message's own text, so a character the vocabulary lacks is reported in the message the user wrote,
+    /// at its position there, rather than at a position in the templated prompt the user never saw.
+    /// </summary>
+    private void CheckEachMessageEncodes(List<ChatMessage> messages, bool hasInstructions)
+    {
+        for (int i = 0; i < messages.Count; i++)
+        {
+            try
+            {
+                _model.Tokenizer!.Encode(messages[i].Text);
+            }
+            catch (OnnxGptException e)
+            {
+                string which = hasInstructions && i == 0 ? "the instructions" : $"message {(hasInstructions ? i - 1 : i)} ({messages[i].Role.Value})";
+                throw new OnnxGptException($"{which}: {e.Message}", e);
             }
         }
     }

@@ -11,4 +11,10 @@ public sealed class OnnxGptException : Exception
 
     /// <summary>An error with its cause.</summary>
     public OnnxGptException(string message, Exception inner) : base(message, inner) { }
+
+    /// <summary>An error of the given kind (for <see cref="OnnxGptErrorKind.ModelOutput"/>: the model's output, not the input, is at fault).</summary>
+    public OnnxGptException(string message, OnnxGptErrorKind kind) : base(message) => Kind = kind;
+
+    /// <summary>Whose fault it is; <see cref="OnnxGptErrorKind.Input"/> unless the model's output is.</summary>
+    public OnnxGptErrorKind Kind { get; }
 }

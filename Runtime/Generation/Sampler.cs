@@ -23,10 +23,10 @@ public sealed class Sampler
 
     private readonly DeterministicRandom _random;
     private readonly bool _greedy;
-    private readonly float _temperature;
+    private readonly double _temperature;
     private readonly int _topK;
     private readonly double _topP;
-    private readonly float _penalty;
+    private readonly double _penalty;
 
     /// <exception cref="ArgumentOutOfRangeException">An option is out of range (see <see cref="GenerationOptions.Validate"/>).</exception>
     public Sampler(GenerationOptions options)
@@ -37,10 +37,10 @@ public sealed class Sampler
         Seed = options.Seed ?? (ulong)Random.Shared.NextInt64(long.MinValue, long.MaxValue);
         _random = new DeterministicRandom(Seed);
         _greedy = options.IsGreedy;
-        _temperature = (float)options.Temperature;
+        _temperature = options.Temperature;
         _topK = options.TopK;
         _topP = options.TopP;
-        _penalty = (float)options.RepetitionPenalty;
+        _penalty = options.RepetitionPenalty;
     }
 
     /// <summary>The options this sampler was built from.</summary>
@@ -110,7 +110,7 @@ public sealed class Sampler
 
         var work = scratch[..v];
         logits.CopyTo(work);
-        if (_penalty != 1f)
+        if (_penalty != 1)
         {
             ApplyRepetitionPenalty(logits, previousTokens, work, _penalty);
         }
@@ -123,7 +123,7 @@ public sealed class Sampler
         var candidates = MemoryMarshal.Cast<float, int>(scratch.Slice(v, v));
         var keys = scratch.Slice(2 * v, v);
 
-        // Temperature, and the candidates: every token whose logit is not -infinity.
+        // The candidates: every token whose logit is not -infinity.
         var n = 0;
         var max = float.NegativeInfinity;
         for (var i = 0; i < v; i++)
@@ -144,33 +144,31 @@ public sealed class Sampler
                 continue;
             }
 
-            x /= _temperature;
-            work[i] = x;
             max = Math.Max(max, x);
             candidates[n++] = i;
         }
 
         if (n == 0)
         {
-            throw new OnnxGptException($"Every logit of the row ({v} tokens) is -infinity after masking; expected at least one finite logit.");
+            throw new OnnxGptException($"Every logit of the row ({v} tokens) is -infinity after masking; expected at least one finite logit.", OnnxGptErrorKind.ModelOutput);
         }
 
-        if (max == float.PositiveInfinity)
-        {
-            // A huge finite logit overflowed when divided by a small temperature: it dominates; the lowest such id wins.
-            return FirstInfinite(work, candidates[..n]);
-        }
-
+        // Top-k on the logits themselves: dividing by a positive temperature keeps their order, and comparing before
+        // dividing keeps ties from appearing where rounding would make them.
         if (_topK > 0 && _topK < n)
         {
             n = KeepTopK(work, candidates[..n], MemoryMarshal.Cast<float, int>(keys), _topK);
         }
 
-        // From here on work[id] holds exp(logit - max), the unnormalised probability (in (0, 1], or 0 on underflow).
+        // Temperature, relative to the largest logit and in double precision: (logit - max) / T is at most 0 and never
+        // overflows, however small T is (1e-40 used to overflow to +infinity for every positive logit, and the lowest
+        // such id won: token 0 again and again). The largest logit gets probability 1, so as T goes to 0 this tends
+        // to greedy, and as T grows it tends to uniform. From here on work[id] holds exp((logit - max) / T), the
+        // unnormalised probability, in (0, 1] or 0 on underflow.
         var total = 0.0;
         foreach (var id in candidates[..n])
         {
-            var e = MathF.Exp(work[id] - max);
+            var e = (float)Math.Exp(((double)work[id] - max) / _temperature);
             work[id] = e;
             total += e;
         }
@@ -199,8 +197,12 @@ public sealed class Sampler
         return candidates[n - 1]; // Only reachable through rounding at the very end of the distribution.
     }
 
-    /// <summary>Hugging Face's repetition penalty on <paramref name="work"/>, computed from the original logits so a token seen twice is penalised once.</summary>
-    internal static void ApplyRepetitionPenalty(ReadOnlySpan<float> logits, ReadOnlySpan<int> previousTokens, Span<float> work, float penalty)
+    /// <summary>
+    /// Hugging Face's repetition penalty on <paramref name="work"/>, computed from the original logits so a token seen
+    /// twice is penalised once. Computed in double and saturated to the float range, so an extreme penalty (1e-300 or
+    /// 1e300, both accepted) never turns a logit into infinity or NaN (0 / tiny was NaN).
+    /// </summary>
+    internal static void ApplyRepetitionPenalty(ReadOnlySpan<float> logits, ReadOnlySpan<int> previousTokens, Span<float> work, double penalty)
     {
         foreach (var token in previousTokens)
         {
@@ -209,8 +211,13 @@ public sealed class Sampler
                 throw new ArgumentOutOfRangeException(nameof(previousTokens), token, $"Previous token {token} is outside the vocabulary of {logits.Length} logits.");
             }
 
-            var x = logits[token];
-            work[token] = x < 0 ? x * penalty : x / penalty;
+            double x = logits[token];
+            if (!double.IsFinite(x))
+            {
+                continue; // -infinity stays masked; +infinity and NaN are left for the checks that follow.
+            }
+
+            work[token] = (float)Math.Clamp(x < 0 ? x * penalty : x / penalty, -float.MaxValue, float.MaxValue);
         }
     }
 
@@ -384,19 +391,6 @@ public sealed class Sampler
         k.Sort(ids);
     }
 
-    private static int FirstInfinite(ReadOnlySpan<float> values, ReadOnlySpan<int> ids)
-    {
-        foreach (var id in ids)
-        {
-            if (values[id] == float.PositiveInfinity)
-            {
-                return id;
-            }
-        }
-
-        return ids[0];
-    }
-
     private static OnnxGptException NaNLogit(int index) =>
-        new($"Logit {index} of the row is NaN; the model produced invalid output (check the model's weights and inputs).");
+        new($"Logit {index} of the row is NaN; the model produced invalid output (check the model's weights).", OnnxGptErrorKind.ModelOutput);
 }

@@ -52,12 +52,14 @@ public sealed class GptModel : IDisposable
             }
         }
 
-        _tokenizer = new Lazy<ITextTokenizer?>(
-            () => TokenizerSpec is { } spec ? TokenizerFactory.Create(spec, Folder) : null, LazyThreadSafetyMode.ExecutionAndPublication);
+        // Built now, not on first use: the tokenizer is one of the parts checked against the others below.
+        var built = TokenizerSpec is { } spec ? TokenizerFactory.Create(spec, Folder) : null;
+        _tokenizer = new Lazy<ITextTokenizer?>(built);
 
         GenerationDefaults = Metadata.TryGetValue(MetadataKeys.Generation, out var generation)
             ? GenerationDefaults.FromJson(generation, $"{modelPath} (metadata '{MetadataKeys.Generation}')")
             : foreignDefaults ?? new GenerationDefaults();
+        ModelConsistency.Check(modelPath, Config, ConfigSource, built, Metadata, GenerationDefaults);
     }
 
     /// <summary>The <c>.onnx</c> file, as a full path.</summary>
@@ -81,8 +83,7 @@ public sealed class GptModel : IDisposable
     /// </summary>
     public TokenizerSpec? TokenizerSpec { get; }
 
-    /// <summary>The tokenizer built from <see cref="TokenizerSpec"/> on first use, or null when there is none.</summary>
-    /// <exception cref="OnnxGptException">The spec names files that are missing or unreadable.</exception>
+    /// <summary>The tokenizer built from <see cref="TokenizerSpec"/> when the model loaded (and checked against its vocabulary), or null when there is none.</summary>
     public ITextTokenizer? Tokenizer => _tokenizer.Value;
 
     /// <summary>The execution providers the session was created with, in order, CPU last.</summary>

@@ -66,6 +66,13 @@ internal static class ModelDescription
         return FolderPaths.ResolveInside(folder, filename.GetString(), $"{path}: {filename.Path}");
     }
 
+    /// <summary>The shape a <c>genai_config.json</c> file describes.</summary>
+    public static GptConfig ReadGenAiConfig(string path)
+    {
+        using var document = ReadGenAi(path);
+        return FromGenAi(JsonInput.Root(document, path)).Config;
+    }
+
     /// <summary>Reads the fields of an ONNX Runtime GenAI config that describe a GPT decoder.</summary>
     internal static (GptConfig Config, GenerationDefaults? Defaults) FromGenAi(string json, string source)
     {

@@ -130,9 +130,25 @@ public sealed class CharacterTokenizer : ITextTokenizer
             return "an empty string";
         }
 
-        var codes = string.Join(" ", s.Select(c => $"U+{(int)c:X4}"));
+        // Code points, not UTF-16 units: an emoji is U+1F642, a lone surrogate its own U+D83D.
+        var codes = new List<string>();
+        for (var i = 0; i < s.Length;)
+        {
+            if (Rune.DecodeFromUtf16(s.AsSpan(i), out var rune, out var used) == System.Buffers.OperationStatus.Done)
+            {
+                codes.Add($"U+{rune.Value:X4}");
+                i += used;
+            }
+            else
+            {
+                codes.Add($"U+{(int)s[i]:X4}");
+                i++;
+            }
+        }
+
         var printable = !s.Any(char.IsControl) && !HasLoneSurrogate(s);
-        return printable ? $"'{s}' ({codes})" : codes;
+        var codeText = string.Join(" ", codes);
+        return printable ? $"'{s}' ({codeText})" : codeText;
     }
 
     private static bool HasLoneSurrogate(string s)

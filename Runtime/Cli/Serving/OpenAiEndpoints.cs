@@ -15,8 +15,6 @@ namespace OnnxGpt.Cli.Serving;
 /// <summary>The request handlers of <see cref="OpenAiServer"/>: OpenAI's JSON in, the chat client's updates out.</summary>
 internal sealed class OpenAiEndpoints(OnnxGptChatClient client, ServerOptions options, ILogger logger)
 {
-    private static readonly JsonDocumentOptions JsonLimits = new() { MaxDepth = 64 };
-
     /// <summary>Responses are JSON for programs, never embedded in HTML: keep quotes and non-ASCII text readable.</summary>
     private static readonly JsonSerializerOptions JsonOutput = new() { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
 
@@ -84,12 +82,22 @@ internal sealed class OpenAiEndpoints(OnnxGptChatClient client, ServerOptions op
             {
                 throw OpenAiError.BadRequest(e.Message, ParamOf(e), "invalid_value");
             }
+            catch (OnnxGptException e)
+            {
+                throw OpenAiError.BadRequest(e.Message, chat ? "messages" : "prompt");
+            }
 
             await using var stream = updates.GetAsyncEnumerator(cancellationToken);
             bool more;
             try
             {
                 more = await stream.MoveNextAsync().ConfigureAwait(false);   // the prompt is checked and run here
+            }
+            catch (OnnxGptException e) when (e.Kind == OnnxGptErrorKind.ModelOutput)
+            {
+                // NaN logits and the like: the model is at fault, not the prompt.
+                throw new OpenAiError(StatusCodes.Status500InternalServerError, $"the model produced unusable output: {e.Message}",
+                    code: "model_output_invalid", type: OpenAiError.ServerError);
             }
             catch (OnnxGptException e)
             {
@@ -109,21 +117,52 @@ internal sealed class OpenAiEndpoints(OnnxGptChatClient client, ServerOptions op
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
             outcome = ServerStats.Outcome.Cancelled;
-            logger.LogInformation("{Path}: the client went away after {Elapsed:F0} ms; generation stopped.", path, clock.Elapsed.TotalMilliseconds);
+            context.Items[DetailKey] = $": the client went away after {clock.Elapsed.TotalMilliseconds:F0} ms; generation stopped";
             return;
         }
         catch (Exception e) when (!context.Response.HasStarted)
         {
-            logger.LogError(e, "{Path}: failed.", path);
-            await WriteErrorAsync(context, new OpenAiError(500, $"the server failed on this request: {e.Message}", type: OpenAiError.ServerError)).ConfigureAwait(false);
+            await WriteErrorAsync(context, new OpenAiError(500, $"the server failed on this request: {e.GetType().Name}: {e.Message}", type: OpenAiError.ServerError)).ConfigureAwait(false);
         }
         finally
         {
             Stats.RequestEnded(outcome);
         }
 
-        logger.LogInformation("{Method} {Path} {Status} in {Elapsed:F0} ms{Usage}", context.Request.Method, path, context.Response.StatusCode,
-            clock.Elapsed.TotalMilliseconds, usage is null ? "" : $": {usage.InputTokenCount} prompt tokens ({usage.CachedInputTokenCount} cached), {usage.OutputTokenCount} generated");
+        if (usage is not null)
+        {
+            context.Items[DetailKey] = $": {usage.InputTokenCount} prompt tokens ({usage.CachedInputTokenCount} cached), {usage.OutputTokenCount} generated"
+                + (context.Items[DetailKey] as string ?? "");
+        }
+    }
+
+    /// <summary>Where a handler leaves what the request's log line should add: usage, or the reason of an error.</summary>
+    private const string DetailKey = "onnxgpt.log-detail";
+
+    /// <summary>
+    /// One log line per request, whatever its method and outcome: method, path, status, time, and what happened
+    /// (usage, or the error's reason). Server errors are logged as errors, everything else as information.
+    /// </summary>
+    public static async Task LogRequestAsync(HttpContext context, RequestDelegate next, ILogger logger)
+    {
+        var clock = Stopwatch.StartNew();
+        try
+        {
+            await next(context).ConfigureAwait(false);
+        }
+        finally
+        {
+            int status = context.Response.StatusCode;
+            string detail = context.Items[DetailKey] as string ?? "";
+            if (status >= 500)
+            {
+                logger.LogError("{Method} {Path} {Status} in {Elapsed:F0} ms{Detail}", context.Request.Method, context.Request.Path.Value, status, clock.Elapsed.TotalMilliseconds, detail);
+            }
+            else
+            {
+                logger.LogInformation("{Method} {Path} {Status} in {Elapsed:F0} ms{Detail}", context.Request.Method, context.Request.Path.Value, status, clock.Elapsed.TotalMilliseconds, detail);
+            }
+        }
     }
 
     public static Task NotFoundAsync(HttpContext context)
@@ -143,6 +182,11 @@ internal sealed class OpenAiEndpoints(OnnxGptChatClient client, ServerOptions op
             code: reason.ToLowerInvariant().Replace(' ', '_'), type: status >= 500 ? OpenAiError.ServerError : OpenAiError.InvalidRequest));
     }
 
+    /// <summary>
+    /// Reads the whole body (at most the server's limit) and parses it with the project's one JSON reader: bad UTF-8,
+    /// an escaped lone surrogate or a duplicate key is a 400 naming where, a body over the limit 413, one that trickles
+    /// in too slowly 408. None of them is a 500.
+    /// </summary>
     private async Task<JsonDocument> ReadBodyAsync(HttpContext context)
     {
         if (context.Request.ContentLength > options.MaxRequestBodyBytes)
@@ -150,17 +194,36 @@ internal sealed class OpenAiEndpoints(OnnxGptChatClient client, ServerOptions op
             throw TooLarge(context.Request.ContentLength.Value);
         }
 
+        byte[] body;
         try
         {
-            return await JsonDocument.ParseAsync(context.Request.Body, JsonLimits, context.RequestAborted).ConfigureAwait(false);
-        }
-        catch (JsonException e)
-        {
-            throw OpenAiError.BadRequest($"the request body is not valid JSON: {e.Message}", code: "invalid_json");
+            using var buffer = new MemoryStream();
+            await context.Request.Body.CopyToAsync(buffer, context.RequestAborted).ConfigureAwait(false);
+            body = buffer.ToArray();
         }
         catch (BadHttpRequestException e) when (e.StatusCode == StatusCodes.Status413PayloadTooLarge)
         {
             throw TooLarge(null);
+        }
+        catch (BadHttpRequestException e) when (e.StatusCode == StatusCodes.Status408RequestTimeout)
+        {
+            throw new OpenAiError(StatusCodes.Status408RequestTimeout,
+                $"the request body arrived too slowly (under {OpenAiServer.MinBodyBytesPerSecond} bytes/s after {options.BodyGracePeriod.TotalSeconds:F0} s); send it at once.",
+                code: "request_timeout");
+        }
+        catch (BadHttpRequestException e)
+        {
+            throw new OpenAiError(e.StatusCode is >= 400 and < 500 ? e.StatusCode : StatusCodes.Status400BadRequest,
+                $"the request body cannot be read: {e.Message}", code: "invalid_body");
+        }
+
+        try
+        {
+            return JsonInput.Parse(body, "the request body");
+        }
+        catch (OnnxGptException e)
+        {
+            throw OpenAiError.BadRequest(e.Message, code: "invalid_json");
         }
 
         OpenAiError TooLarge(long? length) => new(StatusCodes.Status413PayloadTooLarge,
@@ -231,8 +294,9 @@ internal sealed class OpenAiEndpoints(OnnxGptChatClient client, ServerOptions op
         catch (Exception e) when (e is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
         {
             // The status is sent already: report the failure as an event, as OpenAI's streams do.
-            logger.LogError(e, "{Path}: failed while streaming.", context.Request.Path.Value);
-            var error = e as OpenAiError ?? new OpenAiError(500, $"the server failed while streaming: {e.Message}", type: OpenAiError.ServerError);
+            var error = e as OpenAiError ?? new OpenAiError(500, $"the server failed while streaming: {e.GetType().Name}: {e.Message}", type: OpenAiError.ServerError);
+            logger.LogError("{Path}: failed while streaming: {Reason}", context.Request.Path.Value, error.Message);
+            context.Items[DetailKey] = $": failed while streaming: {error.Message}";
             await WriteEventAsync(response, error.ToJson().ToJsonString(JsonOutput), cancellationToken).ConfigureAwait(false);
             return reply.Usage;
         }
@@ -284,6 +348,7 @@ internal sealed class OpenAiEndpoints(OnnxGptChatClient client, ServerOptions op
 
     private static Task WriteErrorAsync(HttpContext context, OpenAiError error)
     {
+        context.Items[DetailKey] = $": {error.Message}";
         if (context.Response.HasStarted)
         {
             return Task.CompletedTask;

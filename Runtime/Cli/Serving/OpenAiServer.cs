@@ -23,6 +23,9 @@ namespace OnnxGpt.Cli.Serving;
 /// </summary>
 public sealed class OpenAiServer : IAsyncDisposable
 {
+    /// <summary>The slowest a request body may arrive after <see cref="ServerOptions.BodyGracePeriod"/> (Kestrel's default rate).</summary>
+    public const double MinBodyBytesPerSecond = 240;
+
     private readonly WebApplication _app;
 
     private OpenAiServer(WebApplication app, IReadOnlyList<string> urls)
@@ -53,6 +56,11 @@ public sealed class OpenAiServer : IAsyncDisposable
         {
             kestrel.AddServerHeader = false;
             kestrel.Limits.MaxRequestBodySize = options.MaxRequestBodyBytes;
+            // A body that trickles in slower than this is cut off with 408 (Kestrel's rate, a grace period of our own).
+            kestrel.Limits.MinRequestBodyDataRate = new Microsoft.AspNetCore.Server.Kestrel.Core.MinDataRate(
+                MinBodyBytesPerSecond, options.BodyGracePeriod);
+            // Kestrel's own 400/408/414/431 answers get OpenAI's error body too.
+            kestrel.ConfigureEndpointDefaults(listen => listen.Use(KestrelErrorBodies.Wrap));
         });
         builder.WebHost.UseUrls(options.Urls);
         builder.Services.AddRoutingCore();
@@ -64,10 +72,16 @@ public sealed class OpenAiServer : IAsyncDisposable
             builder.Logging.AddProvider(new WriterLoggerProvider(log, logLevel));
             builder.Logging.SetMinimumLevel(logLevel);
             builder.Logging.AddFilter("Microsoft", LogLevel.Warning);
+            // A failed start (an address in use) is reported once, by the caller, from the exception.
+            builder.Logging.AddFilter("Microsoft.Extensions.Hosting", LogLevel.None);
+            builder.Logging.AddFilter("Microsoft.AspNetCore.Hosting", LogLevel.None);
+            builder.Logging.AddFilter("Microsoft.AspNetCore.Server.Kestrel", LogLevel.Critical);
         }
 
         var app = builder.Build();
         var endpoints = new OpenAiEndpoints(client, options, app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("onnxgpt.serve"));
+        var requestLog = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("onnxgpt.serve");
+        app.Use((context, next) => OpenAiEndpoints.LogRequestAsync(context, next, requestLog));
         app.UseStatusCodePages(context => OpenAiEndpoints.WriteStatusErrorAsync(context.HttpContext));
         app.Use(new CrossOriginPolicy(options.CorsOrigins).InvokeAsync);
         app.UseRouting();

@@ -33,6 +33,12 @@ public sealed record ServerOptions
     /// <summary>What the server exports of its telemetry (nothing by default).</summary>
     public ServerTelemetry Telemetry { get; init; } = new();
 
+    /// <summary>
+    /// How long a request body may take before it must arrive at <see cref="OpenAiServer.MinBodyBytesPerSecond"/>; a
+    /// body that trickles in slower is cut off with 408 (more than 1 s; default 5 s, as Kestrel).
+    /// </summary>
+    public TimeSpan BodyGracePeriod { get; init; } = TimeSpan.FromSeconds(5);
+
     /// <summary>Checks the limits.</summary>
     /// <exception cref="ArgumentException">A limit is out of range or no address is given; the message names it.</exception>
     public void Validate()
@@ -51,5 +57,6 @@ public sealed record ServerOptions
         {
             CrossOriginPolicy.ValidateOrigin(origin);
         }
+        ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(BodyGracePeriod, TimeSpan.FromSeconds(1), nameof(BodyGracePeriod));
     }
 }
