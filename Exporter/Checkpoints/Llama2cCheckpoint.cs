@@ -34,16 +34,7 @@ public static class Llama2cCheckpoint
     public static GptWeights Load(string path)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
-        FileStream stream;
-        try
-        {
-            stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            throw new OnnxGptException($"{path}: cannot open the llama2.c checkpoint ({e.Message}).", e);
-        }
-
+        var stream = InputFile.OpenRead(path, "llama2.c checkpoint");   // a regular file only
         using (stream)
         {
             long length = stream.Length;

@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using System.Text;
+using OnnxGpt.Contracts;
 
 namespace OnnxGpt.Runtime.Tokenization;
 
@@ -27,21 +28,16 @@ internal sealed class Llama2cTokenizer : PieceTokenizer
         _byteIds = byteIds;
     }
 
+    /// <summary>The largest tokenizer file read (Llama's 32000-token one is about 430 KiB).</summary>
+    public const long MaxFileBytes = 64L << 20;
+
     /// <summary>Most tokens a file may declare (a guard against reading garbage as a vocabulary).</summary>
     public const int MaxTokens = 1 << 21;
 
     /// <summary>Reads a llama2.c tokenizer file, checking each length against what is left of the file.</summary>
     public static Llama2cTokenizer Load(string path)
     {
-        byte[] file;
-        try
-        {
-            file = File.ReadAllBytes(path);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            throw Bad(path, $"cannot read the llama2.c tokenizer ({e.Message}).");
-        }
+        byte[] file = InputFile.ReadAllBytes(path, "llama2.c tokenizer", MaxFileBytes);   // a regular file of bounded size
 
         if (file.Length < 4)
         {

@@ -1,5 +1,7 @@
 using System.Text;
 using Microsoft.ML.Tokenizers;
+using OnnxGpt;
+using OnnxGpt.Contracts;
 
 namespace OnnxGpt.Runtime.Tokenization;
 
@@ -18,20 +20,19 @@ internal sealed class SentencePieceTextTokenizer : PieceTokenizer
         _inner = inner;
     }
 
-    /// <summary>Reads a SentencePiece model file; a file that is not one is an <see cref="Contracts.TokenizerSpec"/>-naming <see cref="OnnxGpt.OnnxGptException"/>.</summary>
+    /// <summary>The largest SentencePiece model read (Llama's is about 500 KiB, larger vocabularies a few MiB).</summary>
+    public const long MaxFileBytes = 64L << 20;
+
+    /// <summary>Reads a SentencePiece model file; a file that is not one is an <see cref="OnnxGptException"/> naming it.</summary>
     public static SentencePieceTextTokenizer Load(string path)
     {
         SentencePieceTokenizer inner;
         try
         {
-            using var stream = File.OpenRead(path);
+            using var stream = new MemoryStream(InputFile.ReadAllBytes(path, "SentencePiece model", MaxFileBytes));   // a regular file of bounded size
             inner = LlamaTokenizer.Create(stream, addBeginOfSentence: false, addEndOfSentence: false);
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            throw Bad(path, $"cannot read the SentencePiece model ({e.Message}).");
-        }
-        catch (Exception e) when (e is not OutOfMemoryException)
+        catch (Exception e) when (e is not (OutOfMemoryException or OnnxGptException))
         {
             throw Bad(path, $"not a SentencePiece BPE model that Microsoft.ML.Tokenizers reads ({e.GetType().Name}: {e.Message}).");
         }
