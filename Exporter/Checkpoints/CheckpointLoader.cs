@@ -53,6 +53,17 @@ public static class CheckpointLoader
         throw new OnnxGptException($"{path}: no such file or folder; expected a checkpoint folder or a llama2.c .bin file.");
     }
 
+    /// <summary>The config of the checkpoint at <paramref name="path"/>, read (and checked) without loading its weights.</summary>
+    public static GptConfig ReadConfig(string path) => Detect(path) switch
+    {
+        Kind.Llama2c => Llama2cCheckpoint.ReadConfig(path),
+        _ => HfCheckpoint.ReadConfig(path),
+    };
+
+    /// <summary>The folder a checkpoint's files are in: the folder itself, or the one holding the <c>.bin</c>.</summary>
+    public static string Folder(string path) =>
+        Detect(path) == Kind.Llama2c ? Path.GetDirectoryName(Path.GetFullPath(path)) ?? "." : path;
+
     /// <summary>Loads the checkpoint at <paramref name="path"/> (see the class remarks).</summary>
     public static GptWeights Load(string path) => Detect(path) switch
     {

@@ -30,6 +30,14 @@ public static class Llama2cCheckpoint
     /// <summary>The RMSNorm ε run.c uses.</summary>
     public const double Epsilon = 1e-5;
 
+    /// <summary>The config a llama2.c <c>.bin</c>'s header describes, its size checked against the file's, without reading the weights.</summary>
+    public static GptConfig ReadConfig(string path)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(path);
+        using var stream = InputFile.OpenRead(path, "llama2.c checkpoint");
+        return ReadChecked(stream, path, out _);
+    }
+
     /// <summary>Loads a llama2.c <c>.bin</c>; every problem is an <see cref="OnnxGptException"/> naming the file and what was found.</summary>
     public static GptWeights Load(string path)
     {
@@ -37,33 +45,7 @@ public static class Llama2cCheckpoint
         var stream = InputFile.OpenRead(path, "llama2.c checkpoint");   // a regular file only
         using (stream)
         {
-            long length = stream.Length;
-            if (length < HeaderBytes)
-            {
-                throw new OnnxGptException($"{path}: {length} bytes is shorter than llama2.c's {HeaderBytes}-byte header; the file is truncated or not a llama2.c checkpoint.");
-            }
-
-            Span<byte> header = stackalloc byte[HeaderBytes];
-            stream.ReadExactly(header);
-            var config = ReadHeader(header, path, out bool tied);
-            long expected;
-            try
-            {
-                expected = checked(HeaderBytes + Floats(config, tied) * sizeof(float));
-            }
-            catch (OverflowException)
-            {
-                throw new OnnxGptException($"{path}: the header's sizes multiply to more bytes than any file holds; this is not a llama2.c checkpoint.");
-            }
-
-            if (length != expected)
-            {
-                throw new OnnxGptException(
-                    $"{path}: the header (dim {config.Width}, hidden_dim {config.FeedForwardWidth}, n_layers {config.Layers}, n_heads {config.Heads}, " +
-                    $"n_kv_heads {config.KvHeads}, vocab_size {(tied ? "" : "-")}{config.VocabSize}, seq_len {config.ContextLength}) implies {expected} bytes, " +
-                    $"but the file has {length}: {(length < expected ? "it is truncated" : "it has data the format does not describe")}.");
-            }
-
+            var config = ReadChecked(stream, path, out bool tied);
             var plan = Plan(config, tied);   // only now, with sizes that fit the file, are names and arrays made
             var tensors = new Dictionary<string, Tensor>(StringComparer.Ordinal);
             foreach (var part in plan)
@@ -90,6 +72,39 @@ public static class Llama2cCheckpoint
 
             return new GptWeights(config, tensors, path);
         }
+    }
+
+    /// <summary>Reads and checks the header, and the file length it implies against the stream's, leaving the stream after the header.</summary>
+    private static GptConfig ReadChecked(Stream stream, string path, out bool tied)
+    {
+        long length = stream.Length;
+        if (length < HeaderBytes)
+        {
+            throw new OnnxGptException($"{path}: {length} bytes is shorter than llama2.c's {HeaderBytes}-byte header; the file is truncated or not a llama2.c checkpoint.");
+        }
+
+        Span<byte> header = stackalloc byte[HeaderBytes];
+        stream.ReadExactly(header);
+        var config = ReadHeader(header, path, out tied);
+        long expected;
+        try
+        {
+            expected = checked(HeaderBytes + Floats(config, tied) * sizeof(float));
+        }
+        catch (OverflowException)
+        {
+            throw new OnnxGptException($"{path}: the header's sizes multiply to more bytes than any file holds; this is not a llama2.c checkpoint.");
+        }
+
+        if (length != expected)
+        {
+            throw new OnnxGptException(
+                $"{path}: the header (dim {config.Width}, hidden_dim {config.FeedForwardWidth}, n_layers {config.Layers}, n_heads {config.Heads}, " +
+                $"n_kv_heads {config.KvHeads}, vocab_size {(tied ? "" : "-")}{config.VocabSize}, seq_len {config.ContextLength}) implies {expected} bytes, " +
+                $"but the file has {length}: {(length < expected ? "it is truncated" : "it has data the format does not describe")}.");
+        }
+
+        return config;
     }
 
     /// <summary>The config a header describes, validated; <paramref name="tied"/> is false for a negative vocab_size.</summary>
@@ -158,38 +173,38 @@ public static class Llama2cCheckpoint
     {
         checked
         {
-        long dim = c.Width, f = c.FeedForwardWidth, kv = c.KvWidth, layers = c.Layers;
-        int d = c.Width, ff = c.FeedForwardWidth, k = c.KvWidth;
-        string[] PerLayer(Func<int, string> name) => Enumerable.Range(0, c.Layers).Select(name).ToArray();
-        var plan = new List<(long, string[], int[])>
-        {
-            (c.VocabSize * dim, [LlamaTensorNames.Embedding], [c.VocabSize, d]),
-            (layers * dim, PerLayer(LlamaTensorNames.InputNorm), [d]),
-            (layers * dim * dim, PerLayer(i => LlamaTensorNames.Attention(i, "q_proj")), [d, d]),
-            (layers * kv * dim, PerLayer(i => LlamaTensorNames.Attention(i, "k_proj")), [k, d]),
-            (layers * kv * dim, PerLayer(i => LlamaTensorNames.Attention(i, "v_proj")), [k, d]),
-            (layers * dim * dim, PerLayer(i => LlamaTensorNames.Attention(i, "o_proj")), [d, d]),
-            (layers * dim, PerLayer(LlamaTensorNames.PostAttentionNorm), [d]),
-            (layers * f * dim, PerLayer(i => LlamaTensorNames.Mlp(i, "gate_proj")), [ff, d]),
-            (layers * dim * f, PerLayer(i => LlamaTensorNames.Mlp(i, "down_proj")), [d, ff]),
-            (layers * f * dim, PerLayer(i => LlamaTensorNames.Mlp(i, "up_proj")), [ff, d]),
-            (dim, [LlamaTensorNames.FinalNorm], [d]),
-            ((long)c.ContextLength * c.HeadSize, [], []),                      // freq_cis_real and freq_cis_imag, seq_len · D/2 each
-        };
-        if (!tied)
-        {
-            plan.Add((c.VocabSize * dim, [LlamaTensorNames.LmHead], [c.VocabSize, d]));
-        }
-
-        foreach (var (floats, names, _) in plan)
-        {
-            if (floats > Array.MaxLength)
+            long dim = c.Width, f = c.FeedForwardWidth, kv = c.KvWidth, layers = c.Layers;
+            int d = c.Width, ff = c.FeedForwardWidth, k = c.KvWidth;
+            string[] PerLayer(Func<int, string> name) => Enumerable.Range(0, c.Layers).Select(name).ToArray();
+            var plan = new List<(long, string[], int[])>
             {
-                throw new OnnxGptException($"llama2.c checkpoint: a block of {floats} floats ({string.Join(", ", names)}) is larger than one array can hold.");
+                (c.VocabSize * dim, [LlamaTensorNames.Embedding], [c.VocabSize, d]),
+                (layers * dim, PerLayer(LlamaTensorNames.InputNorm), [d]),
+                (layers * dim * dim, PerLayer(i => LlamaTensorNames.Attention(i, "q_proj")), [d, d]),
+                (layers * kv * dim, PerLayer(i => LlamaTensorNames.Attention(i, "k_proj")), [k, d]),
+                (layers * kv * dim, PerLayer(i => LlamaTensorNames.Attention(i, "v_proj")), [k, d]),
+                (layers * dim * dim, PerLayer(i => LlamaTensorNames.Attention(i, "o_proj")), [d, d]),
+                (layers * dim, PerLayer(LlamaTensorNames.PostAttentionNorm), [d]),
+                (layers * f * dim, PerLayer(i => LlamaTensorNames.Mlp(i, "gate_proj")), [ff, d]),
+                (layers * dim * f, PerLayer(i => LlamaTensorNames.Mlp(i, "down_proj")), [d, ff]),
+                (layers * f * dim, PerLayer(i => LlamaTensorNames.Mlp(i, "up_proj")), [ff, d]),
+                (dim, [LlamaTensorNames.FinalNorm], [d]),
+                ((long)c.ContextLength * c.HeadSize, [], []),                      // freq_cis_real and freq_cis_imag, seq_len · D/2 each
+            };
+            if (!tied)
+            {
+                plan.Add((c.VocabSize * dim, [LlamaTensorNames.LmHead], [c.VocabSize, d]));
             }
-        }
 
-        return plan;
+            foreach (var (floats, names, _) in plan)
+            {
+                if (floats > Array.MaxLength)
+                {
+                    throw new OnnxGptException($"llama2.c checkpoint: a block of {floats} floats ({string.Join(", ", names)}) is larger than one array can hold.");
+                }
+            }
+
+            return plan;
         }
     }
 }
