@@ -117,6 +117,13 @@ switch ($Target) {
         Invoke-Cli @('generate', '--model', $model, '--prompt', "JULIET:`nO Romeo, ", '--max-new-tokens', '110',
             '--temperature', '0.7', '--seed', '42')
         Write-Output ''
+        # Next to it, a pretrained Llama-family model made by someone else: karpathy's tinyllamas stories260K
+        # (models/stories260K, MIT), exported from its llama2.c checkpoint; greedy, so the text is the one its README gives.
+        $stories = Join-Path $root 'models/stories260K'
+        Invoke-Cli @('inspect', $stories) | Select-Object -First 3
+        Write-Output ''
+        Invoke-Cli @('generate', '--model', $stories, '--prompt', 'Once upon a time', '--max-new-tokens', '90', '--greedy')
+        Write-Output ''
     }
 
     'bench' {

@@ -6,8 +6,10 @@ using OnnxGpt.Exporter.Model;
 namespace OnnxGpt.Exporter.Checkpoints;
 
 /// <summary>
-/// Reads and writes Hugging Face GPT-2 checkpoint folders: <c>config.json</c> plus <c>model.safetensors</c>
-/// (or shards listed in <c>model.safetensors.index.json</c>).
+/// Reads and writes Hugging Face GPT-2 and Llama (<c>LlamaForCausalLM</c>) checkpoint folders: <c>config.json</c>
+/// plus <c>model.safetensors</c> (or shards listed in <c>model.safetensors.index.json</c>). The config's
+/// <c>model_type</c> picks the family (see <see cref="GptConfig.FromJson"/>); a Llama folder's q_proj/k_proj rows are
+/// in Hugging Face's rotate-half order, and <c>rope_scaling</c> kinds this project does not implement are refused.
 /// <para>
 /// Loading accepts names with or without the <c>transformer.</c> prefix, F32/F16/BF16/F64 data (converted to
 /// float32), and drops the non-parameter buffers <c>attn.bias</c> / <c>attn.masked_bias</c>.
@@ -116,6 +118,11 @@ public static class HfCheckpoint
             {
                 meta[key] = value;
             }
+        }
+
+        if (weights.Config.Family == ModelFamily.Llama)
+        {
+            weights = LlamaRotaryLayout.ToHalves(weights);                     // Hugging Face's Llama rotates halves
         }
 
         SafetensorsWriter.Write(
@@ -255,7 +262,7 @@ public static class HfCheckpoint
             return config;
         }
 
-        if (tensors.TryGetValue(TensorNames.Wte, out var wte) && BitEqual(head, wte))
+        if (tensors.TryGetValue(GptWeights.EmbeddingName(config), out var wte) && BitEqual(head, wte))
         {
             tensors.Remove(TensorNames.LmHead);
             return config;

@@ -34,10 +34,11 @@ internal static partial class HfTensorNames
 
     /// <summary>
     /// Whether a canonical name is one of the attention buffers older <c>transformers</c> versions saved:
-    /// <c>attn.bias</c> (the causal mask) and <c>attn.masked_bias</c> (the fill value). They are not parameters.
+    /// <c>attn.bias</c> (the causal mask) and <c>attn.masked_bias</c> (the fill value), and Llama's
+    /// <c>self_attn.rotary_emb.inv_freq</c> (the rotary frequencies, which the config's rope_theta gives). They are not parameters.
     /// </summary>
     public static bool IsBuffer(string canonicalName) => BufferPattern().IsMatch(canonicalName);
 
-    [GeneratedRegex(@"^transformer\.h\.[0-9]+\.attn\.(bias|masked_bias)$", RegexOptions.CultureInvariant)]
+    [GeneratedRegex(@"^(transformer\.h\.[0-9]+\.attn\.(bias|masked_bias)|model\.layers\.[0-9]+\.self_attn\.rotary_emb\.inv_freq)$", RegexOptions.CultureInvariant)]
     private static partial Regex BufferPattern();
 }

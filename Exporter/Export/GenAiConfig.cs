@@ -28,12 +28,16 @@ public static class GenAiConfig
     /// <summary>The generic decoder-only model type of ONNX Runtime GenAI.</summary>
     public const string ModelType = "decoder";
 
+    /// <summary>The model type written for the Llama family: GenAI's own name for it (the same decoder-only class).</summary>
+    public const string LlamaModelType = "llama";
+
     /// <summary>The JSON text for a model exported with <paramref name="options"/>.</summary>
     public static string ToJson(GptConfig config, ExportOptions options)
     {
         ArgumentNullException.ThrowIfNull(config);
         ArgumentNullException.ThrowIfNull(options);
         bool shareBuffer = options.Graph.Flavor == GraphFlavor.Fused;
+        bool llama = config.Family == ModelFamily.Llama;
         var generation = options.Generation;
 
         // GenAI requires an end token inside the vocabulary (it refuses -1 or an empty list when a generator starts),
@@ -48,7 +52,7 @@ public static class GenAiConfig
         {
             ["model"] = new JsonObject
             {
-                ["type"] = ModelType,
+                ["type"] = llama ? LlamaModelType : ModelType,
                 ["vocab_size"] = config.VocabSize,
                 ["context_length"] = config.ContextLength,
                 ["bos_token_id"] = bos,
@@ -65,16 +69,9 @@ public static class GenAiConfig
                     ["hidden_size"] = config.Width,
                     ["head_size"] = config.HeadSize,
                     ["num_attention_heads"] = config.Heads,
-                    ["num_key_value_heads"] = config.Heads,
+                    ["num_key_value_heads"] = config.KvHeads,
                     ["num_hidden_layers"] = config.Layers,
-                    ["inputs"] = new JsonObject
-                    {
-                        ["input_ids"] = GraphNames.InputIds,
-                        ["attention_mask"] = GraphNames.AttentionMask,
-                        ["position_ids"] = GraphNames.PositionIds,
-                        ["past_key_names"] = GraphNames.PastKeyPattern,
-                        ["past_value_names"] = GraphNames.PastValuePattern,
-                    },
+                    ["inputs"] = Inputs(GptGraph.TakesPositionIds(config, options.Graph)),
                     ["outputs"] = new JsonObject
                     {
                         ["logits"] = GraphNames.Logits,
@@ -102,5 +99,23 @@ public static class GenAiConfig
             },
         };
         return root.ToJsonString(new JsonSerializerOptions { WriteIndented = true });
+    }
+
+    private static JsonObject Inputs(bool positionIds)
+    {
+        // Every graph but the fused Llama one with rotary inside its attention takes position_ids.
+        var inputs = new JsonObject
+        {
+            ["input_ids"] = GraphNames.InputIds,
+            ["attention_mask"] = GraphNames.AttentionMask,
+        };
+        if (positionIds)
+        {
+            inputs["position_ids"] = GraphNames.PositionIds;
+        }
+
+        inputs["past_key_names"] = GraphNames.PastKeyPattern;
+        inputs["past_value_names"] = GraphNames.PastValuePattern;
+        return inputs;
     }
 }

@@ -103,13 +103,13 @@ public static class GptExporter
         graph.DocString = DocString(weights.Config, options);
         var model = new ModelProto
         {
-            IrVersion = GptGraph.IrVersion,
+            IrVersion = GptGraph.IrVersionFor(weights.Config, options.Graph),
             ProducerName = "OnnxGpt",
             ProducerVersion = ProducerVersion,
             Graph = graph,
             DocString = "A GPT language model exported by OnnxGpt.",
         };
-        model.OpsetImport.Add(new OperatorSetIdProto { Domain = "", Version = GptGraph.Opset });
+        model.OpsetImport.Add(new OperatorSetIdProto { Domain = "", Version = GptGraph.OpsetFor(weights.Config, options.Graph) });
         if (options.Graph.Flavor == GraphFlavor.Fused)
         {
             model.OpsetImport.Add(new OperatorSetIdProto { Domain = GptGraph.MicrosoftDomain, Version = 1 });
@@ -226,13 +226,22 @@ public static class GptExporter
     private static string ProducerVersion =>
         typeof(GptExporter).Assembly.GetName().Version?.ToString(3) ?? "0.0.0";
 
-    private static string DocString(GptConfig c, ExportOptions options) =>
+    private static string DocString(GptConfig c, ExportOptions options) => c.Family == ModelFamily.Llama ? LlamaDocString(c, options) :
         $"GPT language model: {c.Layers} layers, {c.Heads} heads, width {c.Width}, feed-forward {c.FeedForwardWidth} " +
         $"({c.Activation.ToConfigName()}), vocabulary {c.VocabSize}, context {c.ContextLength}, {c.ParameterCount:N0} parameters" +
         (options.Source is null ? "" : $"; weights: {options.Source}") +
         ". Inputs follow the Hugging Face Optimum convention: input_ids, attention_mask (1 = attend, 0 = padding; " +
         "left padding works), position_ids, past_key_values.{i}.key|value (batch, heads, past, head_size); outputs logits " +
         "and present.{i}.key|value = past followed by the new tokens' keys and values.";
+
+    private static string LlamaDocString(GptConfig c, ExportOptions options) =>
+        $"Llama-family language model: {c.Layers} layers, {c.Heads} heads ({c.KvHeads} key/value heads), width {c.Width}, SwiGLU feed-forward " +
+        $"{c.FeedForwardWidth}, RMSNorm, rotary positions (θ {c.RopeTheta}, {(c.RotaryInterleaved ? "interleaved pairs" : "rotate-half pairs")}), " +
+        $"vocabulary {c.VocabSize}, context {c.ContextLength}, {c.ParameterCount:N0} parameters" +
+        (options.Source is null ? "" : $"; weights: {options.Source}") +
+        ". Inputs follow the Hugging Face Optimum convention: input_ids, attention_mask (1 = attend, 0 = padding), " +
+        (GptGraph.TakesPositionIds(c, options.Graph) ? "position_ids, " : "") +
+        "past_key_values.{i}.key|value (batch, key/value heads, past, head_size); outputs logits and present.{i}.key|value.";
 
     /// <summary>Copies the tokenizer's files (each resolved inside its source folder) and their companions into <paramref name="staging"/>.</summary>
     private static void CopyTokenizerFiles(string staging, ExportOptions options)

@@ -53,16 +53,37 @@ public sealed class GptWeights
         ? t
         : throw new KeyNotFoundException($"weights have no tensor '{name}'.");
 
+    /// <summary>
+    /// The same tensors under <paramref name="config"/>, which must describe the same shapes (to record token ids a
+    /// tokenizer names, say); the tensors are shared, not copied.
+    /// </summary>
+    public GptWeights WithConfig(GptConfig config) => new(config, _tensors, "weights");
+
     /// <summary>Whether there is a tensor named <paramref name="name"/>.</summary>
     public bool Contains(string name) => _tensors.ContainsKey(name);
 
     /// <summary>The output projection <c>[V, C]</c>: the token embedding when tied, else <c>lm_head.weight</c>.</summary>
-    public Tensor Head => Config.TiedHead ? this[TensorNames.Wte] : this[TensorNames.LmHead];
+    public Tensor Head => this[HeadName(Config)];
+
+    /// <summary>The token embedding <c>[V, C]</c>.</summary>
+    public Tensor Embedding => this[EmbeddingName(Config)];
+
+    /// <summary>The name of the token embedding: <c>transformer.wte.weight</c> or <c>model.embed_tokens.weight</c>.</summary>
+    public static string EmbeddingName(GptConfig config) =>
+        config.Family == ModelFamily.Llama ? LlamaTensorNames.Embedding : TensorNames.Wte;
+
+    /// <summary>The name of the output projection: the token embedding when tied, else <c>lm_head.weight</c>.</summary>
+    public static string HeadName(GptConfig config) => config.TiedHead ? EmbeddingName(config) : TensorNames.LmHead;
 
     /// <summary>Every tensor a config needs, by name, with its shape, in canonical order.</summary>
     public static IReadOnlyDictionary<string, int[]> ExpectedShapes(GptConfig config)
     {
         ArgumentNullException.ThrowIfNull(config);
+        if (config.Family == ModelFamily.Llama)
+        {
+            return LlamaShapes(config);
+        }
+
         int c = config.Width, f = config.FeedForwardWidth, v = config.VocabSize;
         var shapes = new Dictionary<string, int[]>(StringComparer.Ordinal)
         {
@@ -102,5 +123,32 @@ public sealed class GptWeights
                 shapes[name] = [size];
             }
         }
+    }
+
+    /// <summary>The Llama family's tensors: Hugging Face names, projections as <c>[out, in]</c>.</summary>
+    private static Dictionary<string, int[]> LlamaShapes(GptConfig config)
+    {
+        int c = config.Width, f = config.FeedForwardWidth, v = config.VocabSize, kv = config.KvWidth;
+        var shapes = new Dictionary<string, int[]>(StringComparer.Ordinal) { [LlamaTensorNames.Embedding] = [v, c] };
+        for (int i = 0; i < config.Layers; i++)
+        {
+            shapes[LlamaTensorNames.InputNorm(i)] = [c];
+            shapes[LlamaTensorNames.Attention(i, "q_proj")] = [c, c];
+            shapes[LlamaTensorNames.Attention(i, "k_proj")] = [kv, c];
+            shapes[LlamaTensorNames.Attention(i, "v_proj")] = [kv, c];
+            shapes[LlamaTensorNames.Attention(i, "o_proj")] = [c, c];
+            shapes[LlamaTensorNames.PostAttentionNorm(i)] = [c];
+            shapes[LlamaTensorNames.Mlp(i, "gate_proj")] = [f, c];
+            shapes[LlamaTensorNames.Mlp(i, "up_proj")] = [f, c];
+            shapes[LlamaTensorNames.Mlp(i, "down_proj")] = [c, f];
+        }
+
+        shapes[LlamaTensorNames.FinalNorm] = [c];
+        if (!config.TiedHead)
+        {
+            shapes[LlamaTensorNames.LmHead] = [v, c];
+        }
+
+        return shapes;
     }
 }

@@ -14,13 +14,33 @@ namespace OnnxGpt.Exporter.Onnx;
 /// (see <see cref="GraphFlavor.Fused"/>). Both follow the Hugging Face Optimum I/O convention
 /// (<see cref="IoConventions.Optimum"/>).
 /// </summary>
-public sealed class GptGraph
+public sealed partial class GptGraph
 {
     /// <summary>The ai.onnx opset the graph uses (LayerNormalization 17, Gelu 20).</summary>
     public const int Opset = 21;
 
     /// <summary>ONNX IR version written (IR 10 goes with opset 21).</summary>
     public const int IrVersion = 10;
+
+    /// <summary>The ai.onnx opset of the portable Llama graph (RMSNormalization, RotaryEmbedding, Attention).</summary>
+    public const int Opset23 = 23;
+
+    /// <summary>The IR version opset 23 needs.</summary>
+    public const int IrVersion11 = 11;
+
+    /// <summary>The ai.onnx opset the graph for <paramref name="config"/> with <paramref name="options"/> imports.</summary>
+    public static int OpsetFor(GptConfig config, GraphOptions options) => UsesOpset23Operators(config, options) ? Opset23 : Opset;
+
+    /// <summary>The IR version the graph for <paramref name="config"/> with <paramref name="options"/> is written in.</summary>
+    public static int IrVersionFor(GptConfig config, GraphOptions options) => UsesOpset23Operators(config, options) ? IrVersion11 : IrVersion;
+
+    /// <summary>The portable Llama graph, unless its operators are decomposed: opset 23's RMSNormalization, RotaryEmbedding, Attention.</summary>
+    public static bool UsesOpset23Operators(GptConfig config, GraphOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        ArgumentNullException.ThrowIfNull(options);
+        return config.Family == ModelFamily.Llama && options.Flavor == GraphFlavor.Portable && !options.DecomposedLlamaOperators;
+    }
 
     /// <summary>The contrib operator domain of ONNX Runtime, used by the fused flavour.</summary>
     public const string MicrosoftDomain = "com.microsoft";
@@ -32,6 +52,7 @@ public sealed class GptGraph
     private readonly HashSet<string> _added = new(StringComparer.Ordinal);
     private readonly GraphOptions _options;
     private readonly bool _fused;
+    private readonly bool _llama;
 
     /// <summary>The type of weights, activations and cache: float32, or float16 for <see cref="WeightPrecision.Float16"/>.</summary>
     private readonly DataType _float;
@@ -42,8 +63,14 @@ public sealed class GptGraph
         _c = weights.Config;
         _options = options.Validate();
         _fused = options.Flavor == GraphFlavor.Fused;
+        _llama = _c.Family == ModelFamily.Llama;
         _float = options.Precision == WeightPrecision.Float16 ? DataType.Float16 : DataType.Float;
         _initializer = initializer;
+        if (options.DecomposedLlamaOperators && !_llama)
+        {
+            throw new OnnxGptException("decomposed Llama operators are a choice of the Llama family's portable graph; this is a GPT-2 model.");
+        }
+
         if (_fused && _c.HeadSize % 8 != 0)
         {
             throw new OnnxGptException(
@@ -68,33 +95,45 @@ public sealed class GptGraph
         var indexType = stacked ? DataType.Int32 : DataType.Int64;
         var inputIds = _g.Input(GraphNames.InputIds, indexType, GraphNames.BatchDim, GraphNames.SequenceDim);
         var attentionMask = _g.Input(GraphNames.AttentionMask, indexType, GraphNames.BatchDim, GraphNames.TotalSequenceDim);
-        var positionIds = _options.PositionIdsInput ? _g.Input(GraphNames.PositionIds, indexType, GraphNames.BatchDim, GraphNames.SequenceDim) : null;
+        bool positionsInGraph = TakesPositionIds(_c, _options);
+        var positionIds = _options.PositionIdsInput && positionsInGraph ? _g.Input(GraphNames.PositionIds, indexType, GraphNames.BatchDim, GraphNames.SequenceDim) : null;
         var useCacheBranch = _options.UseCacheBranchInput ? _g.Input("use_cache_branch", DataType.Bool, 1) : null;
         var past = new (string Key, string Value)[_c.Layers];
         for (int i = 0; i < _c.Layers; i++)
         {
             past[i] = stacked
                 ? StackedPast(i)
-                : (_g.Input(GraphNames.PastKey(i), _float, GraphNames.BatchDim, _c.Heads, GraphNames.PastSequenceDim, _c.HeadSize),
-                   _g.Input(GraphNames.PastValue(i), _float, GraphNames.BatchDim, _c.Heads, GraphNames.PastSequenceDim, _c.HeadSize));
+                : (_g.Input(GraphNames.PastKey(i), _float, GraphNames.BatchDim, _c.KvHeads, GraphNames.PastSequenceDim, _c.HeadSize),
+                   _g.Input(GraphNames.PastValue(i), _float, GraphNames.BatchDim, _c.KvHeads, GraphNames.PastSequenceDim, _c.HeadSize));
             if (useCacheBranch is not null)
             {
                 past[i] = CacheBranch(i, past[i], useCacheBranch);
             }
         }
 
-        positionIds ??= PositionsFromMask(inputIds, attentionMask);
+        if (positionsInGraph)
+        {
+            positionIds ??= PositionsFromMask(inputIds, attentionMask);
+        }
+
         var present = new (string Key, string Value)[_c.Layers];
         string x, logits;
         string? logitsToKeep = null;
-        if (_fused)
+        if (_llama)
+        {
+            logitsToKeep = _fused ? LogitsToKeep() : null;
+            x = _fused
+                ? FusedLlamaLayers(inputIds, positionIds, SequenceLengths(attentionMask), past, present)
+                : PortableLlamaLayers(inputIds, positionIds!, attentionMask, past, present);
+        }
+        else if (_fused)
         {
             logitsToKeep = LogitsToKeep();
-            x = FusedLayers(inputIds, positionIds, SequenceLengths(attentionMask), past, present);
+            x = FusedLayers(inputIds, positionIds!, SequenceLengths(attentionMask), past, present);
         }
         else
         {
-            x = Embed(inputIds, positionIds);                       // (B, T, C)
+            x = Embed(inputIds, positionIds!);                       // (B, T, C)
             var mask = AttentionBias(inputIds, attentionMask, past[0].Key);   // (B, 1, T, S)
             for (int i = 0; i < _c.Layers; i++)
             {
@@ -124,8 +163,8 @@ public sealed class GptGraph
                 continue;
             }
 
-            _g.Output(GraphNames.PresentKey(i), present[i].Key, _float, GraphNames.BatchDim, _c.Heads, GraphNames.TotalSequenceDim, _c.HeadSize);
-            _g.Output(GraphNames.PresentValue(i), present[i].Value, _float, GraphNames.BatchDim, _c.Heads, GraphNames.TotalSequenceDim, _c.HeadSize);
+            _g.Output(GraphNames.PresentKey(i), present[i].Key, _float, GraphNames.BatchDim, _c.KvHeads, GraphNames.TotalSequenceDim, _c.HeadSize);
+            _g.Output(GraphNames.PresentValue(i), present[i].Value, _float, GraphNames.BatchDim, _c.KvHeads, GraphNames.TotalSequenceDim, _c.HeadSize);
         }
 
         return _g.Graph;
@@ -448,6 +487,7 @@ public sealed class GptGraph
                 Activation.GeluNew => _g.OpWith("Gelu", [hidden], Attr.String("approximate", "tanh")),
                 Activation.Gelu => _g.Op("Gelu", hidden),
                 Activation.Relu => _g.Op("Relu", hidden),
+                Activation.Silu => Silu(hidden),
                 _ => throw new InvalidOperationException($"activation {_c.Activation} has no graph form."),
             };
         }
@@ -476,9 +516,11 @@ public sealed class GptGraph
     /// head [V, C] already is), cut into blocks with one scale each. Activations are quantized to int8 per block
     /// inside the kernel (accuracy level 4), which is what makes it fast on CPUs with int8 dot products.
     /// </summary>
-    private string QuantizedMatMul(string name, string x, bool transposeConv1D)
+    private string QuantizedMatMul(string name, string x, bool transposeConv1D) => QuantizedMatMul(name, _w[name], x, transposeConv1D);
+
+    /// <summary><see cref="QuantizedMatMul(string, string, bool)"/> for a tensor that need not be a checkpoint's (a concatenation of several).</summary>
+    private string QuantizedMatMul(string name, Tensor tensor, string x, bool transposeConv1D)
     {
-        var tensor = _w[name];
         int rowsIn = tensor.Shape[0], colsIn = tensor.Shape[1];
         int n = transposeConv1D ? colsIn : rowsIn, k = transposeConv1D ? rowsIn : colsIn;
         int bits = _options.Quantization == WeightQuantization.Int4 ? 4 : 8, block = _options.BlockSize;
@@ -536,7 +578,7 @@ public sealed class GptGraph
             x = _g.Named("keep_last", "Slice", [x, start, _g.ConstInt64("keep_end", long.MaxValue), _g.ConstInt64("keep_axis", 1)]); // (B, T', C)
         }
 
-        string headName = _c.TiedHead ? TensorNames.Wte : TensorNames.LmHead;
+        string headName = GptWeights.HeadName(_c);
         if (_options.Quantization != WeightQuantization.None)
         {
             return QuantizedMatMul(headName, x, transposeConv1D: false);                                  // (B, T', V)
@@ -565,11 +607,14 @@ public sealed class GptGraph
     }
 
     /// <summary>The initializer for a checkpoint tensor, added on first use (a tied head reuses wte).</summary>
-    private string Weight(string name)
+    private string Weight(string name) => Weight(name, () => _w[name]);
+
+    /// <summary>An initializer made on first use from <paramref name="make"/>, in the graph's float type.</summary>
+    private string Weight(string name, Func<Tensor> make)
     {
         if (_added.Add(name))
         {
-            var tensor = _w[name];
+            var tensor = make();
             _g.Initializer(_initializer(_float == DataType.Float
                 ? new WeightData(name, tensor)
                 : new WeightData(name, tensor.Shape.Select(d => (long)d).ToArray(), DataType.Float16, ToHalfBytes(tensor.Data))));

@@ -34,6 +34,14 @@ public sealed record GraphOptions
     /// </summary>
     public bool UseCacheBranchInput { get; init; }
 
+    /// <summary>
+    /// Build the portable Llama graph from operators older than opset 23: RMSNorm, the rotary embedding and
+    /// attention decomposed into opset-21 operators, for runtimes without opset 23. By default the portable Llama
+    /// graph uses opset 23's <c>RMSNormalization</c>, <c>RotaryEmbedding</c> and <c>Attention</c> (IR 11), which ONNX
+    /// Runtime 1.31 runs correctly and, measured, faster (docs/performance.md). GPT-2 graphs are opset 21 either way.
+    /// </summary>
+    public bool DecomposedLlamaOperators { get; init; }
+
     /// <summary>The default: the portable graph with float weights.</summary>
     public static GraphOptions Portable { get; } = new();
 
@@ -48,6 +56,11 @@ public sealed record GraphOptions
         if (Flavor == GraphFlavor.Fused && (IoConvention != IoConventions.Optimum || !PositionIdsInput || UseCacheBranchInput))
         {
             throw new OnnxGptException("the fused graph has the Optimum I/O convention only (with position_ids, without use_cache_branch).");
+        }
+
+        if (DecomposedLlamaOperators && Flavor != GraphFlavor.Portable)
+        {
+            throw new OnnxGptException("decomposed Llama operators are a choice of the portable graph; the fused graph uses ONNX Runtime's contrib operators.");
         }
 
         if (Quantization != WeightQuantization.None && Flavor != GraphFlavor.Fused)

@@ -7,7 +7,8 @@ namespace OnnxGpt.Exporter.Reference;
 
 /// <summary>
 /// The ground truth: a plain-loop forward pass with double accumulation, written to be read, not to be fast.
-/// Exported graphs are tested against it.
+/// Exported graphs are tested against it. Both families: GPT-2 (LayerNorm, learned positions, GELU MLP) and Llama
+/// (RMSNorm, rotary positions in either pairing, grouped-query attention, SwiGLU MLP).
 /// </summary>
 public static class ReferenceGpt
 {
@@ -37,7 +38,10 @@ public static class ReferenceGpt
         return result;
     }
 
-    private static float[][] Row(GptWeights w, long[] ids, long[] mask, long[] pos)
+    private static float[][] Row(GptWeights w, long[] ids, long[] mask, long[] pos) =>
+        w.Config.Family == ModelFamily.Llama ? LlamaRow(w, ids, mask, pos) : Gpt2Row(w, ids, mask, pos);
+
+    private static float[][] Gpt2Row(GptWeights w, long[] ids, long[] mask, long[] pos)
     {
         var c = w.Config;
         int t = ids.Length;
@@ -70,25 +74,200 @@ public static class ReferenceGpt
             }
         }
 
-        var head = w.Head;
-        var logits = new float[t][];
-        for (int i = 0; i < t; i++)
-        {
-            var h = LayerNorm(w, TensorNames.LnF, x[i]);
-            logits[i] = new float[c.VocabSize];
-            for (int v = 0; v < c.VocabSize; v++)
-            {
-                double sum = 0;
-                for (int k = 0; k < c.Width; k++)
-                {
-                    sum += h[k] * head.Data[(long)v * c.Width + k];
-                }
+        return x.Select(r => HeadLogits(w, LayerNorm(w, TensorNames.LnF, r))).ToArray();
+    }
 
-                logits[i][v] = (float)sum;
+    /// <summary>logits = head · h, the head being [V, C] (the token embedding when tied).</summary>
+    private static float[] HeadLogits(GptWeights w, double[] h)
+    {
+        var c = w.Config;
+        var head = w.Head;
+        var logits = new float[c.VocabSize];
+        for (int v = 0; v < c.VocabSize; v++)
+        {
+            double sum = 0;
+            for (int k = 0; k < c.Width; k++)
+            {
+                sum += h[k] * head.Data[(long)v * c.Width + k];
             }
+
+            logits[v] = (float)sum;
         }
 
         return logits;
+    }
+
+    /// <summary>
+    /// The Llama recipe: x = embed[ids]; per block x = x + attn(rmsnorm(x)), x = x + mlp(rmsnorm(x)) with rotary
+    /// positions on q and k, grouped-query attention and a SwiGLU MLP; logits = head · rmsnorm(x).
+    /// </summary>
+    private static float[][] LlamaRow(GptWeights w, long[] ids, long[] mask, long[] pos)
+    {
+        var c = w.Config;
+        int t = ids.Length;
+        var embed = w.Embedding;
+        var x = new double[t][];
+        for (int i = 0; i < t; i++)
+        {
+            CheckIndex(ids[i], c.VocabSize, "input_ids");
+            CheckIndex(pos[i], c.ContextLength, "position_ids");
+            x[i] = new double[c.Width];
+            for (int k = 0; k < c.Width; k++)
+            {
+                x[i][k] = embed.Data[ids[i] * c.Width + k];
+            }
+        }
+
+        for (int layer = 0; layer < c.Layers; layer++)
+        {
+            var attn = LlamaAttention(w, layer, x.Select(r => RmsNorm(w, LlamaTensorNames.InputNorm(layer), r)).ToArray(), mask, pos);
+            for (int i = 0; i < t; i++)
+            {
+                Accumulate(x[i], attn[i]);                 // x = x + attn(input_layernorm(x))
+            }
+
+            for (int i = 0; i < t; i++)
+            {
+                Accumulate(x[i], GatedMlp(w, layer, RmsNorm(w, LlamaTensorNames.PostAttentionNorm(layer), x[i])));   // x = x + mlp(post_attention_layernorm(x))
+            }
+        }
+
+        return x.Select(r => HeadLogits(w, RmsNorm(w, LlamaTensorNames.FinalNorm, r))).ToArray();
+    }
+
+    /// <summary>Grouped-query attention: query head h reads key/value head h / (H / H_kv); q and k rotated first.</summary>
+    private static double[][] LlamaAttention(GptWeights w, int layer, double[][] x, long[] mask, long[] pos)
+    {
+        var c = w.Config;
+        int t = x.Length, d = c.HeadSize, group = c.Heads / c.KvHeads;
+        var q = x.Select(r => Project(w, LlamaTensorNames.Attention(layer, "q_proj"), r)).ToArray();   // (T, H·D)
+        var k = x.Select(r => Project(w, LlamaTensorNames.Attention(layer, "k_proj"), r)).ToArray();   // (T, H_kv·D)
+        var v = x.Select(r => Project(w, LlamaTensorNames.Attention(layer, "v_proj"), r)).ToArray();   // (T, H_kv·D)
+        for (int i = 0; i < t; i++)
+        {
+            Rotate(q[i], c.Heads, d, pos[i], c.RopeTheta, c.RotaryInterleaved);
+            Rotate(k[i], c.KvHeads, d, pos[i], c.RopeTheta, c.RotaryInterleaved);
+        }
+
+        var y = new double[t][];
+        for (int i = 0; i < t; i++)
+        {
+            y[i] = new double[c.Width];
+            for (int h = 0; h < c.Heads; h++)
+            {
+                int kvHead = h / group;
+                var scores = new double[i + 1];
+                double max = double.NegativeInfinity;
+                for (int s = 0; s <= i; s++)
+                {
+                    if (mask[s] == 0)
+                    {
+                        continue;
+                    }
+
+                    double dot = 0;
+                    for (int e = 0; e < d; e++)
+                    {
+                        dot += q[i][h * d + e] * k[s][kvHead * d + e];
+                    }
+
+                    scores[s] = dot / Math.Sqrt(d);
+                    max = Math.Max(max, scores[s]);
+                }
+
+                if (double.IsNegativeInfinity(max))
+                {
+                    continue;
+                }
+
+                double total = 0;
+                for (int s = 0; s <= i; s++)
+                {
+                    scores[s] = mask[s] == 0 ? 0 : Math.Exp(scores[s] - max);
+                    total += scores[s];
+                }
+
+                for (int s = 0; s <= i; s++)
+                {
+                    for (int e = 0; e < d; e++)
+                    {
+                        y[i][h * d + e] += scores[s] / total * v[s][kvHead * d + e];
+                    }
+                }
+            }
+        }
+
+        return y.Select(r => Project(w, LlamaTensorNames.Attention(layer, "o_proj"), r)).ToArray();
+    }
+
+    /// <summary>
+    /// Rotary embedding in place on <paramref name="heads"/> heads of size <paramref name="d"/>: pair j of each head
+    /// (dimensions 2j and 2j + 1 when <paramref name="interleaved"/>, else j and j + D/2) is rotated by the angle
+    /// position · θ^(−2j/D).
+    /// </summary>
+    public static void Rotate(double[] x, int heads, int d, long position, double theta, bool interleaved)
+    {
+        ArgumentNullException.ThrowIfNull(x);
+        for (int h = 0; h < heads; h++)
+        {
+            for (int j = 0; j < d / 2; j++)
+            {
+                double angle = position * Math.Pow(theta, -2.0 * j / d);
+                double cos = Math.Cos(angle), sin = Math.Sin(angle);
+                int a = h * d + (interleaved ? 2 * j : j), b = h * d + (interleaved ? 2 * j + 1 : j + d / 2);
+                double x0 = x[a], x1 = x[b];
+                x[a] = x0 * cos - x1 * sin;
+                x[b] = x0 * sin + x1 * cos;
+            }
+        }
+    }
+
+    /// <summary>down(silu(gate(x)) · up(x)).</summary>
+    private static double[] GatedMlp(GptWeights w, int layer, double[] x)
+    {
+        var gate = Project(w, LlamaTensorNames.Mlp(layer, "gate_proj"), x);
+        var up = Project(w, LlamaTensorNames.Mlp(layer, "up_proj"), x);
+        for (int k = 0; k < gate.Length; k++)
+        {
+            gate[k] = Activate(w.Config.Activation, gate[k]) * up[k];
+        }
+
+        return Project(w, LlamaTensorNames.Mlp(layer, "down_proj"), gate);
+    }
+
+    /// <summary>W · x with W in nn.Linear layout [out, in].</summary>
+    private static double[] Project(GptWeights w, string name, double[] x)
+    {
+        var weight = w[name];
+        int rows = weight.Shape[0], cols = weight.Shape[1];
+        var y = new double[rows];
+        for (int r = 0; r < rows; r++)
+        {
+            double sum = 0;
+            for (int k = 0; k < cols; k++)
+            {
+                sum += weight.Data[(long)r * cols + k] * x[k];
+            }
+
+            y[r] = sum;
+        }
+
+        return y;
+    }
+
+    /// <summary>x / √(mean(x²) + ε) · weight.</summary>
+    private static double[] RmsNorm(GptWeights w, string name, double[] x)
+    {
+        double meanSquare = x.Sum(v => v * v) / x.Length;
+        double inv = 1 / Math.Sqrt(meanSquare + w.Config.LayerNormEpsilon);
+        var gain = w[name].Data;
+        var y = new double[x.Length];
+        for (int k = 0; k < x.Length; k++)
+        {
+            y[k] = x[k] * inv * gain[k];
+        }
+
+        return y;
     }
 
     private static double[][] Attention(GptWeights w, string p, double[][] x, long[] mask)
@@ -163,6 +342,7 @@ public static class ReferenceGpt
         Activation.GeluNew => 0.5 * x * (1 + Math.Tanh(Math.Sqrt(2 / Math.PI) * (x + 0.044715 * x * x * x))),
         Activation.Gelu => 0.5 * x * (1 + Erf(x / Math.Sqrt(2))),
         Activation.Relu => Math.Max(0, x),
+        Activation.Silu => x / (1 + Math.Exp(-x)),
         _ => throw new ArgumentOutOfRangeException(nameof(activation), activation, "unknown activation"),
     };
 

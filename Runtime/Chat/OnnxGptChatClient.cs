@@ -261,7 +261,7 @@ public sealed class OnnxGptChatClient : IChatClient
     private async IAsyncEnumerable<ChatResponseUpdate> GenerateAsync(
         string prompt, GenerationOptions generation, bool trim, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
-        int[] tokens = _model.Tokenizer!.Encode(prompt);
+        int[] tokens = EncodePrompt(prompt);
         int context = _model.Config.ContextLength;
         if (tokens.Length >= context)
         {
@@ -357,13 +357,21 @@ public sealed class OnnxGptChatClient : IChatClient
         }
     }
 
+    /// <summary>The prompt's tokens, after the begin-of-sequence token when the tokenizer's files ask for one (Llama's &lt;s&gt;).</summary>
+    private int[] EncodePrompt(string prompt)
+    {
+        var tokenizer = _model.Tokenizer!;
+        int[] tokens = tokenizer.Encode(prompt);
+        return tokenizer.AddsBosToken && tokenizer.BosTokenId is { } bos ? [bos, .. tokens] : tokens;
+    }
+
     /// <summary>Drops the oldest messages (not system messages, not the last one) until the prompt leaves room for a reply.</summary>
     private string FitToContext(List<ChatMessage> messages, string prompt, int maxNewTokens)
     {
         int context = _model.Config.ContextLength;
         int budget = context - Math.Min(maxNewTokens, context / 2);
         int dropped = 0;
-        while (_model.Tokenizer!.Encode(prompt).Length > budget)
+        while (EncodePrompt(prompt).Length > budget)
         {
             int oldest = messages.FindIndex(m => m.Role != ChatRole.System);
             if (oldest < 0 || oldest == messages.Count - 1)

@@ -11,6 +11,9 @@ public enum Activation
 
     /// <summary><c>relu</c>.</summary>
     Relu,
+
+    /// <summary><c>silu</c> (swish): x · sigmoid(x), the gate of Llama's SwiGLU.</summary>
+    Silu,
 }
 
 /// <summary>Maps <see cref="Activation"/> to and from the Hugging Face config spelling.</summary>
@@ -22,6 +25,7 @@ public static class ActivationNames
         Activation.GeluNew => "gelu_new",
         Activation.Gelu => "gelu",
         Activation.Relu => "relu",
+        Activation.Silu => "silu",
         _ => throw new ArgumentOutOfRangeException(nameof(activation), activation, "unknown activation"),
     };
 
@@ -31,7 +35,8 @@ public static class ActivationNames
         "gelu_new" or "gelu_pytorch_tanh" or "gelu_fast" or "gelu_tanh" => Activation.GeluNew,
         "gelu" => Activation.Gelu,
         "relu" => Activation.Relu,
+        "silu" => Activation.Silu,
         _ => throw new OnnxGptException(
-            $"{source}: activation_function '{name}' is not supported; expected one of gelu_new, gelu, relu."),
+            $"{source}: activation_function '{name}' is not supported; expected one of gelu_new, gelu, relu, silu."),
     };
 }

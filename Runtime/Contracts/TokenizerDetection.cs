@@ -26,6 +26,13 @@ public static class TokenizerDetection
                 return TokenizerSpec.FromFile(spec);
             }
 
+            // A Llama folder's tokenizer.json is SentencePiece-style (byte fallback, ▁ for spaces), which its
+            // tokenizer.model describes exactly: that one is read.
+            if (InputFile.Exists(Path.Combine(folder, "tokenizer.model")))
+            {
+                return new TokenizerSpec { Kind = TokenizerSpec.SentencePieceKind, Files = ["tokenizer.model"] };
+            }
+
             if (InputFile.Exists(Path.Combine(folder, "tokenizer.json")))
             {
                 return new TokenizerSpec { Kind = TokenizerSpec.TokenizerJsonKind, Files = ["tokenizer.json"] };

@@ -21,6 +21,12 @@ public sealed record TokenizerSpec
     /// <summary>Character level: <see cref="Characters"/> lists each token's text in id order.</summary>
     public const string CharKind = "char";
 
+    /// <summary>A SentencePiece model file (<c>tokenizer.model</c>, Llama's), in the model folder.</summary>
+    public const string SentencePieceKind = "sentencepiece";
+
+    /// <summary>llama2.c's tokenizer file (<c>tokenizer.bin</c>, <c>tok512.bin</c>), in the model folder.</summary>
+    public const string Llama2cKind = "llama2c";
+
     /// <summary>The tokenizer kind: one of the <c>*Kind</c> constants.</summary>
     [JsonPropertyName("kind")]
     public required string Kind { get; init; }
@@ -36,6 +42,23 @@ public sealed record TokenizerSpec
     /// <summary>GPT-2's own byte-level BPE.</summary>
     public static TokenizerSpec Gpt2 { get; } = new() { Kind = Gpt2Kind };
 
+    /// <summary>
+    /// The spec for a tokenizer file given by name: <c>.model</c> is SentencePiece, <c>.bin</c> llama2.c's format,
+    /// <c>tokenizer.json</c> a Hugging Face one; null for any other name.
+    /// </summary>
+    public static TokenizerSpec? ForFile(string fileName)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(fileName);
+        string name = Path.GetFileName(fileName);
+        return Path.GetExtension(name).ToLowerInvariant() switch
+        {
+            ".model" => new TokenizerSpec { Kind = SentencePieceKind, Files = [name] },
+            ".bin" => new TokenizerSpec { Kind = Llama2cKind, Files = [name] },
+            ".json" when name == "tokenizer.json" => new TokenizerSpec { Kind = TokenizerJsonKind, Files = [name] },
+            _ => null,
+        };
+    }
+
     /// <summary>This spec as JSON, as stored in the model's metadata.</summary>
     public string ToJson() => JsonSerializer.Serialize(this, JsonOptions);
 
@@ -44,10 +67,16 @@ public sealed record TokenizerSpec
     public static TokenizerSpec FromJson(string json, string source = "tokenizer metadata")
     {
         var spec = JsonInput.Deserialize<TokenizerSpec>(json, source);
-        if (spec.Kind is not (Gpt2Kind or BpeKind or TokenizerJsonKind or CharKind))
+        if (spec.Kind is not (Gpt2Kind or BpeKind or TokenizerJsonKind or CharKind or SentencePieceKind or Llama2cKind))
         {
             throw new OnnxGptException(
-                $"{source}: tokenizer kind '{spec.Kind}' is unknown; expected {Gpt2Kind}, {BpeKind}, {TokenizerJsonKind} or {CharKind}.");
+                $"{source}: tokenizer kind '{spec.Kind}' is unknown; expected {Gpt2Kind}, {BpeKind}, {TokenizerJsonKind}, {CharKind}, " +
+                $"{SentencePieceKind} or {Llama2cKind}.");
+        }
+
+        if (spec.Kind is SentencePieceKind or Llama2cKind && spec.Files is not { Count: 1 })
+        {
+            throw new OnnxGptException($"{source}: a {spec.Kind} tokenizer names its one file in 'files'; found {spec.Files?.Count ?? 0}.");
         }
 
         if (spec.Kind == CharKind && (spec.Characters is null || spec.Characters.Count == 0))

@@ -235,6 +235,10 @@ public sealed class Generator : IDisposable
         for (int b = 0; b < rows.Length; b++)
         {
             rows[b] = tokenizer.Encode(texts[b] ?? throw new ArgumentNullException(nameof(texts), $"text {b} is null."));
+            if (_slots == 0 && tokenizer.AddsBosToken && tokenizer.BosTokenId is { } bos)
+            {
+                rows[b] = [bos, .. rows[b]];                                   // a sequence starts with <s> (Llama's rule)
+            }
         }
 
         AppendBatch(rows);
@@ -352,7 +356,7 @@ public sealed class Generator : IDisposable
             _finish[b] = Options.MaxNewTokens == 0 ? FinishReason.MaxNewTokens
                 : _slots >= _context ? FinishReason.ContextFull
                 : FinishReason.None;
-            _texts?[b].Reset();
+            _texts?[b].Reset(_rowLength[b] > 0 ? _rowTokens[b][_rowLength[b] - 1] : -1);   // the text follows the prompt's last token
         }
     }
 

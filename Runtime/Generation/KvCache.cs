@@ -49,7 +49,7 @@ public sealed unsafe class KvCache : IDisposable
         _elementBytes = ElementType == TensorElementType.Float16 ? 2 : sizeof(float);
         _rowLengths = new int[batchSize];
         Layers = signature.Layers;
-        Heads = config.Heads;
+        Heads = config.KvHeads;
         HeadSize = config.HeadSize;
         _tensors = new Pair[signature.CacheTensors.Count];
         try
@@ -79,7 +79,7 @@ public sealed unsafe class KvCache : IDisposable
     /// <summary>Transformer layers (one key and one value tensor each).</summary>
     public int Layers { get; }
 
-    /// <summary>Attention heads.</summary>
+    /// <summary>Key/value heads (fewer than the attention heads with grouped-query attention).</summary>
     public int Heads { get; }
 
     /// <summary>Width of one head.</summary>

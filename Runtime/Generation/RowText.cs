@@ -33,10 +33,10 @@ internal sealed class RowText
     /// <summary>The stop strings from the next <see cref="Reset"/> on (the generator's options changed).</summary>
     public void UseStopStrings(IReadOnlyList<string> stopStrings) => _stopStrings = stopStrings;
 
-    /// <summary>Starts afresh (a new append): no text, nothing held back.</summary>
-    public void Reset()
+    /// <summary>Starts afresh (a new append) after <paramref name="previousToken"/> (−1: none): no text, nothing held back.</summary>
+    public void Reset(int previousToken = -1)
     {
-        _decoder.Reset();
+        _decoder.Reset(previousToken);
         _matcher = new StopStringMatcher(_stopStrings);
         _text.Clear();
         Piece = string.Empty;

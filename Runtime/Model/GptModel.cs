@@ -271,9 +271,9 @@ public sealed class GptModel : IDisposable
             throw Mismatch("n_layer", Config.Layers, $"{s.Layers} layers of past inputs");
         }
 
-        if (s.Heads is { } heads && heads != Config.Heads)
+        if (s.Heads is { } heads && heads != Config.KvHeads)
         {
-            throw Mismatch("n_head", Config.Heads, $"{heads} heads in its past inputs");
+            throw Mismatch(Config.KeyValueHeads is null ? "n_head" : "num_key_value_heads", Config.KvHeads, $"{heads} heads in its past inputs");
         }
 
         if (s.HeadSize is { } d && d != Config.HeadSize)

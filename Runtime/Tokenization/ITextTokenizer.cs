@@ -30,4 +30,24 @@ public interface ITextTokenizer
 
     /// <summary>Whether <paramref name="id"/> is a special (added) token such as <c>&lt;|endoftext|&gt;</c>.</summary>
     bool IsSpecialToken(int id);
+
+    /// <summary>The begin-of-sequence id the tokenizer's files name (SentencePiece's <c>&lt;s&gt;</c>), or null.</summary>
+    int? BosTokenId => null;
+
+    /// <summary>The end-of-sequence id the tokenizer's files name (SentencePiece's <c>&lt;/s&gt;</c>), or null.</summary>
+    int? EosTokenId => null;
+
+    /// <summary>
+    /// Whether a text that starts a sequence is prefixed with <see cref="BosTokenId"/> (Llama's rule: its
+    /// SentencePiece tokenizers and llama2.c's <c>run.c</c> both add it). <see cref="Encode"/> never adds it: a host
+    /// adds it once, at the start of a sequence.
+    /// </summary>
+    bool AddsBosToken => false;
+
+    /// <summary>
+    /// Whether a token's leading space is left out of the text when it follows <paramref name="previousToken"/> (−1:
+    /// nothing, the start of the text). SentencePiece writes a word's space into the word's token ("▁Once") and adds
+    /// one before the first word; decoding drops it again at the start and after <c>&lt;s&gt;</c>.
+    /// </summary>
+    bool DropsLeadingSpaceAfter(int previousToken) => false;
 }

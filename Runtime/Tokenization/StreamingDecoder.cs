@@ -18,6 +18,7 @@ public sealed class StreamingDecoder
     // The UTF-8 decoder keeps the bytes of an unfinished character between calls; invalid bytes become U+FFFD.
     private readonly Decoder _utf8 = new UTF8Encoding(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: false).GetDecoder();
     private char[] _chars = new char[64];
+    private int _previous = -1;
 
     /// <param name="tokenizer">Gives each token's bytes.</param>
     /// <param name="skipSpecialTokens">Leave special tokens (<c>&lt;|endoftext|&gt;</c>) out of the text.</param>
@@ -36,22 +37,31 @@ public sealed class StreamingDecoder
     public string Append(int tokenId)
     {
         var bytes = _tokenizer.GetTokenBytes(tokenId);
+        bool dropSpace = bytes.Length > 0 && bytes[0] == (byte)' ' && _tokenizer.DropsLeadingSpaceAfter(_previous);
+        _previous = tokenId;
         if (_skipSpecialTokens && _tokenizer.IsSpecialToken(tokenId))
         {
             return string.Empty;
         }
 
-        return Decode(bytes, flush: false);
+        return Decode(dropSpace ? bytes[1..] : bytes, flush: false);
     }
 
     /// <summary>Ends the stream: returns what is held back, with an incomplete trailing character as U+FFFD; then starts afresh.</summary>
     public string Flush() => Decode([], flush: true);
 
-    /// <summary>Drops anything held back and starts afresh.</summary>
-    public void Reset()
+    /// <summary>Drops anything held back and starts afresh, as at the start of a text.</summary>
+    public void Reset() => Reset(-1);
+
+    /// <summary>
+    /// Drops anything held back and starts afresh after <paramref name="previousToken"/> (the last token before the
+    /// ones to come, −1 for none), which decides whether a SentencePiece token's leading space is kept.
+    /// </summary>
+    public void Reset(int previousToken)
     {
         _utf8.Reset();
         HasPendingBytes = false;
+        _previous = previousToken;
     }
 
     private string Decode(ReadOnlySpan<byte> bytes, bool flush)

@@ -54,10 +54,16 @@ public static class TokenizerFactory
                     TokenizerSpec.TokenizerJsonKind, files[0], contents.Vocabulary, contents.Merges, contents.AddedTokens);
             }
 
+            case TokenizerSpec.SentencePieceKind:
+                return SentencePieceTextTokenizer.Load(ResolveFiles(spec, modelFolder, ["tokenizer.model"])[0]);
+
+            case TokenizerSpec.Llama2cKind:
+                return Llama2cTokenizer.Load(ResolveFiles(spec, modelFolder, ["tokenizer.bin"])[0]);
+
             default:
                 throw new OnnxGptException(
                     $"Tokenizer kind '{spec.Kind}' is unknown; expected {TokenizerSpec.Gpt2Kind}, {TokenizerSpec.BpeKind}, " +
-                    $"{TokenizerSpec.TokenizerJsonKind} or {TokenizerSpec.CharKind}.");
+                    $"{TokenizerSpec.TokenizerJsonKind}, {TokenizerSpec.CharKind}, {TokenizerSpec.SentencePieceKind} or {TokenizerSpec.Llama2cKind}.");
         }
     }
 

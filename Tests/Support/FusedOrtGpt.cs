@@ -49,7 +49,11 @@ internal sealed class FusedOrtGpt : IDisposable
 
             binding.BindInput("input_ids", Add(OrtValue.CreateTensorValueFromMemory(ids.SelectMany(r => r).ToArray(), [_batch, t])));
             binding.BindInput("attention_mask", Add(OrtValue.CreateTensorValueFromMemory(mask.SelectMany(r => r).ToArray(), [_batch, total])));
-            binding.BindInput("position_ids", Add(OrtValue.CreateTensorValueFromMemory(positions.SelectMany(r => r).ToArray(), [_batch, t])));
+            if (_session.InputMetadata.ContainsKey("position_ids"))
+            {
+                binding.BindInput("position_ids", Add(OrtValue.CreateTensorValueFromMemory(positions.SelectMany(r => r).ToArray(), [_batch, t])));
+            }
+
             binding.BindInput("num_logits_to_keep", Add(OrtValue.CreateTensorValueFromMemory(new[] { logitsToKeep }, [])));
             long[] shape = [_batch, Heads, _capacity, HeadSize];
             for (int i = 0; i < Layers; i++)

@@ -17,7 +17,8 @@ internal static class TestWeights
         {
             var t = new Tensor(shape);
             bool isNormGain = name.EndsWith("ln_1.weight", StringComparison.Ordinal) || name.EndsWith("ln_2.weight", StringComparison.Ordinal)
-                || name == TensorNames.LnF + ".weight";
+                || name == TensorNames.LnF + ".weight"
+                || name.EndsWith("layernorm.weight", StringComparison.Ordinal) || name == LlamaTensorNames.FinalNorm;
             for (int i = 0; i < t.Data.Length; i++)
             {
                 double u = rng.NextDouble() * 2 - 1;
@@ -35,6 +36,17 @@ internal static class TestWeights
     {
         VocabSize = 53, ContextLength = 24, Width = width, Layers = layers, Heads = heads, Activation = activation,
         Bias = bias, TiedHead = tied, InnerWidth = heads == 1 ? 24 : null,
+    };
+
+    /// <summary>
+    /// A small Llama-family shape: width 32, head size 32 / <paramref name="heads"/> (8 for the fused graph's
+    /// GroupQueryAttention), <paramref name="kvHeads"/> key/value heads, SwiGLU width 48.
+    /// </summary>
+    public static GptConfig SmallLlama(int heads = 4, int kvHeads = 2, bool interleaved = true, bool tied = true, int layers = 2, double theta = 10000) => new()
+    {
+        Family = ModelFamily.Llama, Norm = NormKind.RmsNorm, Positions = PositionEncoding.Rotary, Mlp = MlpKind.Gated,
+        Activation = Activation.Silu, Bias = false, VocabSize = 53, ContextLength = 24, Width = 32, Layers = layers, Heads = heads,
+        KeyValueHeads = kvHeads, InnerWidth = 48, RotaryInterleaved = interleaved, TiedHead = tied, RopeTheta = theta, LayerNormEpsilon = 1e-5,
     };
 
     /// <summary>SplitMix64: a fixed algorithm, so test data is the same everywhere.</summary>

@@ -10,6 +10,16 @@ internal sealed record ComparisonSettings
 
     public string Preset { get; init; } = "gpt2";
 
+    /// <summary>A config.json (GPT-2 or Llama fields) whose seeded weights are measured instead of a preset's.</summary>
+    public string? ConfigFile { get; init; }
+
+    /// <summary>A checkpoint (llama2.c .bin, Hugging Face folder) whose weights are measured instead of seeded ones.</summary>
+    public string? Checkpoint { get; init; }
+
+    /// <summary>What the model is called in folder names and the report.</summary>
+    public string ModelName => Checkpoint is { } c ? Path.GetFileNameWithoutExtension(c.TrimEnd('/', '\\'))
+        : ConfigFile is { } f ? Path.GetFileNameWithoutExtension(f) : Preset;
+
     public ulong Seed { get; init; } = 1;
 
     public IReadOnlyList<string> Variants { get; init; } = ["fused", "int4"];

@@ -24,21 +24,23 @@ internal sealed class EngineComparison(ComparisonSettings o, TextWriter stdout)
     /// <summary>Every repetition of every engine and variant, then the table and results.json.</summary>
     public int RunAll()
     {
-        var config = GptPresets.Get(o.Preset);
-        stdout.WriteLine($"model: {o.Preset} ({config.ParameterCount:N0} parameters, seeded GPT-2 initialisation, seed {o.Seed}); " +
+        _checkpoint = o.Checkpoint is { } path ? CheckpointLoader.Load(path) : null;
+        var config = _checkpoint?.Config ?? (o.ConfigFile is { } file ? GptConfig.FromFile(file) : GptPresets.Get(o.Preset));
+        stdout.WriteLine($"model: {o.ModelName} ({config.ParameterCount:N0} parameters, " +
+            $"{(_checkpoint is null ? $"seeded initialisation, seed {o.Seed}" : "checkpoint")}); " +
             $"{o.Threads} threads; prompt {o.Prompt} tokens; decode at contexts {string.Join(", ", o.Contexts)}; {o.Reps} repetitions");
         foreach (int c in o.Contexts)
         {
             // As each child checks, but before anything is exported.
             if (c + 2 + 2 + 4 > config.ContextLength)
             {
-                throw new CliUsageException($"--contexts: context {c} leaves no room to time decoding within {o.Preset}'s {config.ContextLength} positions.");
+                throw new CliUsageException($"--contexts: context {c} leaves no room to time decoding within {o.ModelName}'s {config.ContextLength} positions.");
             }
         }
 
         if (o.Prompt + 2 > config.ContextLength)
         {
-            throw new CliUsageException($"--prompt: {o.Prompt} tokens and the first token do not fit {o.Preset}'s {config.ContextLength} positions.");
+            throw new CliUsageException($"--prompt: {o.Prompt} tokens and the first token do not fit {o.ModelName}'s {config.ContextLength} positions.");
         }
 
         Directory.CreateDirectory(o.Work);
@@ -84,7 +86,7 @@ internal sealed class EngineComparison(ComparisonSettings o, TextWriter stdout)
         PrintTable(engines, results, folders, bandwidth);
         File.WriteAllText(Path.Combine(o.Work, "results.json"), JsonSerializer.Serialize(new
         {
-            o.Preset, o.Seed, o.Threads, o.Prompt, o.Contexts, bandwidth_gbps = bandwidth, results,
+            model = o.ModelName, o.Seed, o.Threads, o.Prompt, o.Contexts, bandwidth_gbps = bandwidth, results,
         }, new JsonSerializerOptions { WriteIndented = true, NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals }));
         stdout.WriteLine($"results written to {Path.Combine(o.Work, "results.json")}");
         return 0;
@@ -261,9 +263,12 @@ internal sealed class EngineComparison(ComparisonSettings o, TextWriter stdout)
         return info.ParameterBytes - Bytes(TensorNames.Wpe) - (quantizedHead && info.Model.Graph.Initializer.Any(t => t.Name == TensorNames.Wte) && GptConfig.FromJson(info.Metadata[MetadataKeys.Config]).TiedHead ? Bytes(TensorNames.Wte) : 0);
     }
 
+    /// <summary>The weights of --checkpoint, exported instead of seeded ones.</summary>
+    private GptWeights? _checkpoint;
+
     private string EnsureExported(GptConfig config, string variant)
     {
-        string folder = Path.Combine(o.Work, $"{o.Preset}-seed{o.Seed}-{variant}");
+        string folder = Path.Combine(o.Work, $"{o.ModelName}-seed{o.Seed}-{variant}");
         // A folder exported by another build of the exporter is exported again: the stamp is the exporter
         // assembly's module version id, which a deterministic build changes exactly when the exporter's code changes.
         string stampPath = Path.Combine(folder, ".bench-export-stamp");
@@ -277,20 +282,21 @@ internal sealed class EngineComparison(ComparisonSettings o, TextWriter stdout)
         var graph = variant switch
         {
             "portable" => GraphOptions.Portable,
+            "decomposed" => new GraphOptions { DecomposedLlamaOperators = true },
             "fused" => new GraphOptions { Flavor = GraphFlavor.Fused },
             "int8" => new GraphOptions { Flavor = GraphFlavor.Fused, Quantization = WeightQuantization.Int8 },
             "int4" => new GraphOptions { Flavor = GraphFlavor.Fused, Quantization = WeightQuantization.Int4 },
-            _ => throw new CliUsageException($"--variants: unknown variant '{variant}'; expected portable, fused, int8 or int4."),
+            _ => throw new CliUsageException($"--variants: unknown variant '{variant}'; expected portable, decomposed, fused, int8 or int4."),
         };
-        stdout.WriteLine($"exporting {o.Preset} seed {o.Seed} as {variant} to {folder}");
+        stdout.WriteLine($"exporting {o.ModelName} as {variant} to {folder}");
         using (var progress = new ExportProgress(Console.Error, $"export {variant}"))
         {
-            GptExporter.Export(SeededInit.Create(config, o.Seed), folder, new ExportOptions
+            GptExporter.Export(_checkpoint ?? SeededInit.Create(config, o.Seed), folder, new ExportOptions
             {
                 Force = true,
                 Graph = graph,
                 Tokenizer = TokenizerDetection.Detect(null, config.VocabSize),
-                Source = $"preset {o.Preset}, GPT-2 initialisation with seed {o.Seed}",
+                Source = _checkpoint is null ? $"{o.ModelName}, seeded initialisation with seed {o.Seed}" : o.Checkpoint,
             }, progress);
         }
 

@@ -12,7 +12,7 @@ namespace OnnxGpt.Cli.Commands;
 /// </summary>
 internal sealed class BenchCompareCommand : CliCommand
 {
-    private static readonly string[] VariantNames = ["portable", "fused", "int8", "int4"];
+    private static readonly string[] VariantNames = ["portable", "decomposed", "fused", "int8", "int4"];
 
     private readonly Option<string> _work = CliOption.Text("--work", "DIR",
         "where model folders are exported (once, reused) and results.json is written",
@@ -21,10 +21,17 @@ internal sealed class BenchCompareCommand : CliCommand
     private readonly Option<string> _preset = CliOption.Choice("--preset",
         $"the model shape, with seeded GPT-2 weights: {string.Join(", ", GptPresets.Names)}", "gpt2", [.. GptPresets.Names], helpName: "NAME");
 
+    private readonly Option<string?> _config = CliOption.Text("--config", "FILE",
+        "a config.json (GPT-2 or Llama fields) measured with seeded weights instead of --preset", "none");
+
+    private readonly Option<string?> _checkpoint = CliOption.Text("--checkpoint", "PATH",
+        "a checkpoint measured instead of seeded weights: a llama2.c .bin or a Hugging Face folder", "none");
+
     private readonly Option<long> _seed = CliOption.Long("--seed", "N", "seed of the weights and of the prompts", 1, min: 0);
 
     private readonly Option<string[]?> _variants = CliOption.Custom<string[]>("--variants", "LIST",
-        $"model variants, comma-separated: {string.Join(", ", VariantNames)} (as onnxgpt export --graph/--quantize)", "fused,int4",
+        $"model variants, comma-separated: {string.Join(", ", VariantNames)} (as onnxgpt export --graph/--quantize; decomposed: the " +
+        "Llama portable graph without opset 23's RMSNormalization/RotaryEmbedding/Attention)", "fused,int4",
         text => List(text, VariantNames, "variant"));
 
     private readonly Option<string[]?> _engines = CliOption.Custom<string[]>("--engines", "LIST",
@@ -58,6 +65,8 @@ internal sealed class BenchCompareCommand : CliCommand
     {
         Options.Add(_work);
         Options.Add(_preset);
+        Options.Add(_config);
+        Options.Add(_checkpoint);
         Options.Add(_seed);
         Options.Add(_variants);
         Options.Add(_engines);
@@ -72,6 +81,11 @@ internal sealed class BenchCompareCommand : CliCommand
         Options.Add(_variantName);
         Validators.Add(r =>
         {
+            if ((r.Given(_preset) ? 1 : 0) + (r.Given(_config) ? 1 : 0) + (r.Given(_checkpoint) ? 1 : 0) > 1)
+            {
+                r.AddError("give at most one of --preset, --config, --checkpoint.");
+            }
+
             if (r.ValueIfValid(_llamaBench) is { } llama && !File.Exists(llama))
             {
                 r.AddError($"--llamabench: '{llama}' does not exist; expected the llamabench.dll built from its project.");
@@ -85,6 +99,8 @@ internal sealed class BenchCompareCommand : CliCommand
         {
             Work = parse.GetRequiredValue(_work),
             Preset = parse.GetRequiredValue(_preset),
+            ConfigFile = parse.GetValue(_config),
+            Checkpoint = parse.GetValue(_checkpoint),
             Seed = (ulong)parse.GetValue(_seed),
             Variants = parse.GetValue(_variants) is { Length: > 0 } variants ? variants : ["fused", "int4"],
             Engines = parse.GetValue(_engines) is { Length: > 0 } engines ? engines : BenchEngines.Names,

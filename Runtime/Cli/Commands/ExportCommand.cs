@@ -23,8 +23,13 @@ internal sealed class ExportCommand : CliCommand
     private readonly Option<long?> _seed = CliOption.OptionalLong("--seed", "N",
         "seed of the initialisation of --preset or --config; the same seed gives a byte-identical model", "1", min: 0);
 
-    private readonly Option<string?> _hf = CliOption.Text("--hf", "DIR",
-        "a Hugging Face GPT-2 folder: config.json + model.safetensors (or a sharded index), or a training run's folder", "none");
+    private readonly Option<string?> _hf = WithAlias(CliOption.Text("--checkpoint", "PATH",
+        "a checkpoint, detected by what is there: a Hugging Face GPT-2 or Llama folder (config.json + model.safetensors or a " +
+        "sharded index), a training run's folder, or a llama2.c .bin file (--hf DIR is the same)", "none"), "--hf");
+
+    private readonly Option<string?> _tokenizer = CliOption.Text("--tokenizer", "FILE",
+        "a tokenizer file for a checkpoint that carries none: a SentencePiece .model (tok512.model), llama2.c's tok*.bin, " +
+        "or a tokenizer.json; copied beside the model, its begin/end ids recorded", "the checkpoint folder's own, if any");
 
     private readonly Option<string> _out = CliOption.RequiredText("--out", "DIR",
         "the model folder to write (refused if it exists and is not empty, unless --force)");
@@ -57,6 +62,7 @@ internal sealed class ExportCommand : CliCommand
         Options.Add(_config);
         Options.Add(_seed);
         Options.Add(_hf);
+        Options.Add(_tokenizer);
         Options.Add(_out);
         Options.Add(_graph);
         Options.Add(_dtype);
@@ -69,11 +75,16 @@ internal sealed class ExportCommand : CliCommand
             int sources = (r.Given(_preset) ? 1 : 0) + (r.Given(_config) ? 1 : 0) + (r.Given(_hf) ? 1 : 0);
             if (sources != 1)
             {
-                r.AddError("give exactly one of --preset, --config, --hf.");
+                r.AddError("give exactly one of --preset, --config, --checkpoint (--hf).");
             }
             else if (r.Given(_hf) && r.Given(_seed))
             {
                 r.AddError("--seed applies to --preset and --config; a checkpoint has its own weights.");
+            }
+
+            if (r.Given(_tokenizer) && r.ValueIfValid(_tokenizer) is { } file && TokenizerSpec.ForFile(file) is null)
+            {
+                r.AddError($"--tokenizer: '{file}' is not a tokenizer file this tool reads; expected a SentencePiece .model, llama2.c's .bin or a tokenizer.json.");
             }
 
             if (r.Given(_quantize) && r.ValueIfValid(_graph) != "fused")
@@ -113,17 +124,23 @@ internal sealed class ExportCommand : CliCommand
         var clock = Stopwatch.StartNew();
         // Everything the export needs is checked before a weight is built or read (which takes seconds and gigabytes
         // for the large presets): a bad option fails at once.
-        var config = hf is not null ? HfCheckpoint.ReadConfig(hf)
+        var config = hf is not null ? CheckpointLoader.ReadConfig(hf)
             : preset is not null ? GptPresets.Get(preset)
             : GptConfig.FromFile(configPath!);
+        string? checkpointFolder = hf is null ? null : CheckpointLoader.Folder(hf);
+        string? tokenizerFile = parse.GetValue(_tokenizer);
+        var tokenizerSpec = tokenizerFile is not null ? TokenizerSpec.ForFile(tokenizerFile)
+            : TokenizerDetection.Detect(hf is not null && CheckpointLoader.Detect(hf) == CheckpointLoader.Kind.Llama2c ? null : hf, config.VocabSize);
+        string? tokenizerFolder = tokenizerFile is not null ? Path.GetDirectoryName(Path.GetFullPath(tokenizerFile)) : checkpointFolder;
+        config = WithTokenIds(config, tokenizerSpec, tokenizerFolder, stderr);
         var options = new ExportOptions
         {
             ExternalData = parse.GetValue(_externalData) == "always" ? ExternalDataMode.Always : ExternalDataMode.Auto,
             Graph = graph,
             Force = parse.GetValue(_force),
-            Tokenizer = TokenizerDetection.Detect(hf, config.VocabSize),
-            TokenizerSourceFolder = hf,
-            InputFolder = hf,
+            Tokenizer = tokenizerSpec,
+            TokenizerSourceFolder = tokenizerFolder,
+            InputFolder = checkpointFolder,
         }.Validate(output, config);
 
         GptWeights weights;
@@ -131,8 +148,11 @@ internal sealed class ExportCommand : CliCommand
         if (hf is not null)
         {
             stderr.WriteLine($"loading {hf}");
-            weights = HfCheckpoint.Load(hf);
-            source = $"Hugging Face checkpoint {Path.GetFileName(Path.GetFullPath(hf).TrimEnd(Path.DirectorySeparatorChar))}";
+            weights = CheckpointLoader.Load(hf);
+            weights = weights.WithConfig(weights.Config with { BosTokenId = config.BosTokenId, EosTokenId = config.EosTokenId });
+            source = CheckpointLoader.Detect(hf) == CheckpointLoader.Kind.Llama2c
+                ? $"llama2.c checkpoint {Path.GetFileName(hf)}"
+                : $"Hugging Face checkpoint {Path.GetFileName(Path.GetFullPath(hf).TrimEnd(Path.DirectorySeparatorChar))}";
         }
         else
         {
@@ -153,5 +173,42 @@ internal sealed class ExportCommand : CliCommand
             (result.ExternalDataPath is null ? "" : $" and {result.ExternalDataPath} ({result.ExternalDataBytes / 1048576.0:F1} MiB)") +
             $" in {clock.Elapsed.TotalSeconds:F1} s");
         return ExitCodes.Success;
+    }
+
+    /// <summary>
+    /// The begin/end ids a tokenizer file names, for a checkpoint whose config has none (llama2.c's .bin keeps them in
+    /// its tokenizer); a config that names them keeps its own. Without a tokenizer the model runs on token ids only.
+    /// </summary>
+    private static GptConfig WithTokenIds(GptConfig config, TokenizerSpec? spec, string? folder, TextWriter stderr)
+    {
+        if (spec is null)
+        {
+            if (config.Family == ModelFamily.Llama)
+            {
+                stderr.WriteLine("no tokenizer: the model will run on token ids only (give --tokenizer FILE for text)");
+            }
+
+            return config;
+        }
+
+        if (config.BosTokenId is not null || spec.Kind is not (TokenizerSpec.SentencePieceKind or TokenizerSpec.Llama2cKind))
+        {
+            return config;
+        }
+
+        var tokenizer = OnnxGpt.Runtime.Tokenization.TokenizerFactory.Create(spec, folder);
+        if (tokenizer.VocabularySize != config.VocabSize)
+        {
+            throw new OnnxGptException(
+                $"--tokenizer: {spec.Files![0]} has {tokenizer.VocabularySize} tokens, but the checkpoint's vocabulary has {config.VocabSize}; it is not this model's tokenizer.");
+        }
+
+        return config with { BosTokenId = tokenizer.BosTokenId, EosTokenId = tokenizer.EosTokenId };
+    }
+
+    private static Option<string?> WithAlias(Option<string?> option, string alias)
+    {
+        option.Aliases.Add(alias);
+        return option;
     }
 }

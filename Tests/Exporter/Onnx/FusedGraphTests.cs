@@ -218,18 +218,6 @@ public sealed class FusedGraphTests
         return new GptWeights(config, tensors);
     }
 
-    private static void AssertRow(float[][] expected, float[] actual, int rowOffset, int count, int vocab, string what)
-    {
-        float max = 0;
-        for (int i = 0; i < count; i++)
-        {
-            for (int v = 0; v < vocab; v++)
-            {
-                float d = Math.Abs(expected[i][v] - actual[(rowOffset + i) * vocab + v]);
-                max = float.IsNaN(d) ? float.PositiveInfinity : Math.Max(max, d);
-            }
-        }
-
-        Assert.IsLessThanOrEqualTo(Tolerance, max, $"{what}: max |fused - reference| = {max}");
-    }
+    private static void AssertRow(float[][] expected, float[] actual, int rowOffset, int count, int vocab, string what) =>
+        LlamaGraphTests.AssertRows(expected, actual, rowOffset, count, vocab, Tolerance, what);
 }

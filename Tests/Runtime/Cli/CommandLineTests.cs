@@ -52,7 +52,8 @@ public sealed class CommandLineTests
             foreach (var option in command.Options.Where(o => o.Name != "--help"))
             {
                 // The option's row starts with its name; its description may wrap, so read up to the next row.
-                int row = lines.FindIndex(l => l.TrimStart().StartsWith(option.Name + " ", StringComparison.Ordinal) || l.Trim() == option.Name);
+                int row = lines.FindIndex(l => l.TrimStart().StartsWith(option.Name + " ", StringComparison.Ordinal)
+                    || l.TrimStart().StartsWith(option.Name + ", ", StringComparison.Ordinal) || l.Trim() == option.Name);   // "--checkpoint, --hf <PATH>": with its aliases
                 Assert.IsGreaterThanOrEqualTo(0, row, $"{command.Name} --help does not list {option.Name}:\n{help}");
                 string text = string.Join(" ", lines.Skip(row).TakeWhile((l, i) => i == 0 || !l.TrimStart().StartsWith('-')));
                 Assert.IsTrue(text.Contains("[default: ", StringComparison.Ordinal) || text.Contains("(REQUIRED)", StringComparison.Ordinal),

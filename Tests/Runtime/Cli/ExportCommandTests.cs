@@ -64,7 +64,7 @@ public sealed class ExportCommandTests
     }
 
     [TestMethod]
-    [DataRow(new[] { "export", "--out", "x" }, "exactly one of --preset, --config, --hf")]
+    [DataRow(new[] { "export", "--out", "x" }, "exactly one of --preset, --config, --checkpoint (--hf)")]
     [DataRow(new[] { "export", "--preset", "gpt5", "--out", "x" }, "--preset must be one of gpt2, gpt2-medium")]
     [DataRow(new[] { "export", "--preset", "nano", "--out", "x", "--quantize", "int4" }, "--quantize needs --graph fused")]
     [DataRow(new[] { "export", "--preset", "nano", "--out", "x", "--graph", "fast" }, "--graph must be one of portable, fused")]
