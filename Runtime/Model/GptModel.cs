@@ -248,6 +248,18 @@ public sealed class GptModel : IDisposable
         }
     }
 
+    /// <summary>Cache buffers allocated from the session and not yet freed.</summary>
+    internal int LiveCacheBuffers
+    {
+        get
+        {
+            lock (_cacheLock)
+            {
+                return _cacheBuffers;
+            }
+        }
+    }
+
     private void FreeCache(DeviceBuffer buffer)
     {
         lock (_cacheLock)
