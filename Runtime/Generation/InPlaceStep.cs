@@ -97,7 +97,8 @@ internal sealed unsafe class InPlaceStep : DecoderStep
             return;
         }
 
-        // Rows with a past and several tokens run alone; then the rows fed one token run together.
+        // Rows with a past and several tokens run alone (first: a prompt's first token comes one decoding step
+        // sooner); then the rows fed one token run together, the others in their range as placeholders.
         int lastSingle = -1;
         for (int b = 0; b <= last; b++)
         {
@@ -106,19 +107,15 @@ internal sealed unsafe class InPlaceStep : DecoderStep
             {
                 lastSingle = b;
             }
+            else if (feed[b] > 1)
+            {
+                RunRow(b, feed[b], observer);
+            }
         }
 
         if (lastSingle >= 0)
         {
             RunBatch(_single, lastSingle + 1, 1, observer);
-        }
-
-        for (int b = 0; b <= last; b++)
-        {
-            if (feed[b] > 1)
-            {
-                RunRow(b, feed[b], observer);
-            }
         }
     }
 
