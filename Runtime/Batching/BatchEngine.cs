@@ -281,49 +281,70 @@ public sealed class BatchEngine : IDisposable
             }
         }
 
-        // Decoding rows get their one token; the oldest prompt a chunk beside them (every prompt one, when none decodes).
+        // First the prompts: the oldest gets a chunk while others decode (every prompt one when none does), so a
+        // joining request holds the decoding ones up by one chunk at a time, and its first token goes out at once.
         bool decoding = false;
         int prefill = -1;
         for (int b = 0; b < Slots; b++)
         {
-            _feed[b] = 0;
             if (_owners[b] is not { } owner)
             {
                 continue;
             }
 
             int pending = _rows[b]!.Pending;
-            if (pending == 1)
-            {
-                _feed[b] = 1;
-                decoding = true;
-            }
-            else if (pending > 1 && (prefill < 0 || owner.SubmittedAt < _owners[prefill]!.SubmittedAt))
+            decoding |= pending == 1;
+            if (pending > 1 && (prefill < 0 || owner.SubmittedAt < _owners[prefill]!.SubmittedAt))
             {
                 prefill = b;
             }
         }
 
+        int sampled = 0;
+        bool ran = false;
+        if (prefill >= 0)
+        {
+            for (int b = 0; b < Slots; b++)
+            {
+                _feed[b] = _owners[b] is not null && _rows[b]!.Pending > 1 && (!decoding || b == prefill)
+                    ? Math.Min(_rows[b]!.Pending, Options.PrefillChunkTokens) : 0;
+            }
+
+            sampled += RunAndSample(ref changed);
+            ran = true;
+        }
+
+        // Then every row that decodes (a prompt that just finished included) gets its one token, all in one run.
+        bool any = false;
         for (int b = 0; b < Slots; b++)
         {
-            if (_owners[b] is not null && _rows[b]!.Pending > 1 && (!decoding || b == prefill))
-            {
-                _feed[b] = Math.Min(_rows[b]!.Pending, Options.PrefillChunkTokens);
-            }
+            _feed[b] = _owners[b] is not null && _rows[b]!.Pending == 1 ? 1 : 0;
+            any |= _feed[b] > 0;
         }
 
-        int rowsFed = 0;
-        foreach (int f in _feed)
+        if (any)
         {
-            rowsFed += f > 0 ? 1 : 0;
+            sampled += RunAndSample(ref changed);
+            ran = true;
         }
 
-        if (rowsFed == 0)
+        Interlocked.Add(ref _generated, sampled);
+        if (!changed && sampled > 0)
         {
-            UpdateCounts();
-            return changed;
+            Interlocked.Add(ref _steadyBytes, GC.GetAllocatedBytesForCurrentThread() - bytesBefore);
+            Interlocked.Add(ref _steadyTokens, sampled);
         }
 
+        UpdateCounts();
+        return ran || changed;
+    }
+
+    /// <summary>
+    /// Runs the step on <see cref="_feed"/>, then samples the next token of every fed row whose tokens are all fed,
+    /// streams it, and lets a finished request leave. Returns how many tokens it sampled.
+    /// </summary>
+    private int RunAndSample(ref bool changed)
+    {
         _step.Run(_feed, null);
         Interlocked.Increment(ref _steps);
         long now = Stopwatch.GetTimestamp();
@@ -360,15 +381,7 @@ public sealed class BatchEngine : IDisposable
             }
         }
 
-        Interlocked.Add(ref _generated, sampled);
-        if (!changed && sampled > 0)
-        {
-            Interlocked.Add(ref _steadyBytes, GC.GetAllocatedBytesForCurrentThread() - bytesBefore);
-            Interlocked.Add(ref _steadyTokens, sampled);
-        }
-
-        UpdateCounts();
-        return true;
+        return sampled;
     }
 
     /// <summary>Moves queued requests into slots while one can be had. True when any joined or left.</summary>

@@ -8,7 +8,7 @@ namespace OnnxGpt.Runtime.Batching;
 /// <param name="ActiveSequences">Requests holding a slot now (prompt or decoding).</param>
 /// <param name="IdleConversations">Finished conversations keeping their slots for reuse (a new request may take them).</param>
 /// <param name="QueuedRequests">Requests waiting for a slot.</param>
-/// <param name="Steps">Steps run so far (one or two runs of the session each).</param>
+/// <param name="Steps">Steps run so far: a prompt chunk, or one token for every decoding sequence (one or more runs of the session).</param>
 /// <param name="GeneratedTokens">Tokens generated so far, over every request.</param>
 /// <param name="FedTokens">Token positions fed to the model so far (prompts not reused, and one per decoded token).</param>
 /// <param name="ManagedBytesPerToken">

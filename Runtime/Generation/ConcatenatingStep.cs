@@ -43,14 +43,7 @@ internal sealed unsafe class ConcatenatingStep : DecoderStep
         _real = grown;
         if (Signature.HasCache)
         {
-            if (Cache is null)
-            {
-                Cache = new KvCache(Model, Rows, capacity, inPlace: false);
-            }
-            else
-            {
-                Cache.EnsureCapacity(capacity);
-            }
+            ReserveCache(capacity, inPlace: false);
         }
     }
 

@@ -156,6 +156,19 @@ internal abstract unsafe class DecoderStep : IDisposable
     /// <summary>Grows the layout's own buffers (and the cache) to <paramref name="capacity"/> tokens per row.</summary>
     protected abstract void OnReserve(int capacity);
 
+    /// <summary>Creates the cache in the layout's shape, or grows it to <paramref name="capacity"/> tokens per row.</summary>
+    protected void ReserveCache(int capacity, bool inPlace)
+    {
+        if (Cache is null)
+        {
+            Cache = new KvCache(Model, Rows, capacity, inPlace);
+        }
+        else
+        {
+            Cache.EnsureCapacity(capacity);
+        }
+    }
+
     /// <summary>Writes an index (or mask value) at <paramref name="index"/> of the ids, positions or mask buffer, as the graph's element type.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     protected void WriteId(long index, int value) => WriteIndex(_ids!, Signature.InputIdsType, index, value);

@@ -46,17 +46,7 @@ internal sealed unsafe class InPlaceStep : DecoderStep
         Cache!.RowLengths = row => SlotTable[row]?.Cached ?? 0;
     }
 
-    protected override void OnReserve(int capacity)
-    {
-        if (Cache is null)
-        {
-            Cache = new KvCache(Model, Rows, capacity, inPlace: true);
-        }
-        else
-        {
-            Cache.EnsureCapacity(capacity);
-        }
-    }
+    protected override void OnReserve(int capacity) => ReserveCache(capacity, inPlace: true);
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public override void Run(int[] feed, LogitsObserver? observer)

@@ -214,36 +214,17 @@ public static class LoadBench
 
     private static Dictionary<string, Dictionary<int, List<double>>> RunLlamaBench(LoadOptions o)
     {
-        string work = Path.Combine(o.Work, "llamabench");
         var parallel = o.Clients.Where(n => n is 1 or 4 or 8 or 16).ToArray();
-        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var a in new[]
-        {
-            o.LlamaBench!, "--work", work, "--variants", "f32,q4_0", "--reps", o.Passes.ToString(CultureInfo.InvariantCulture),
-            "--threads", o.Threads.ToString(CultureInfo.InvariantCulture), "--bw", "0", "--parallel", string.Join(',', parallel),
-        })
-        {
-            start.ArgumentList.Add(a);
-        }
-
-        string results = Path.Combine(work, "results.json");
-        File.Delete(results);
         Console.WriteLine($"  llama.cpp: llamabench --parallel {string.Join(',', parallel)} (f32, q4_0; {o.Passes} repetitions)");
-        using var process = Process.Start(start)!;
-        var stderr = process.StandardError.ReadToEndAsync();
-        string stdout = process.StandardOutput.ReadToEnd();
-        process.WaitForExit();
-        if (process.ExitCode != 0 || !File.Exists(results))
-        {
-            throw new InvalidOperationException($"llamabench failed (exit {process.ExitCode}): {stderr.Result}{stdout}");
-        }
-
+        var (results, stdout) = ExecuteLlamaBench(o.LlamaBench!, Path.Combine(o.Work, "llamabench"),
+            "--variants", "f32,q4_0", "--reps", o.Passes.ToString(CultureInfo.InvariantCulture), "--threads", o.Threads.ToString(CultureInfo.InvariantCulture),
+            "--bw", "0", "--parallel", string.Join(',', parallel));
+        using var json = results;
         foreach (var line in stdout.Split('\n').Where(l => l.Contains("parallel", StringComparison.Ordinal) && l.Contains("aggregate", StringComparison.Ordinal)))
         {
             Console.WriteLine("   " + line.Trim());
         }
 
-        using var json = JsonDocument.Parse(File.ReadAllText(results));
         var byType = new Dictionary<string, Dictionary<int, List<double>>>();
         foreach (var v in json.RootElement.GetProperty("variants").EnumerateArray())
         {
@@ -257,6 +238,29 @@ public static class LoadBench
         }
 
         return byType;
+    }
+
+    /// <summary>Runs the llamabench tool in <paramref name="work"/>; returns its results.json and what it printed.</summary>
+    private static (JsonDocument Results, string Output) ExecuteLlamaBench(string tool, string work, params string[] arguments)
+    {
+        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var a in (string[])[tool, "--work", work, .. arguments])
+        {
+            start.ArgumentList.Add(a);
+        }
+
+        string results = Path.Combine(work, "results.json");
+        File.Delete(results);
+        using var process = Process.Start(start)!;
+        var stderr = process.StandardError.ReadToEndAsync();
+        string stdout = process.StandardOutput.ReadToEnd();
+        process.WaitForExit();
+        if (process.ExitCode != 0 || !File.Exists(results))
+        {
+            throw new InvalidOperationException($"llamabench failed (exit {process.ExitCode}, no {results}): {stderr.Result}{stdout}");
+        }
+
+        return (JsonDocument.Parse(File.ReadAllText(results)), stdout);
     }
 
     /// <summary>The figures of one run of N clients.</summary>
