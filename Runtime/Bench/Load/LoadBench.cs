@@ -31,6 +31,12 @@ public static class LoadBench
         }
 
         Directory.CreateDirectory(o.Work);
+        if (o.Replot is { } saved)
+        {
+            Replot(o, saved);
+            return 0;
+        }
+
         var config = GptPresets.Get(o.Preset);
         int maxClients = o.Clients.Max();
         int slots = Math.Max(maxClients, LateOthers + 1), latePrompt = slots;
@@ -354,4 +360,31 @@ public static class LoadBench
     }
 
     private static double Median(IEnumerable<double> values) => Percentile(values, 50);
+
+    /// <summary>Draws the chart again from a run's load-results.json.</summary>
+    private static void Replot(LoadOptions o, string path)
+    {
+        using var json = JsonDocument.Parse(File.ReadAllText(path));
+        var root = json.RootElement;
+        var decode = new Dictionary<(string, int), List<double>>();
+        foreach (var run in root.GetProperty("runs").EnumerateArray())
+        {
+            var clients = run.GetProperty("clients").Deserialize<List<ClientRun>>(new JsonSerializerOptions { NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals })!;
+            var key = (run.GetProperty("Variant").GetString()!, run.GetProperty("Clients").GetInt32());
+            if (!decode.TryGetValue(key, out var list))
+            {
+                decode[key] = list = [];
+            }
+
+            list.Add(Summarize(clients).Decode);
+        }
+
+        Dictionary<string, Dictionary<int, List<double>>>? llama = root.TryGetProperty("llama", out var l) && l.ValueKind == JsonValueKind.Object
+            ? l.Deserialize<Dictionary<string, Dictionary<int, List<double>>>>() : null;
+        var variants = decode.Keys.Select(k => k.Item1).Distinct().ToArray();
+        var counts = decode.Keys.Select(k => k.Item2).Distinct().Order().ToArray();
+        string chart = o.Chart ?? Path.Combine(o.Work, "throughput.png");
+        ThroughputChart.Write(chart, o with { Variants = variants, Clients = counts, NewTokens = root.GetProperty("NewTokens").GetInt32(), Preset = root.GetProperty("Preset").GetString()!, Threads = root.GetProperty("Threads").GetInt32() }, decode, llama);
+        Console.WriteLine($"chart written to {chart}");
+    }
 }

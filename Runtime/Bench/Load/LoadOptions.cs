@@ -9,10 +9,11 @@ public sealed record LoadOptions
         usage: onnxgpt-bench load --work DIR [--preset gpt2] [--seed 1] [--variants fused,int4] [--clients 1,2,4,8,16]
                                   [--prompt-tokens 16] [--new-tokens 128] [--passes 2] [--threads 2]
                                   [--onnxgpt PATH/onnxgpt.dll] [--llamabench PATH/llamabench.dll] [--chart FILE.png]
+                                  [--replot load-results.json]
           Starts `onnxgpt serve` on loopback for each variant and drives it with N concurrent streaming clients
           (/v1/completions, greedy); checks every client's text against its prompt's solo text; measures a request
           that arrives while 7 others decode; with --llamabench, llama.cpp's batched decoding (--parallel) runs
-          between the passes, so both see the same machine.
+          between the passes, so both see the same machine. --replot draws the chart again from a run's results.
         """;
 
     public string Work { get; init; } = "";
@@ -42,6 +43,9 @@ public sealed record LoadOptions
     /// <summary>Where the throughput chart goes; by default throughput.png in the work folder.</summary>
     public string? Chart { get; init; }
 
+    /// <summary>A load-results.json to draw the chart from again, instead of running anything.</summary>
+    public string? Replot { get; init; }
+
     public static LoadOptions Parse(string[] args)
     {
         var o = new LoadOptions();
@@ -65,6 +69,7 @@ public sealed record LoadOptions
                 "--onnxgpt" => o with { Onnxgpt = Value() },
                 "--llamabench" => o with { LlamaBench = Value() },
                 "--chart" => o with { Chart = Value() },
+                "--replot" => o with { Replot = Value() },
                 _ => throw new ArgumentException($"unknown option '{name}'."),
             };
         }
