@@ -502,6 +502,7 @@ public sealed class BatchEngine : IDisposable
         sequence.Begin(request.SubmittedAt, full: sequence.Length >= SlotTokens);
         _step.Rewind();   // the step's rule: a row keeps at most all but its last token cached
         _owners[slot] = request;
+        UpdateCounts();   // before its first token can reach anyone who then reads the statistics
         request.Place(slot, sequence.Cached);
         if (sequence.FinishReason != FinishReason.None)
         {
@@ -522,6 +523,7 @@ public sealed class BatchEngine : IDisposable
         if (!keep || Options.MaxIdleConversations == 0)
         {
             _rows[slot] = null;
+            UpdateCounts();
             return;
         }
 
@@ -540,6 +542,8 @@ public sealed class BatchEngine : IDisposable
         {
             _rows[oldest] = null;
         }
+
+        UpdateCounts();
     }
 
     private void UpdateCounts()

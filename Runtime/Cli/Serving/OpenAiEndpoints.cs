@@ -29,6 +29,9 @@ internal sealed class OpenAiEndpoints(OnnxGptChatClient client, ServerOptions op
     /// <summary>What the dashboard shows: requests, tokens, time to first token (recorded here).</summary>
     public ServerStats Stats { get; } = new();
 
+    /// <summary>The chat client the requests go to (its batch engine, if any, holds the slots and the queue).</summary>
+    public OnnxGptChatClient Client => client;
+
     /// <summary>The gate requests pass to generate: how many generate and wait now.</summary>
     public RequestGate Gate => _gate;
 

@@ -56,7 +56,9 @@ public sealed class BatchedServingTests
         s_alone = new OnnxGptChatClient(s_model, new OnnxGptChatClientOptions { BatchSlots = 0, MaxCachedConversations = 0 });
         s_server = await OpenAiServer.StartAsync(s_served, new ServerOptions { Urls = "http://127.0.0.1:0", MaxConcurrentRequests = Slots, MaxQueuedRequests = 1 },
             cancellationToken: context.CancellationToken);
-        s_http = new HttpClient { BaseAddress = new Uri(s_server.Urls[0]), Timeout = TimeSpan.FromSeconds(60) };
+        // A response disposed before its end closes the connection (by default the handler reads up to 1 MB of the
+        // rest to reuse it, and the server would never see the client go).
+        s_http = new HttpClient(new SocketsHttpHandler { MaxResponseDrainSize = 0 }) { BaseAddress = new Uri(s_server.Urls[0]), Timeout = TimeSpan.FromSeconds(60) };
     }
 
     [ClassCleanup]
@@ -140,6 +142,14 @@ public sealed class BatchedServingTests
             Assert.AreEqual(HttpStatusCode.ServiceUnavailable, refused.StatusCode);
             using var error = JsonDocument.Parse(await refused.Content.ReadAsStringAsync(Cancel));
             Assert.AreEqual("server_busy", error.RootElement.GetProperty("error").GetProperty("code").GetString());
+
+            // The dashboard's figures come from the engine: every slot busy, one waiting.
+            using var stats = JsonDocument.Parse(await Http.GetStringAsync("/dashboard/stats", Cancel));
+            var batch = stats.RootElement.GetProperty("batch");
+            Assert.AreEqual(Slots, batch.GetProperty("size").GetInt32());
+            Assert.AreEqual(Slots, batch.GetProperty("capacity").GetInt32());
+            Assert.AreEqual(Slots, stats.RootElement.GetProperty("requests").GetProperty("generating").GetInt32());
+            Assert.AreEqual(1, stats.RootElement.GetProperty("requests").GetProperty("waiting").GetInt32());
         }
         finally
         {
