@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
+using OnnxGpt.Runtime.Diagnostics;
 using OnnxGpt.Runtime.Generation;
 using OnnxGpt.Runtime.Model;
 using OnnxGpt.Runtime.Tokenization;
@@ -193,6 +194,7 @@ public sealed class BatchEngine : IDisposable
 
             _admitted++;
             _queue.Enqueue(request);
+            OnnxGptTelemetry.QueueLength.Add(1);
         }
 
         if (cancellationToken.CanBeCanceled)
@@ -222,6 +224,7 @@ public sealed class BatchEngine : IDisposable
         {
             while (_queue.TryDequeue(out var request))
             {
+                OnnxGptTelemetry.QueueLength.Add(-1);
                 request.Fail(stopped);
             }
         }
@@ -346,6 +349,13 @@ public sealed class BatchEngine : IDisposable
     private int RunAndSample(ref bool changed)
     {
         _step.Run(_feed, null);
+        int rows = 0;
+        foreach (int f in _feed)
+        {
+            rows += f > 0 ? 1 : 0;
+        }
+
+        OnnxGptTelemetry.BatchSize.Record(rows);
         Interlocked.Increment(ref _steps);
         long now = Stopwatch.GetTimestamp();
         int sampled = 0;
@@ -406,6 +416,7 @@ public sealed class BatchEngine : IDisposable
                     if (r.CancelRequested)
                     {
                         _admitted--;
+                        OnnxGptTelemetry.QueueLength.Add(-1);
                         r.Fail(new OperationCanceledException("the request was cancelled before it got a slot."));
                         changed = true;
                     }
@@ -434,6 +445,7 @@ public sealed class BatchEngine : IDisposable
                 }
 
                 _queue.Dequeue();
+                OnnxGptTelemetry.QueueLength.Add(-1);
                 Place(request, slot, common);
                 changed = true;
             }
@@ -502,6 +514,7 @@ public sealed class BatchEngine : IDisposable
         sequence.Begin(request.SubmittedAt, full: sequence.Length >= SlotTokens);
         _step.Rewind();   // the step's rule: a row keeps at most all but its last token cached
         _owners[slot] = request;
+        OnnxGptTelemetry.ActiveSequences.Add(1);
         UpdateCounts();   // before its first token can reach anyone who then reads the statistics
         request.Place(slot, sequence.Cached);
         if (sequence.FinishReason != FinishReason.None)
@@ -515,6 +528,7 @@ public sealed class BatchEngine : IDisposable
     private void Leave(int slot, bool keep)
     {
         _owners[slot] = null;
+        OnnxGptTelemetry.ActiveSequences.Add(-1);
         lock (_lock)
         {
             _admitted--;

@@ -293,7 +293,7 @@ public sealed class OnnxGptChatClient : IChatClient
         cancellationToken.ThrowIfCancellationRequested();
         if (_engine is not null)
         {
-            await foreach (var update in BatchedAsync(_engine, tokens, generation, trim, cancellationToken).ConfigureAwait(false))
+            await foreach (var update in BatchedAsync(_engine, tokens, generation, trim, telemetry, cancellationToken).ConfigureAwait(false))
             {
                 yield return update;
             }
@@ -396,7 +396,7 @@ public sealed class OnnxGptChatClient : IChatClient
 
     /// <summary>One request through the batch engine: its tokens as they come, then the finish reason and usage.</summary>
     private async IAsyncEnumerable<ChatResponseUpdate> BatchedAsync(
-        BatchEngine engine, int[] tokens, GenerationOptions generation, bool trim, [EnumeratorCancellation] CancellationToken cancellationToken)
+        BatchEngine engine, int[] tokens, GenerationOptions generation, bool trim, RequestTelemetry telemetry, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
         var request = engine.Submit(tokens, generation, cancellationToken: cancellationToken);
         try
@@ -406,6 +406,7 @@ public sealed class OnnxGptChatClient : IChatClient
             var trimmer = trim ? new ReplyTrimmer() : null;
             await foreach (var token in request.ReadTokensAsync(cancellationToken).ConfigureAwait(false))
             {
+                telemetry.FirstToken();
                 string piece = trimmer is null ? token.Text : trimmer.Push(token.Text);
                 if (piece.Length > 0)
                 {
@@ -422,6 +423,7 @@ public sealed class OnnxGptChatClient : IChatClient
             };
             var last = Update(responseId, created, [new UsageContent(usage)]);
             last.FinishReason = ToChatFinishReason(request.FinishReason);
+            telemetry.Finish(tokens.Length, request.GeneratedTokens, last.FinishReason?.Value, responseId);
             yield return last;
         }
         finally
