@@ -7,6 +7,7 @@ using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.WebUtilities;
 using Microsoft.Extensions.AI;
 using Microsoft.Extensions.Logging;
+using OnnxGpt.Contracts;
 using OnnxGpt.Runtime.Batching;
 using OnnxGpt.Runtime.Chat;
 
