@@ -1,9 +1,10 @@
 using System.Runtime.CompilerServices;
 using Microsoft.Extensions.AI;
-using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Logging;
 using OnnxGpt.Contracts;
 using OnnxGpt.Runtime.Diagnostics;
+using Microsoft.Extensions.Logging.Abstractions;
+using OnnxGpt.Runtime.Batching;
 using OnnxGpt.Runtime.Generation;
 using OnnxGpt.Runtime.Model;
 
@@ -32,8 +33,11 @@ namespace OnnxGpt.Runtime.Chat;
 /// <see cref="UsageDetails.CachedInputTokenCount"/> says how many prompt tokens were reused.
 /// </para>
 /// <para>
-/// Thread-safe: concurrent requests each run their own generator on the shared model (ONNX Runtime runs them in
-/// parallel). The final update of a stream carries the finish reason and a <see cref="UsageContent"/>. The client
+/// Thread-safe. On a fused graph, concurrent requests are batched: the client runs a <see cref="BatchEngine"/> of
+/// <see cref="OnnxGptChatClientOptions.BatchSlots"/> sequences, which decodes every request in one run of the model
+/// per step, and keeps finished conversations in their slots for reuse; a request beyond its slots and queue is
+/// refused with <see cref="BatchEngineBusyException"/>. On a portable graph (or with <c>BatchSlots</c> 0) each
+/// request runs its own generator on the shared model (ONNX Runtime runs them in parallel). The final update of a stream carries the finish reason and a <see cref="UsageContent"/>. The client
 /// does not own the model unless created with <c>ownsModel</c>.
 /// </para>
 /// </summary>
@@ -50,6 +54,7 @@ public sealed class OnnxGptChatClient : IChatClient
     private readonly ILogger _logger;
     private readonly GenerationOptions _defaults;
     private readonly ConversationPool _pool;
+    private readonly BatchEngine? _engine;
     private long _processedTokens;
     private volatile bool _disposed;
 
@@ -79,7 +84,20 @@ public sealed class OnnxGptChatClient : IChatClient
         _pool = new ConversationPool(options.MaxCachedConversations);
         ModelId = options.ModelId ?? Path.GetFileName(Path.TrimEndingDirectorySeparator(model.Folder));
         Metadata = new ChatClientMetadata(ProviderName, new Uri(model.ModelPath), ModelId);
+        if (options.BatchSlots > 0 && BatchEngine.Supports(model))
+        {
+            _engine = BatchEngine.Start(model, new BatchEngineOptions
+            {
+                Slots = options.BatchSlots,
+                MaxQueuedRequests = options.MaxQueuedRequests,
+                PrefillChunkTokens = options.PrefillChunkTokens,
+                MaxIdleConversations = options.MaxCachedConversations,
+            }, _logger);
+        }
     }
+
+    /// <summary>The batch engine the client's requests share (null on a portable graph, or with <see cref="OnnxGptChatClientOptions.BatchSlots"/> 0).</summary>
+    public BatchEngine? Engine => _engine;
 
     /// <summary>The model the client runs.</summary>
     public GptModel Model => _model;
@@ -100,7 +118,7 @@ public sealed class OnnxGptChatClient : IChatClient
     public long ProcessedTokens => Interlocked.Read(ref _processedTokens);
 
     /// <summary>Finished conversations kept for reuse now.</summary>
-    public int CachedConversations => _pool.Count;
+    public int CachedConversations => _engine?.GetStatistics().IdleConversations ?? _pool.Count;
 
     /// <inheritdoc/>
     public Task<ChatResponse> GetResponseAsync(IEnumerable<ChatMessage> messages, ChatOptions? options = null, CancellationToken cancellationToken = default) =>
@@ -251,6 +269,7 @@ public sealed class OnnxGptChatClient : IChatClient
         }
 
         _disposed = true;
+        _engine?.Dispose();
         _pool.Dispose();
         if (_ownsModel)
         {
@@ -272,6 +291,16 @@ public sealed class OnnxGptChatClient : IChatClient
 
         using var telemetry = RequestTelemetry.Start(trim ? "chat" : "text_completion", ModelId, generation);
         cancellationToken.ThrowIfCancellationRequested();
+        if (_engine is not null)
+        {
+            await foreach (var update in BatchedAsync(_engine, tokens, generation, trim, telemetry, cancellationToken).ConfigureAwait(false))
+            {
+                yield return update;
+            }
+
+            yield break;
+        }
+
         await Task.Yield();   // the prompt's forward pass runs off the caller's thread
         var (generator, reused) = Start(tokens, generation);
         bool faulted = false;
@@ -363,6 +392,45 @@ public sealed class OnnxGptChatClient : IChatClient
         var tokenizer = _model.Tokenizer!;
         int[] tokens = tokenizer.Encode(prompt);
         return tokenizer.AddsBosToken && tokenizer.BosTokenId is { } bos ? [bos, .. tokens] : tokens;
+    }
+
+    /// <summary>One request through the batch engine: its tokens as they come, then the finish reason and usage.</summary>
+    private async IAsyncEnumerable<ChatResponseUpdate> BatchedAsync(
+        BatchEngine engine, int[] tokens, GenerationOptions generation, bool trim, RequestTelemetry telemetry, [EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        var request = engine.Submit(tokens, generation, cancellationToken: cancellationToken);
+        try
+        {
+            string responseId = "chatcmpl-" + Guid.NewGuid().ToString("N");
+            var created = DateTimeOffset.UtcNow;
+            var trimmer = trim ? new ReplyTrimmer() : null;
+            await foreach (var token in request.ReadTokensAsync(cancellationToken).ConfigureAwait(false))
+            {
+                telemetry.FirstToken();
+                string piece = trimmer is null ? token.Text : trimmer.Push(token.Text);
+                if (piece.Length > 0)
+                {
+                    yield return Update(responseId, created, [new TextContent(piece)]);
+                }
+            }
+
+            var usage = new UsageDetails
+            {
+                InputTokenCount = tokens.Length,
+                OutputTokenCount = request.GeneratedTokens,
+                TotalTokenCount = tokens.Length + request.GeneratedTokens,
+                CachedInputTokenCount = request.ReusedTokens,
+            };
+            var last = Update(responseId, created, [new UsageContent(usage)]);
+            last.FinishReason = ToChatFinishReason(request.FinishReason);
+            telemetry.Finish(tokens.Length, request.GeneratedTokens, last.FinishReason?.Value, responseId);
+            yield return last;
+        }
+        finally
+        {
+            request.Cancel();   // a no-op once it finished; frees its slot when the caller stopped reading
+            Interlocked.Add(ref _processedTokens, request.FedTokens);
+        }
     }
 
     /// <summary>Drops the oldest messages (not system messages, not the last one) until the prompt leaves room for a reply.</summary>

@@ -13,11 +13,17 @@ namespace OnnxGpt.Runtime.Generation;
 /// (or <see cref="StreamAsync"/> / <see cref="GenerateAll"/>); append again to continue a conversation, and
 /// <see cref="RewindTo"/> to drop tokens from the end without recomputing the prefix.
 /// <para>
-/// A batch holds rows of different lengths, left-padded: padding is masked out (<c>attention_mask</c> 0) and
-/// positions count only real tokens, so each row computes what it would alone. Each row stops on its own (end of
-/// sequence, stop token, stop string, max new tokens, full context); a finished row no longer changes.
-/// With the fused graph the cache is laid out differently (each row's tokens from cache position 0, written in
-/// place, see <see cref="KvCache.IsInPlace"/>), but the sequence, its slots and all the above stay the same.
+/// It is the decoding core's scheduler for one conversation (the batching engine is the same for many): each row is
+/// one sequence (its tokens, sampler, stop state and text); each step asks the decoder step of the graph's cache
+/// layout to feed every row's pending tokens, then samples each unfinished row from its logits. Rows are seeded
+/// apart: row b samples with <see cref="Seed"/> + b, so row 0 of a batch picks what the same prompt picks alone.
+/// </para>
+/// <para>
+/// A batch's rows advance in lockstep through slots: an append gives every row as many slots as the longest chunk
+/// (a shorter one is padded before its tokens), each step one slot; <see cref="Length"/> and <see cref="RewindTo"/>
+/// count these slots. Padding computes nothing a row sees, so each row computes what it would alone. Each row stops
+/// on its own (end of sequence, stop token, stop string, max new tokens, full context); a finished row no longer
+/// changes.
 /// </para>
 /// <para>
 /// The sequence never exceeds the model's context length: a prompt that does not fit is an error (or is cut, with
@@ -25,67 +31,41 @@ namespace OnnxGpt.Runtime.Generation;
 /// An empty prompt starts from the model's <c>bos_token_id</c>; a model without one refuses it.
 /// </para>
 /// The model runs on the tokens not yet seen when a token is wanted: a prompt in one step (or chunks), then one
-/// token per step; with the fused graph only the last position of each row is projected to logits. That step allocates nothing on the managed heap: inputs, outputs and the cache live in native memory
-/// bound to the graph; with a tokenizer, each token's text piece is one small string. Not thread-safe: one generator per thread; many may share one model.
+/// token per step; with the fused graph only the last position of each row is projected to logits. That step
+/// allocates nothing on the managed heap: inputs, outputs and the cache live in native memory bound to the graph;
+/// with a tokenizer, each token's text piece is one small string. Not thread-safe: one generator per thread; many may
+/// share one model.
 /// </summary>
 public sealed class Generator : IDisposable
 {
-    // What a slot holds. Padding is 0: the decoder step masks it out.
-    private const byte PadSlot = 0;
-    private const byte PromptSlot = 1;
-    private const byte GeneratedSlot = 2;
-
-    /// <summary>What padding slots hold: any valid id works, since the mask hides them.</summary>
-    private const int PadToken = 0;
-
-    /// <summary>Most logits one prompt step produces (16 Mi floats, 64 MiB): longer prompts are fed in chunks.</summary>
-    private const long MaxPromptLogits = 1L << 24;
-
     private readonly GptModel _model;
-    private readonly DecoderStep _step;
-    private Sampler _sampler;
     private readonly ITextTokenizer? _tokenizer;
     private readonly int _vocab;
     private readonly int _context;
-    private int[] _stopIds;
     private readonly int _eos;
     private readonly float[] _scratch;
 
-    private int _batch;
-    private int _capacity;
-    private int _slots;        // tokens in the sequence, padding included
-    private int _appendStart;  // the slot where the last append began
+    private DecoderStep? _step;
+    private Sequence?[] _rows = [];
+    private int[][] _slotOf = [];   // per row: the slot each of its tokens took
+    private int[] _feed = [];
+    private int[] _lastTokens = [];
+    private int _slots;             // slots in the batch (Length)
+    private int _reserved;          // slots the buffers are sized for
     private bool _logitsValid;
     private bool _disposed;
-
-    // Per row and slot, at [b * _capacity + s].
-    private int[] _slotToken = [];
-    private int[] _slotPosition = [];
-    private byte[] _slotKind = [];
-
-    // Per row.
-    private int[][] _rowTokens = [];
-    private int[] _rowLength = [];
-    private int[] _promptLength = [];
-    private int[] _newTokens = [];
-    private int[] _lastTokens = [];
-    private FinishReason[] _finish = [];
-    private long[] _firstTokenAt = [];
-    private long[] _lastTokenAt = [];
-    private long _appendedAt;
-
-    // Per row, with a tokenizer: the generated text.
-    private RowText[]? _texts;
+    private long _fed;
+    private ulong _seed;
 
     internal Generator(GptModel model, GenerationOptions options, GeneratorOptions settings)
     {
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(settings);
         ArgumentOutOfRangeException.ThrowIfNegative(settings.PrefillChunkTokens);
+        options.Validate();
         _model = model;
         Options = options;
         Settings = settings;
-        _sampler = new Sampler(options);
         _tokenizer = settings.DecodeText ? model.Tokenizer : null;
         if (_tokenizer is null && options.StopStrings.Count > 0)
         {
@@ -95,9 +75,8 @@ public sealed class Generator : IDisposable
         _vocab = model.Config.VocabSize;
         _context = model.Config.ContextLength;
         _eos = settings.StopAtEndOfSequence && model.Config.EosTokenId is { } eos ? eos : -1;
-        _stopIds = [.. options.StopTokenIds];
         _scratch = new float[Sampler.ScratchLength(_vocab)];
-        _step = new DecoderStep(model, settings.UseKvCache);
+        _seed = PickSeed(options);
     }
 
     /// <summary>The model this generator runs.</summary>
@@ -109,41 +88,41 @@ public sealed class Generator : IDisposable
     /// <summary>How the model is run.</summary>
     public GeneratorOptions Settings { get; }
 
-    /// <summary>The seed the sampler uses (the options' seed, or the one picked at random).</summary>
-    public ulong Seed => _sampler.Seed;
+    /// <summary>The seed of row 0's sampler (the options' seed, or the one picked at random); row b uses this + b.</summary>
+    public ulong Seed => _seed;
 
     /// <summary>
     /// Token positions fed to the model so far, per row (a batch feeds every row the same number of slots each step):
     /// a prompt counts its length, each decoding step one. With the KV cache, tokens kept by <see cref="RewindTo"/>
     /// are not fed again (but the last kept one); without it, every step counts the whole sequence.
     /// </summary>
-    public long ProcessedTokens => _step.FedTokens;
+    public long ProcessedTokens => _fed;
 
     /// <summary>Rows in the batch; 0 until the first append.</summary>
-    public int BatchSize => _batch;
+    public int BatchSize => _rows.Length;
 
     /// <summary>Tokens in the sequence (for a batch: slots, the longest row and padding included).</summary>
     public int Length => _slots;
 
     /// <summary>Whether keys and values are kept between steps (false: each step recomputes the whole sequence).</summary>
-    public bool UsesKvCache => _step.UsesCache;
+    public bool UsesKvCache => Settings.UseKvCache && _model.Signature.HasCache;
 
     /// <summary>The cache, once a prompt has been appended (null for a graph without past inputs).</summary>
-    public KvCache? Cache => _step.Cache;
+    public KvCache? Cache => _step?.Cache;
 
     /// <summary>True when every row has finished (see <see cref="GetFinishReason"/>).</summary>
     public bool IsDone
     {
         get
         {
-            if (_batch == 0)
+            if (_rows.Length == 0)
             {
                 return false;
             }
 
-            foreach (var f in _finish)
+            foreach (var row in _rows)
             {
-                if (f == FinishReason.None)
+                if (row!.FinishReason == FinishReason.None)
                 {
                     return false;
                 }
@@ -160,38 +139,30 @@ public sealed class Generator : IDisposable
     public int TruncatedTokens { get; private set; }
 
     /// <summary>Why <paramref name="row"/> stopped, or <see cref="FinishReason.None"/> while it is generating.</summary>
-    public FinishReason GetFinishReason(int row) => _finish[CheckRow(row)];
+    public FinishReason GetFinishReason(int row) => Row(row).FinishReason;
 
     /// <summary>The row's tokens: prompt followed by everything generated (padding left out).</summary>
-    public ReadOnlySpan<int> GetSequence(int row)
-    {
-        CheckRow(row);
-        return _rowTokens[row].AsSpan(0, _rowLength[row]);
-    }
+    public ReadOnlySpan<int> GetSequence(int row) => Row(row).Tokens;
 
     /// <summary>How many tokens of <see cref="GetSequence"/> came before the generation that followed the last append.</summary>
-    public int GetPromptLength(int row) => _promptLength[CheckRow(row)];
+    public int GetPromptLength(int row) => Row(row).PromptLength;
 
     /// <summary>The text generated for the row since the last append (null without a tokenizer).</summary>
-    public string? GetText(int row)
-    {
-        CheckRow(row);
-        return _texts?[row].Text;
-    }
+    public string? GetText(int row) => Row(row).Text?.Text;
 
     /// <summary>The text the row's last token completed (empty while a character is incomplete, or without a tokenizer).</summary>
-    public string GetLastPiece(int row) => _texts?[CheckRow(row)].Piece ?? string.Empty;
+    public string GetLastPiece(int row) => Row(row).Text?.Piece ?? string.Empty;
 
     /// <summary>The logits for the row's next token (runs the model on pending tokens if needed).</summary>
     public ReadOnlySpan<float> GetNextTokenLogits(int row)
     {
-        CheckRow(row);
+        Row(row);
         EnsureLogits();
-        return _step.NextLogits(row);
+        return _step!.Logits(row);
     }
 
     /// <summary>
-    /// Replaces how tokens are picked, keeping the sequence and the cache: a new sampler (seeded afresh from
+    /// Replaces how tokens are picked, keeping the sequence and the cache: new samplers (seeded afresh from
     /// <paramref name="options"/>), stop tokens and max new tokens from the next token on; stop strings from the next
     /// append. For a conversation that continues with other options (another request on the same cached prefix).
     /// </summary>
@@ -201,18 +172,17 @@ public sealed class Generator : IDisposable
     {
         ThrowIfDisposed();
         ArgumentNullException.ThrowIfNull(options);
-        var sampler = new Sampler(options);
+        options.Validate();
         if (_tokenizer is null && options.StopStrings.Count > 0)
         {
             throw new OnnxGptException($"{_model.ModelPath}: stop strings need text, but the model has no tokenizer (and DecodeText is {Settings.DecodeText}).");
         }
 
-        _sampler = sampler;
-        _stopIds = [.. options.StopTokenIds];
         Options = options;
-        foreach (var text in _texts ?? [])
+        _seed = PickSeed(options);
+        for (int b = 0; b < _rows.Length; b++)
         {
-            text.UseStopStrings(options.StopStrings);
+            _rows[b]!.SetOptions(RowOptions(b));
         }
     }
 
@@ -262,9 +232,9 @@ public sealed class Generator : IDisposable
             throw new ArgumentException("give at least one row of tokens.", nameof(rows));
         }
 
-        if (_batch != 0 && rows.Count != _batch)
+        if (_rows.Length != 0 && rows.Count != _rows.Length)
         {
-            throw new ArgumentException($"this generator runs a batch of {_batch} rows, not {rows.Count}.", nameof(rows));
+            throw new ArgumentException($"this generator runs a batch of {_rows.Length} rows, not {rows.Count}.", nameof(rows));
         }
 
         var chunks = new int[rows.Count][];
@@ -314,50 +284,31 @@ public sealed class Generator : IDisposable
                 $"{_model.ModelPath}: the graph has no attention_mask input, so it cannot mask padding; give rows of equal length and append once.");
         }
 
-        if (_batch == 0)
+        if (_rows.Length == 0)
         {
             StartBatch(rows.Count);
         }
 
-        EnsureCapacity((int)Math.Min(_context, (long)_slots + longest + Options.MaxNewTokens));
-        for (int b = 0; b < _batch; b++)
+        Reserve((int)Math.Min(_context, (long)_slots + longest + Options.MaxNewTokens));
+        long now = Stopwatch.GetTimestamp();
+        bool full = _slots + longest >= _context;
+        for (int b = 0; b < _rows.Length; b++)
         {
+            var row = _rows[b]!;
             var chunk = chunks[b];
-            int pad = longest - chunk.Length;
-            for (int i = 0; i < longest; i++)
+            int first = _slots + longest - chunk.Length;   // left-padded: the chunk ends with the batch's slots
+            for (int i = 0; i < chunk.Length; i++)
             {
-                int at = b * _capacity + _slots + i;
-                if (i < pad)
-                {
-                    // A row that gets nothing in a later append ends the chunk on padding, and its next token is read
-                    // from the chunk's last slot: that slot repeats the row's last token at its own position. Masked
-                    // as padding, it adds no key, and its query sees the same keys the original did: the same logits.
-                    bool repeatLast = i == longest - 1 && _rowLength[b] > 0;
-                    SetSlot(at, repeatLast ? _rowTokens[b][_rowLength[b] - 1] : PadToken, PadSlot, Math.Max(0, _rowLength[b] - 1));
-                }
-                else
-                {
-                    SetSlot(at, chunk[i - pad], PromptSlot, _rowLength[b]);
-                    _rowTokens[b][_rowLength[b]++] = chunk[i - pad];
-                }
+                _slotOf[b][row.Length + i] = first + i;
             }
+
+            row.Append(chunk);
+            row.Begin(now, full);
+            _lastTokens[b] = -1;
         }
 
-        _appendStart = _slots;
         _slots += longest;
         _logitsValid = false;
-        _appendedAt = Stopwatch.GetTimestamp();
-        for (int b = 0; b < _batch; b++)
-        {
-            _promptLength[b] = _rowLength[b];
-            _newTokens[b] = 0;
-            _lastTokens[b] = -1;
-            _firstTokenAt[b] = _lastTokenAt[b] = 0;
-            _finish[b] = Options.MaxNewTokens == 0 ? FinishReason.MaxNewTokens
-                : _slots >= _context ? FinishReason.ContextFull
-                : FinishReason.None;
-            _texts?[b].Reset(_rowLength[b] > 0 ? _rowTokens[b][_rowLength[b] - 1] : -1);   // the text follows the prompt's last token
-        }
     }
 
     /// <summary>
@@ -369,7 +320,7 @@ public sealed class Generator : IDisposable
     public void GenerateNextToken()
     {
         ThrowIfDisposed();
-        if (_batch == 0)
+        if (_rows.Length == 0)
         {
             throw new InvalidOperationException("Append a prompt before generating.");
         }
@@ -380,51 +331,32 @@ public sealed class Generator : IDisposable
         }
 
         EnsureLogits();
-        if (_slots == _capacity)
+        if (_slots == _reserved)
         {
-            EnsureCapacity((int)Math.Min(_context, (long)_capacity + Math.Max(16, Options.MaxNewTokens)));
+            Reserve((int)Math.Min(_context, (long)_reserved + Math.Max(16, Options.MaxNewTokens)));
         }
 
         long now = Stopwatch.GetTimestamp();
-        int slot = _slots;
-        for (int b = 0; b < _batch; b++)
+        for (int b = 0; b < _rows.Length; b++)
         {
-            int at = b * _capacity + slot;
-            if (_finish[b] != FinishReason.None)
+            var row = _rows[b]!;
+            if (row.FinishReason != FinishReason.None)
             {
                 _lastTokens[b] = -1;
-                SetSlot(at, PadToken, PadSlot, Math.Max(0, _rowLength[b] - 1));
                 continue;
             }
 
-            int length = _rowLength[b];
-            int token = _sampler.Sample(_step.NextLogits(b), _rowTokens[b].AsSpan(0, length), _scratch);
-            SetSlot(at, token, GeneratedSlot, length);
-            _rowTokens[b][length] = token;
-            _rowLength[b] = length + 1;
-            _lastTokens[b] = token;
-            _newTokens[b]++;
-            if (_firstTokenAt[b] == 0)
-            {
-                _firstTokenAt[b] = now;
-            }
-
-            _lastTokenAt[b] = now;
-            var reason = StopReason(token, _newTokens[b]);
-            _finish[b] = _texts is null ? reason : _texts[b].Add(token, reason);
+            _slotOf[b][row.Length] = _slots;
+            _lastTokens[b] = row.Next(_step!.Logits(b), _scratch, now);
         }
 
         _slots++;
         _logitsValid = false;
         if (_slots >= _context)
         {
-            for (int b = 0; b < _batch; b++)
+            foreach (var row in _rows)
             {
-                if (_finish[b] == FinishReason.None)
-                {
-                    _finish[b] = FinishReason.ContextFull;
-                    _texts?[b].Finish();
-                }
+                row!.Stop(FinishReason.ContextFull);
             }
         }
     }
@@ -445,55 +377,21 @@ public sealed class Generator : IDisposable
         }
 
         _slots = length;
-        if (!_step.InPlace)
-        {
-            _step.Truncate(Math.Max(0, length - 1));  // keep a token to feed, so the next step has logits to sample from
-        }
-        _appendStart = Math.Min(_appendStart, length);
         _logitsValid = false;
-        for (int b = 0; b < _batch; b++)
+        for (int b = 0; b < _rows.Length; b++)
         {
-            int real = 0, generated = 0, lastKind = PadSlot, lastToken = -1;
-            for (int s = 0; s < length; s++)
-            {
-                int at = b * _capacity + s;
-                if (_slotKind[at] == PadSlot)
-                {
-                    continue;
-                }
-
-                real++;
-                lastKind = _slotKind[at];
-                lastToken = _slotToken[at];
-                if (s >= _appendStart && lastKind == GeneratedSlot)
-                {
-                    generated++;
-                }
-            }
-
-            _rowLength[b] = real;
-            _promptLength[b] = Math.Min(_promptLength[b], real);
-            _newTokens[b] = generated;
+            var row = _rows[b]!;
+            // The row keeps its tokens in slots before `length`.
+            int kept = Array.BinarySearch(_slotOf[b], 0, row.Length, length);
+            row.RewindTo(kept < 0 ? ~kept : kept);
             _lastTokens[b] = -1;
-            _finish[b] = length == 0 ? FinishReason.None
-                : lastKind == GeneratedSlot ? StopReason(lastToken, generated)
-                : Options.MaxNewTokens == 0 ? FinishReason.MaxNewTokens
-                : FinishReason.None;
-            if (_finish[b] == FinishReason.None && length >= _context)
+            if (length >= _context)
             {
-                _finish[b] = FinishReason.ContextFull;
-            }
-
-            if (_texts is not null)
-            {
-                _finish[b] = _texts[b].Replay(GeneratedText(b), _finish[b]);
+                row.Stop(FinishReason.ContextFull);
             }
         }
 
-        if (_step.InPlace)
-        {
-            _step.TruncateRows(_rowLength);   // each row keeps its last token to feed again
-        }
+        _step!.Rewind();
     }
 
     /// <summary>
@@ -507,11 +405,11 @@ public sealed class Generator : IDisposable
         {
             cancellationToken.ThrowIfCancellationRequested();
             GenerateNextToken();
-            for (int b = 0; b < _batch; b++)
+            for (int b = 0; b < _rows.Length; b++)
             {
                 if (_lastTokens[b] >= 0)
                 {
-                    yield return new GeneratedToken(b, _lastTokens[b], GetLastPiece(b), _finish[b]);
+                    yield return new GeneratedToken(b, _lastTokens[b], GetLastPiece(b), _rows[b]!.FinishReason);
                 }
             }
 
@@ -524,7 +422,7 @@ public sealed class Generator : IDisposable
     public IReadOnlyList<GenerationResult> GenerateAll(CancellationToken cancellationToken = default)
     {
         ThrowIfDisposed();
-        if (_batch == 0)
+        if (_rows.Length == 0)
         {
             throw new InvalidOperationException("Append a prompt before generating.");
         }
@@ -541,12 +439,10 @@ public sealed class Generator : IDisposable
     /// <summary>What each row has produced since the last append, so far.</summary>
     public IReadOnlyList<GenerationResult> Results()
     {
-        var results = new GenerationResult[_batch];
-        for (int b = 0; b < _batch; b++)
+        var results = new GenerationResult[_rows.Length];
+        for (int b = 0; b < _rows.Length; b++)
         {
-            var first = _firstTokenAt[b] == 0 ? TimeSpan.Zero : Stopwatch.GetElapsedTime(_appendedAt, _firstTokenAt[b]);
-            var last = _lastTokenAt[b] == 0 ? TimeSpan.Zero : Stopwatch.GetElapsedTime(_appendedAt, _lastTokenAt[b]);
-            results[b] = new GenerationResult(b, GetSequence(b).ToArray(), _promptLength[b], GetText(b), _finish[b], first, last);
+            results[b] = Result(b, _rows[b]!);
         }
 
         return results;
@@ -559,7 +455,7 @@ public sealed class Generator : IDisposable
     internal void Score(DecoderStep.LogitsObserver observer)
     {
         ThrowIfDisposed();
-        if (_batch == 0)
+        if (_rows.Length == 0)
         {
             throw new InvalidOperationException("Append tokens before scoring them.");
         }
@@ -577,7 +473,15 @@ public sealed class Generator : IDisposable
         }
 
         _disposed = true;
-        _step.Dispose();
+        _step?.Dispose();
+    }
+
+    /// <summary>What one sequence has produced since its prompt, with its times from the prompt's arrival.</summary>
+    internal static GenerationResult Result(int row, Sequence sequence)
+    {
+        var first = sequence.FirstTokenAt == 0 ? TimeSpan.Zero : Stopwatch.GetElapsedTime(sequence.StartedAt, sequence.FirstTokenAt);
+        var last = sequence.LastTokenAt == 0 ? TimeSpan.Zero : Stopwatch.GetElapsedTime(sequence.StartedAt, sequence.LastTokenAt);
+        return new GenerationResult(row, sequence.Tokens.ToArray(), sequence.PromptLength, sequence.Text?.Text, sequence.FinishReason, first, last);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
@@ -591,144 +495,94 @@ public sealed class Generator : IDisposable
     }
 
     /// <summary>
-    /// Runs the model on the pending tokens. With the cache, a long prompt goes in chunks, so the logits of one
-    /// step (batch × chunk × vocabulary floats) stay under <see cref="MaxPromptLogits"/> however long the prompt
-    /// (with the fused graph's in-place cache, <see cref="DecoderStep.RunRows"/> picks the chunk).
+    /// Runs the model on every row's pending tokens, in chunks of <see cref="GeneratorOptions.PrefillChunkTokens"/>
+    /// (or as the step bounds its memory). Without the cache, every step starts again from nothing and feeds the whole
+    /// sequence, and nothing counts as cached afterwards.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void Feed(DecoderStep.LogitsObserver? observer)
     {
-        if (_step.InPlace)
+        var step = _step!;
+        bool cache = UsesKvCache;
+        if (!cache)
         {
-            // Rows at their own lengths; without the cache, every step starts again from an empty one.
-            if (!_step.UsesCache)
+            step.Rewind();
+        }
+
+        int chunk = Settings.PrefillChunkTokens > 0 && cache ? Settings.PrefillChunkTokens : int.MaxValue;
+        while (true)
+        {
+            int most = 0;
+            for (int b = 0; b < _rows.Length; b++)
             {
-                _step.ForgetRows();
+                _feed[b] = Math.Min(_rows[b]!.Pending, chunk);
+                most = Math.Max(most, _feed[b]);
             }
 
-            do
+            if (most == 0)
             {
-                _step.RunRows(_rowTokens, _rowLength, Settings.PrefillChunkTokens, observer);
-            }
-            while (_step.HasPending(_rowLength));
-
-            if (!_step.UsesCache)
-            {
-                _step.ForgetRows();
+                break;
             }
 
-            return;
-        }
-
-        if (!_step.UsesCache)
-        {
-            _step.Run(_slotToken, _slotPosition, _slotKind, _slots, observer);
-            return;
-        }
-
-        long chunk = Settings.PrefillChunkTokens > 0 ? Settings.PrefillChunkTokens : Math.Max(16, MaxPromptLogits / ((long)_batch * _vocab));
-        do
-        {
-            _step.Run(_slotToken, _slotPosition, _slotKind, (int)Math.Min(_slots, _step.Cached + chunk), observer);
-        }
-        while (_step.Cached < _slots);
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private FinishReason StopReason(int token, int newTokens)
-    {
-        if (token == _eos)
-        {
-            return FinishReason.EndOfSequence;
-        }
-
-        if (Array.IndexOf(_stopIds, token) >= 0)
-        {
-            return FinishReason.StopToken;
-        }
-
-        return newTokens >= Options.MaxNewTokens ? FinishReason.MaxNewTokens : FinishReason.None;
-    }
-
-    /// <summary>The row's generated tokens since the append, stop tokens left out: what its text is made of.</summary>
-    private IEnumerable<int> GeneratedText(int b)
-    {
-        for (int s = _appendStart; s < _slots; s++)
-        {
-            int at = b * _capacity + s;
-            if (_slotKind[at] == GeneratedSlot && _slotToken[at] != _eos && Array.IndexOf(_stopIds, _slotToken[at]) < 0)
+            step.Run(_feed, observer);
+            most = 0;
+            foreach (int fed in _feed)
             {
-                yield return _slotToken[at];
+                most = Math.Max(most, fed);
             }
-        }
-    }
 
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private void SetSlot(int at, int token, byte kind, int position)
-    {
-        _slotToken[at] = token;
-        _slotKind[at] = kind;
-        _slotPosition[at] = position;
+            _fed += most;
+        }
+
+        if (!cache)
+        {
+            step.Rewind();
+        }
     }
 
     private void StartBatch(int batch)
     {
-        _batch = batch;
-        _rowTokens = new int[batch][];
-        _rowLength = new int[batch];
-        _promptLength = new int[batch];
-        _newTokens = new int[batch];
+        _rows = new Sequence?[batch];
+        _slotOf = new int[batch][];
+        _feed = new int[batch];
         _lastTokens = new int[batch];
-        _finish = new FinishReason[batch];
-        _firstTokenAt = new long[batch];
-        _lastTokenAt = new long[batch];
         _lastTokens.AsSpan().Fill(-1);
         for (int b = 0; b < batch; b++)
         {
-            _rowTokens[b] = [];
-        }
-
-        if (_tokenizer is not null)
-        {
-            _texts = new RowText[batch];
-            for (int b = 0; b < batch; b++)
-            {
-                _texts[b] = new RowText(_tokenizer, Options.StopStrings, Math.Min(Options.MaxNewTokens, _context));
-            }
+            _rows[b] = new Sequence(RowOptions(b), _eos, _tokenizer);
+            _slotOf[b] = [];
         }
     }
 
-    /// <summary>Grows every per-slot array and the decoder step's buffers to <paramref name="capacity"/> slots, keeping their contents.</summary>
-    private void EnsureCapacity(int capacity)
+    /// <summary>Sizes the rows, their slot maps and the decoder step for <paramref name="slots"/> slots.</summary>
+    private void Reserve(int slots)
     {
-        if (capacity <= _capacity)
+        if (slots <= _reserved)
         {
             return;
         }
 
-        int old = _capacity;
-        _slotToken = Regrow(_slotToken, old, capacity);
-        _slotPosition = Regrow(_slotPosition, old, capacity);
-        _slotKind = Regrow(_slotKind, old, capacity);
-        for (int b = 0; b < _batch; b++)
+        for (int b = 0; b < _rows.Length; b++)
         {
-            Array.Resize(ref _rowTokens[b], capacity);
+            _rows[b]!.Reserve(slots);
+            Array.Resize(ref _slotOf[b], slots);
         }
 
-        _step.Allocate(_batch, capacity);
-        _capacity = capacity;
-    }
-
-    private T[] Regrow<T>(T[] array, int from, int to)
-    {
-        var fresh = new T[_batch * to];
-        for (int b = 0; b < _batch && from > 0; b++)
+        if (_step is null)
         {
-            Array.Copy(array, b * from, fresh, b * to, from);
+            _step = DecoderStep.Create(_model, _rows, slots, Settings.UseKvCache);
+        }
+        else
+        {
+            _step.Reserve(slots);
         }
 
-        return fresh;
+        _reserved = slots;
     }
+
+    private GenerationOptions RowOptions(int b) => b == 0 && Options.Seed == _seed ? Options : Options with { Seed = unchecked(_seed + (ulong)b) };
+
+    private static ulong PickSeed(GenerationOptions options) => options.Seed ?? (ulong)Random.Shared.NextInt64(long.MinValue, long.MaxValue);
 
     /// <summary>Left truncation: each row's whole sequence plus its new chunk, cut to fit, appended afresh.</summary>
     private void RestartTruncated(int[][] chunks)
@@ -738,14 +592,10 @@ public sealed class Generator : IDisposable
         int dropped = 0;
         for (int b = 0; b < chunks.Length; b++)
         {
-            int kept = _batch == 0 ? 0 : _rowLength[b];
-            var whole = new int[kept + chunks[b].Length];
-            if (kept > 0)
-            {
-                _rowTokens[b].AsSpan(0, kept).CopyTo(whole);
-            }
-
-            chunks[b].CopyTo(whole, kept);
+            var kept = _rows.Length == 0 ? [] : _rows[b]!.Tokens;
+            var whole = new int[kept.Length + chunks[b].Length];
+            kept.CopyTo(whole);
+            chunks[b].CopyTo(whole, kept.Length);
             int cut = Math.Max(0, whole.Length - keep);
             dropped = Math.Max(dropped, cut);
             rows[b] = whole[cut..];
@@ -774,15 +624,15 @@ public sealed class Generator : IDisposable
 
     private static string RowName(int b, int rows) => rows == 1 ? "" : $"row {b}: ";
 
-    private int CheckRow(int row)
+    private Sequence Row(int row)
     {
         ThrowIfDisposed();
-        if ((uint)row >= (uint)_batch)
+        if ((uint)row >= (uint)_rows.Length)
         {
-            throw new ArgumentOutOfRangeException(nameof(row), row, _batch == 0 ? "nothing has been appended yet." : $"the batch has {_batch} rows.");
+            throw new ArgumentOutOfRangeException(nameof(row), row, _rows.Length == 0 ? "nothing has been appended yet." : $"the batch has {_rows.Length} rows.");
         }
 
-        return row;
+        return _rows[row]!;
     }
 
     private void ThrowIfDisposed()

@@ -1,8 +1,9 @@
-using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.ML.OnnxRuntime;
 using OnnxGpt.Contracts;
 using OnnxGpt.Runtime.Generation;
+using OnnxGpt.Runtime.Native;
 using OnnxGpt.Runtime.Providers;
 using OnnxGpt.Runtime.Tokenization;
 
@@ -11,8 +12,10 @@ namespace OnnxGpt.Runtime.Model;
 /// <summary>
 /// A GPT ONNX model loaded once: owns the ONNX Runtime session and knows the model's config, tokenizer,
 /// generation defaults and graph signature. Thread-safe to share: any number of <see cref="Generator"/>s, on any
-/// threads, run on one model. <see cref="Dispose"/> releases the native session; it waits for runs in flight to
-/// finish, and any later use throws <see cref="ObjectDisposedException"/>.
+/// threads, run on one model. KV caches are allocated through the session's allocator for the device of its first
+/// execution provider (<see cref="CacheDevice"/>), so on CUDA the keys and values stay on the GPU between steps.
+/// <see cref="Dispose"/> releases the native session; it waits for runs in flight to finish (and frees the session
+/// once the last cache allocated from it is freed), and any later use throws <see cref="ObjectDisposedException"/>.
 /// </summary>
 public sealed class GptModel : IDisposable
 {
@@ -21,6 +24,11 @@ public sealed class GptModel : IDisposable
 
     private readonly InferenceSession _session;
     private readonly Lazy<ITextTokenizer?> _tokenizer;
+    private readonly Lock _cacheLock = new();
+    private OrtAllocator? _cacheAllocator;
+    private OrtMemoryInfo? _cacheMemoryInfo;
+    private int _cacheBuffers;
+    private bool _releasePending;
     private int _activeRuns;
     private volatile bool _disposed;
 
@@ -94,6 +102,20 @@ public sealed class GptModel : IDisposable
 
     /// <summary>The model's <c>metadata_props</c>.</summary>
     public IReadOnlyDictionary<string, string> Metadata { get; }
+
+    /// <summary>
+    /// Where KV caches live: <c>cpu</c> (host memory from the session's CPU allocator), or <c>cuda:N</c> when the
+    /// first provider is CUDA or TensorRT (device memory from the session's CUDA allocator; then only the logits come
+    /// back to the host each step).
+    /// </summary>
+    public string CacheDevice => Providers.Count > 0 && Providers[0] is CudaProvider or TensorRtProvider ? $"cuda:{CudaDeviceId}" : "cpu";
+
+    private int CudaDeviceId => Providers[0] switch
+    {
+        CudaProvider c => c.DeviceId,
+        TensorRtProvider t => t.DeviceId,
+        _ => 0,
+    };
 
     /// <summary>Whether <see cref="Dispose"/> has been called.</summary>
     public bool IsDisposed => _disposed;
@@ -194,7 +216,64 @@ public sealed class GptModel : IDisposable
 
     internal void ThrowIfDisposed() => ObjectDisposedException.ThrowIf(_disposed, this);
 
-    /// <summary>Releases the session's native memory, after any run in flight has finished.</summary>
+    /// <summary>
+    /// Allocates <paramref name="bytes"/> for a KV cache through the session's allocator for <see cref="CacheDevice"/>
+    /// (zeroed when it is host memory; with <paramref name="hugePages"/>, host memory of at least 1 MiB on Linux is
+    /// offered to the kernel's transparent huge pages). Free it with <see cref="DeviceBuffer.Dispose"/>.
+    /// </summary>
+    /// <exception cref="OnnxGptException">The buffer is larger than ONNX Runtime's allocator takes (4 GiB).</exception>
+    internal DeviceBuffer AllocateCache(long bytes, bool hugePages = false)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(bytes);
+        if (bytes > uint.MaxValue)
+        {
+            throw new OnnxGptException(
+                $"{ModelPath}: one KV cache tensor would take {bytes} bytes, more than ONNX Runtime's allocator takes at once (4 GiB); use fewer sequences or a shorter context.");
+        }
+
+        lock (_cacheLock)
+        {
+            ThrowIfDisposed();
+            if (_cacheAllocator is null)
+            {
+                _cacheMemoryInfo = CacheDevice == "cpu"
+                    ? OrtMemoryInfo.DefaultInstance
+                    : new OrtMemoryInfo(OrtMemoryInfo.allocatorCUDA, OrtAllocatorType.DeviceAllocator, CudaDeviceId, OrtMemType.Default);
+                _cacheAllocator = new OrtAllocator(_session, _cacheMemoryInfo);
+            }
+
+            var allocation = _cacheAllocator.Allocate((uint)bytes);
+            _cacheBuffers++;
+            return new DeviceBuffer(allocation, bytes, CacheDevice == "cpu", _cacheMemoryInfo!.DangerousGetHandle(), FreeCache, hugePages);
+        }
+    }
+
+    /// <summary>Cache buffers allocated from the session and not yet freed.</summary>
+    internal int LiveCacheBuffers
+    {
+        get
+        {
+            lock (_cacheLock)
+            {
+                return _cacheBuffers;
+            }
+        }
+    }
+
+    private void FreeCache(DeviceBuffer buffer)
+    {
+        lock (_cacheLock)
+        {
+            buffer.Allocation!.Dispose();
+            _cacheBuffers--;
+            if (_releasePending && _cacheBuffers == 0)
+            {
+                ReleaseNative();
+            }
+        }
+    }
+
+    /// <summary>Releases the session's native memory, after any run in flight has finished (and the last cache is freed).</summary>
     public void Dispose()
     {
         if (_disposed)
@@ -207,6 +286,29 @@ public sealed class GptModel : IDisposable
         while (Volatile.Read(ref _activeRuns) > 0)
         {
             wait.SpinOnce();
+        }
+
+        lock (_cacheLock)
+        {
+            // A generator not yet disposed still holds memory from the session's allocator: free the session after it.
+            if (_cacheBuffers > 0)
+            {
+                _releasePending = true;
+            }
+            else
+            {
+                ReleaseNative();
+            }
+        }
+    }
+
+    private void ReleaseNative()
+    {
+        _cacheAllocator?.Dispose();
+        _cacheAllocator = null;
+        if (_cacheMemoryInfo is not null && !ReferenceEquals(_cacheMemoryInfo, OrtMemoryInfo.DefaultInstance))
+        {
+            _cacheMemoryInfo.Dispose();
         }
 
         _session.Dispose();

@@ -11,7 +11,7 @@ namespace OnnxGpt.Tests.Support;
 internal static class ChatModels
 {
     /// <summary>Exports the checkpoint into <paramref name="tmp"/> and returns the model folder.</summary>
-    public static string ExportTinyGpt2(TempFolder tmp, string name = "chat", ChatTemplateSpec? template = null)
+    public static string ExportTinyGpt2(TempFolder tmp, string name = "chat", ChatTemplateSpec? template = null, OnnxGpt.Exporter.Onnx.GraphOptions? graph = null)
     {
         string source = TestPaths.TinyRandomGpt2;
         var weights = HfCheckpoint.Load(source);
@@ -21,6 +21,7 @@ internal static class ChatModels
             Tokenizer = TokenizerDetection.Detect(source, weights.Config.VocabSize),
             TokenizerSourceFolder = source,
             ChatTemplate = template,
+            Graph = graph ?? OnnxGpt.Exporter.Onnx.GraphOptions.Portable,
         });
         return folder;
     }

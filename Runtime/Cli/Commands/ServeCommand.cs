@@ -28,7 +28,12 @@ internal sealed class ServeCommand : CliCommand
         "refuse request bodies larger than N bytes with 413", Defaults.MaxRequestBodyBytes, min: 1);
 
     private readonly Option<int> _parallel = CliOption.Int("--parallel", "N",
-        "requests generating at once, each on its own generator", Defaults.MaxConcurrentRequests, min: 1);
+        "requests generating at once: slots of the batch engine, decoded together in one run per step (fused graph); " +
+        "one generator each on a portable graph", Defaults.MaxConcurrentRequests, min: 1);
+
+    private readonly Option<int> _prefillChunk = CliOption.Int("--prefill-chunk", "N",
+        "fused graph: most prompt tokens a joining request feeds per step beside the decoding ones",
+        new OnnxGptChatClientOptions().PrefillChunkTokens, min: 1);
 
     private readonly Option<int> _queue = CliOption.Int("--queue", "N",
         "requests waiting for a slot before the server answers 503", Defaults.MaxQueuedRequests, min: 0);
@@ -69,6 +74,7 @@ internal sealed class ServeCommand : CliCommand
         Options.Add(_maxBodyBytes);
         Options.Add(_parallel);
         Options.Add(_queue);
+        Options.Add(_prefillChunk);
         Options.Add(_cacheConversations);
         Options.Add(_noUi);
         Options.Add(_corsOrigins);
@@ -119,6 +125,9 @@ internal sealed class ServeCommand : CliCommand
         {
             ModelId = parse.GetValue(_modelId),
             MaxCachedConversations = parse.GetValue(_cacheConversations),
+            BatchSlots = options.MaxConcurrentRequests,
+            MaxQueuedRequests = options.MaxQueuedRequests,
+            PrefillChunkTokens = parse.GetValue(_prefillChunk),
         };
         using var client = new OnnxGptChatClient(model, clientOptions, new WriterLoggerProvider(stderr, LogLevel.Warning).CreateLogger("onnxgpt.chat"));
         OpenAiServer server;
@@ -143,9 +152,18 @@ internal sealed class ServeCommand : CliCommand
             {
                 stdout.WriteLine($"  metrics: {server.Urls[0].TrimEnd('/')}{options.Telemetry.MetricsPath} (Prometheus text format)");
             }
+            stdout.WriteLine(client.Engine is { } engine
+                ? $"  batch engine: {engine.Slots} slots of {engine.SlotTokens} tokens decoded together, KV cache {engine.CacheBytes / 1048576.0:F1} MiB in {model.CacheDevice} memory; queue {options.MaxQueuedRequests}"
+                : $"  portable graph: each request on its own generator, {options.MaxConcurrentRequests} at once (the batch engine needs --graph fused); queue {options.MaxQueuedRequests}");
             stdout.WriteLine($"  chat template: {(ReferenceEquals(client.Template, ChatTemplate.Default) ? "the plain default" : "from the model's metadata")}; " +
                 $"defaults: {Describe(GenerationOptions.FromDefaults(model.GenerationDefaults))}");
             server.WaitForShutdownAsync().GetAwaiter().GetResult();
+            if (client.Engine?.GetStatistics() is { } stats)
+            {
+                stdout.WriteLine($"batch engine: {stats.Steps} steps, {stats.GeneratedTokens} tokens generated, {stats.FedTokens} fed; " +
+                    $"{stats.ManagedBytesPerToken:F1} managed bytes per token on its thread in steady state");
+            }
+
             return ExitCodes.Success;
         }
         finally

@@ -1,13 +1,14 @@
 using System.Diagnostics;
-using System.Text.Encodings.Web;
-using System.Text.Json.Nodes;
-using System.Text.Json;
 using System.Text;
+using System.Text.Encodings.Web;
+using System.Text.Json;
+using System.Text.Json.Nodes;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.WebUtilities;
 using Microsoft.Extensions.AI;
 using Microsoft.Extensions.Logging;
 using OnnxGpt.Contracts;
+using OnnxGpt.Runtime.Batching;
 using OnnxGpt.Runtime.Chat;
 
 namespace OnnxGpt.Cli.Serving;
@@ -28,6 +29,9 @@ internal sealed class OpenAiEndpoints(OnnxGptChatClient client, ServerOptions op
 
     /// <summary>What the dashboard shows: requests, tokens, time to first token (recorded here).</summary>
     public ServerStats Stats { get; } = new();
+
+    /// <summary>The chat client the requests go to (its batch engine, if any, holds the slots and the queue).</summary>
+    public OnnxGptChatClient Client => client;
 
     /// <summary>The gate requests pass to generate: how many generate and wait now.</summary>
     public RequestGate Gate => _gate;
@@ -70,7 +74,8 @@ internal sealed class OpenAiEndpoints(OnnxGptChatClient client, ServerOptions op
                 logger.LogWarning("{Path}: ignoring '{Field}', which this server does not support.", path, field);
             }
 
-            using var slot = await _gate.EnterAsync(cancellationToken).ConfigureAwait(false);
+            // The batch engine holds its own slots and queue (and refuses beyond them); without it, the gate does.
+            using var slot = client.Engine is null ? await _gate.EnterAsync(cancellationToken).ConfigureAwait(false) : null;
             IAsyncEnumerable<ChatResponseUpdate> updates;
             try
             {
@@ -102,6 +107,10 @@ internal sealed class OpenAiEndpoints(OnnxGptChatClient client, ServerOptions op
             catch (OnnxGptException e)
             {
                 throw OpenAiError.BadRequest(e.Message, chat ? "messages" : "prompt");
+            }
+            catch (BatchEngineBusyException e)
+            {
+                throw new OpenAiError(503, e.Message, code: "server_busy", type: OpenAiError.ServerError);
             }
 
             var reply = new Reply(chat, request, client.ModelId, Stats, clock);

@@ -15,8 +15,10 @@ namespace OnnxGpt.Cli.Serving;
 /// An OpenAI-compatible HTTP server on Kestrel over one <see cref="OnnxGptChatClient"/>: <c>GET /v1/models</c>,
 /// <c>POST /v1/completions</c> and <c>POST /v1/chat/completions</c>, each streamed as server-sent events when asked
 /// (<c>"stream": true</c>, ending with <c>data: [DONE]</c>). Errors come in OpenAI's shape with their status code.
-/// Concurrent requests each generate on their own generator, up to <see cref="ServerOptions.MaxConcurrentRequests"/>
-/// at once; more wait in a bounded queue (no batching across requests). Unless <see cref="ServerOptions.WebUi"/> is
+/// Concurrent requests are batched by the client's <see cref="Runtime.Batching.BatchEngine"/> (a fused graph): one
+/// run of the model per step for all of them, in the engine's slots, with its bounded queue; on a portable graph each
+/// request generates on its own generator, up to <see cref="ServerOptions.MaxConcurrentRequests"/> at once, and more
+/// wait in a bounded queue. Beyond the queue the answer is 503. Unless <see cref="ServerOptions.WebUi"/> is
 /// off, a chat page (<c>/</c>) and a live dashboard (<c>/dashboard</c>) come with it (<see cref="WebUiEndpoints"/>);
 /// browser pages of other origins are refused unless <see cref="ServerOptions.CorsOrigins"/> names them
 /// (<see cref="CrossOriginPolicy"/>). The server does not own the client.

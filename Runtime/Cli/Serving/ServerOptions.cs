@@ -12,7 +12,11 @@ public sealed record ServerOptions
     /// <summary>Largest <c>max_tokens</c> a request may ask for; more gets 400.</summary>
     public int MaxTokensLimit { get; init; } = 2048;
 
-    /// <summary>Requests generating at the same time, each on its own generator; others wait in the queue.</summary>
+    /// <summary>
+    /// Requests generating at the same time; others wait in the queue. On a fused graph these are the batch engine's
+    /// slots, decoded together (the server's chat client must be created with as many <c>BatchSlots</c>); on a
+    /// portable graph, each request runs its own generator.
+    /// </summary>
     public int MaxConcurrentRequests { get; init; } = 4;
 
     /// <summary>Requests that may wait for a free slot; beyond that the server answers 503 at once.</summary>

@@ -116,9 +116,10 @@ internal sealed class ServerStats
 
     /// <summary>
     /// The figures now, as the dashboard's JSON. <paramref name="generating"/> and <paramref name="waiting"/> are the
-    /// request gate's counts; <paramref name="parallel"/> and <paramref name="queue"/> its limits.
+    /// request gate's counts (or the batch engine's); <paramref name="parallel"/> and <paramref name="queue"/> its limits;
+    /// <paramref name="batch"/> the batch engine's occupancy (sequences decoding, slots), null without one.
     /// </summary>
-    public JsonObject Snapshot(string modelId, int generating, int waiting, int parallel, int queue)
+    public JsonObject Snapshot(string modelId, int generating, int waiting, int parallel, int queue, (int Size, int Capacity)? batch = null)
     {
         long now = _clock.ElapsedMilliseconds;
         long current = now / BucketMs;
@@ -181,8 +182,8 @@ internal sealed class ServerStats
                 ["working_set_bytes"] = Environment.WorkingSet,
                 ["managed_heap_bytes"] = GC.GetTotalMemory(forceFullCollection: false),
             },
-            // Batch occupancy comes with a batching engine; until then each request generates alone.
-            ["batch"] = null,
+            // Batch occupancy: the batch engine's sequences in its slots; null where each request generates alone.
+            ["batch"] = batch is { } b ? new JsonObject { ["size"] = b.Size, ["capacity"] = b.Capacity } : null,
         };
     }
 

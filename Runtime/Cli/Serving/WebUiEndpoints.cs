@@ -29,7 +29,9 @@ internal static class WebUiEndpoints
         routes.MapGet("/dashboard/stats", context =>
         {
             var gate = api.Gate;
-            JsonObject snapshot = api.Stats.Snapshot(modelId, gate.Generating, gate.Waiting, gate.Parallel, gate.Queue);
+            JsonObject snapshot = api.Client.Engine is { } engine && engine.GetStatistics() is var s
+                ? api.Stats.Snapshot(modelId, s.ActiveSequences, s.QueuedRequests, s.Slots, engine.Options.MaxQueuedRequests, (s.ActiveSequences, s.Slots))
+                : api.Stats.Snapshot(modelId, gate.Generating, gate.Waiting, gate.Parallel, gate.Queue);
             SecureHeaders(context.Response);
             context.Response.Headers.CacheControl = "no-store";
             context.Response.ContentType = "application/json";

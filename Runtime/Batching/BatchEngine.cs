@@ -1,0 +1,575 @@
+using System.Diagnostics;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using OnnxGpt.Runtime.Diagnostics;
+using OnnxGpt.Runtime.Generation;
+using OnnxGpt.Runtime.Model;
+using OnnxGpt.Runtime.Tokenization;
+
+namespace OnnxGpt.Runtime.Batching;
+
+/// <summary>
+/// Continuous batching over one <see cref="GptModel"/>: a long-lived engine that decodes many requests together, one
+/// run of the session per step for every sequence that decodes, so the weights are read once per step for all of
+/// them instead of once per request. It holds one in-place KV cache of <see cref="BatchEngineOptions.Slots"/> rows
+/// and schedules, on a thread of its own:
+/// <list type="bullet">
+/// <item><b>Joining and leaving between steps.</b> A request takes a free slot (or waits in a bounded queue; beyond
+/// it, <see cref="Submit"/> throws <see cref="BatchEngineBusyException"/>). Its prompt is fed in chunks of
+/// <see cref="BatchEngineOptions.PrefillChunkTokens"/>, one chunk per step beside the decoding rows, so the others
+/// are held up by one chunk, not by a whole prompt. It leaves when it finishes (max tokens, stop token or string, end
+/// of text, full slot) or is cancelled, and its slot is free at the next step.</item>
+/// <item><b>Everything per sequence.</b> Sampling options, seed, stop strings, a logits processor, streaming and the
+/// finish reason belong to the request; a seeded request picks the same tokens whatever else is in the batch, a
+/// greedy one exactly the tokens it picks alone.</item>
+/// <item><b>Conversation reuse.</b> A finished conversation keeps its slot until another request needs it; a request
+/// whose prompt starts with most of such a sequence continues from its cache.</item>
+/// </list>
+/// It needs the fused graph (<c>--graph fused</c>), whose cache is written in place with each row at its own length;
+/// the portable graph's concatenating cache gives every row the same length, so rows joining and leaving at any time
+/// would pad each other without bound: <see cref="Start"/> refuses it (see <see cref="Supports"/>), and callers run
+/// such a model with one <see cref="Generator"/> per request. Thread-safe.
+/// </summary>
+public sealed class BatchEngine : IDisposable
+{
+    private readonly GptModel _model;
+    private readonly ILogger _logger;
+    private readonly ITextTokenizer? _tokenizer;
+    private readonly int _eos;
+    private readonly DecoderStep _step;
+    private readonly Sequence?[] _rows;          // the slot table: a sequence (active or idle) or nothing
+    private readonly BatchRequest?[] _owners;    // the request decoding in each slot, or null (idle or free)
+    private readonly long[] _idleSince;
+    private readonly int[] _feed;
+    private readonly float[] _scratch;
+    private readonly Queue<BatchRequest> _queue = new();
+    private readonly Lock _lock = new();
+    private readonly AutoResetEvent _wake = new(false);
+    private readonly Thread _thread;
+    private volatile bool _stopping;
+    private bool _disposed;
+    private int _admitted;   // requests queued or holding a slot
+
+    // Statistics, written by the engine's thread.
+    private int _active;
+    private int _idle;
+    private long _steps;
+    private long _generated;
+    private long _fedTokens;
+    private long _steadyBytes;
+    private long _steadyTokens;
+
+    private BatchEngine(GptModel model, BatchEngineOptions options, ILogger logger)
+    {
+        _model = model;
+        _logger = logger;
+        Options = options;
+        SlotTokens = options.SlotTokens == 0 ? model.Config.ContextLength : Math.Min(options.SlotTokens, model.Config.ContextLength);
+        _tokenizer = options.DecodeText ? model.Tokenizer : null;
+        _eos = options.StopAtEndOfSequence && model.Config.EosTokenId is { } eos ? eos : -1;
+        _rows = new Sequence?[options.Slots];
+        _owners = new BatchRequest?[options.Slots];
+        _idleSince = new long[options.Slots];
+        _feed = new int[options.Slots];
+        _scratch = new float[Sampler.ScratchLength(model.Config.VocabSize)];
+        _step = DecoderStep.Create(model, _rows, SlotTokens, useCache: true);
+        _thread = new Thread(Loop) { IsBackground = true, Name = "OnnxGpt batch engine" };
+    }
+
+    /// <summary>The model the engine runs.</summary>
+    public GptModel Model => _model;
+
+    /// <summary>How it was set up.</summary>
+    public BatchEngineOptions Options { get; }
+
+    /// <summary>Sequence slots.</summary>
+    public int Slots => _rows.Length;
+
+    /// <summary>Tokens one slot holds (prompt and reply).</summary>
+    public int SlotTokens { get; }
+
+    /// <summary>Bytes of the KV cache, allocated at start for every slot (in <see cref="GptModel.CacheDevice"/> memory).</summary>
+    public long CacheBytes => _step.Cache!.AllocatedBytes;
+
+    /// <summary>Whether the engine can run <paramref name="model"/>: its graph writes its cache in place (the fused graph).</summary>
+    public static bool Supports(GptModel model)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        return DecoderStep.SupportsInPlace(model.Signature);
+    }
+
+    /// <summary>Allocates the cache for every slot and starts the engine's thread.</summary>
+    /// <param name="model">The model (not owned: dispose the engine first).</param>
+    /// <param name="options">Slots, queue, chunking and reuse; null: the defaults.</param>
+    /// <param name="logger">Where the start (slots and cache memory) and failures are logged; null: nowhere.</param>
+    /// <exception cref="OnnxGptException">The model's graph has no in-place cache (the portable graph); the message says what to do.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">An option is out of range.</exception>
+    public static BatchEngine Start(GptModel model, BatchEngineOptions? options = null, ILogger? logger = null)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        model.ThrowIfDisposed();
+        options ??= new BatchEngineOptions();
+        options.Validate();
+        if (!Supports(model))
+        {
+            throw new OnnxGptException(
+                $"{model.ModelPath}: the batch engine needs a graph that writes its KV cache in place (an export with --graph fused); " +
+                $"this graph ({model.Signature.Convention} I/O, {(model.Signature.IsFused ? "fused" : "portable")}) concatenates its cache, " +
+                "which gives every row the same length. Export it with --graph fused, or run it with one Generator per request.");
+        }
+
+        var engine = new BatchEngine(model, options, logger ?? NullLogger.Instance);
+        engine._thread.Start();
+        engine._logger.LogInformation("OnnxGpt batch engine: {Slots} slots of {Tokens} tokens, KV cache {Megabytes:F1} MB in {Device} memory.",
+            engine.Slots, engine.SlotTokens, engine.CacheBytes / 1e6, model.CacheDevice);
+        return engine;
+    }
+
+    /// <summary>The engine's load now (see <see cref="BatchEngineStatistics"/>).</summary>
+    public BatchEngineStatistics GetStatistics()
+    {
+        int queued;
+        lock (_lock)
+        {
+            queued = _queue.Count;
+        }
+
+        long tokens = Interlocked.Read(ref _steadyTokens);
+        return new BatchEngineStatistics(Slots, Volatile.Read(ref _active), Volatile.Read(ref _idle), queued, Interlocked.Read(ref _steps),
+            Interlocked.Read(ref _generated), Interlocked.Read(ref _fedTokens), tokens == 0 ? double.NaN : (double)Interlocked.Read(ref _steadyBytes) / tokens);
+    }
+
+    /// <summary>
+    /// Queues a request: <paramref name="prompt"/> continued under <paramref name="options"/>. Read its tokens with
+    /// <see cref="BatchRequest.ReadTokensAsync"/>.
+    /// </summary>
+    /// <param name="prompt">Token ids (at least one, fewer than <see cref="SlotTokens"/>).</param>
+    /// <param name="options">How its tokens are picked, its seed and its stops.</param>
+    /// <param name="logitsProcessor">Changes its logits before each sample (constrained decoding); null: none.</param>
+    /// <param name="cancellationToken">Cancels the request (its slot is free at the next step).</param>
+    /// <exception cref="OnnxGptException">A token id is outside the vocabulary, the prompt is empty or leaves no room
+    /// for a reply in a slot, or stop strings are given without a tokenizer.</exception>
+    /// <exception cref="BatchEngineBusyException">Every slot is busy and the queue is full.</exception>
+    public BatchRequest Submit(IReadOnlyList<int> prompt, GenerationOptions options, LogitsProcessor? logitsProcessor = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(prompt);
+        ArgumentNullException.ThrowIfNull(options);
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        options.Validate();
+        int vocab = _model.Config.VocabSize;
+        var tokens = prompt.ToArray();
+        if (tokens.Length == 0)
+        {
+            tokens = _model.Config.BosTokenId is { } bos ? [bos]
+                : throw new OnnxGptException("the prompt is empty and the model has no bos_token_id to start from; give at least one token.");
+        }
+
+        for (int i = 0; i < tokens.Length; i++)
+        {
+            if ((uint)tokens[i] >= (uint)vocab)
+            {
+                throw new OnnxGptException($"token id {tokens[i]} at position {i} is outside the vocabulary of {vocab} tokens (valid ids are 0 to {vocab - 1}).");
+            }
+        }
+
+        if (tokens.Length >= SlotTokens)
+        {
+            throw new OnnxGptException(
+                $"the prompt has {tokens.Length} tokens, but a slot of the batch engine holds {SlotTokens} tokens, which leaves no room for a reply; shorten the prompt.");
+        }
+
+        if (_tokenizer is null && options.StopStrings.Count > 0)
+        {
+            throw new OnnxGptException($"{_model.ModelPath}: stop strings need text, but the engine decodes none (no tokenizer, or DecodeText off).");
+        }
+
+        var request = new BatchRequest(tokens, options, logitsProcessor, () => _wake.Set());
+        lock (_lock)
+        {
+            if (_admitted >= Slots + Options.MaxQueuedRequests)
+            {
+                throw new BatchEngineBusyException(
+                    $"the batch engine is busy: {Slots} slots are generating and {Options.MaxQueuedRequests} requests waiting; try again later.");
+            }
+
+            _admitted++;
+            _queue.Enqueue(request);
+            OnnxGptTelemetry.QueueLength.Add(1);
+        }
+
+        if (cancellationToken.CanBeCanceled)
+        {
+            var registration = cancellationToken.Register(static r => ((BatchRequest)r!).Cancel(), request);
+            request.Completion.ContinueWith(static (_, r) => ((CancellationTokenRegistration)r!).Dispose(), registration, TaskScheduler.Default);
+        }
+
+        _wake.Set();
+        return request;
+    }
+
+    /// <summary>Stops the engine's thread, cancels every request still queued or running and frees the cache.</summary>
+    public void Dispose()
+    {
+        if (_disposed)
+        {
+            return;
+        }
+
+        _disposed = true;
+        _stopping = true;
+        _wake.Set();
+        _thread.Join();
+        var stopped = new ObjectDisposedException(nameof(BatchEngine), "the batch engine was disposed.");
+        lock (_lock)
+        {
+            while (_queue.TryDequeue(out var request))
+            {
+                OnnxGptTelemetry.QueueLength.Add(-1);
+                request.Fail(stopped);
+            }
+        }
+
+        foreach (var owner in _owners)
+        {
+            owner?.Fail(stopped);
+        }
+
+        _step.Dispose();
+        _wake.Dispose();
+    }
+
+    private void Loop()
+    {
+        while (!_stopping)
+        {
+            try
+            {
+                if (!Step())
+                {
+                    _wake.WaitOne();
+                }
+            }
+            catch (Exception e)
+            {
+                // A failed run leaves the fed rows' caches unknown: fail every request in a slot and start them afresh.
+                _logger.LogError(e, "OnnxGpt batch engine: a step failed; failing the {Count} requests in slots.", _active);
+                for (int b = 0; b < Slots; b++)
+                {
+                    if (_owners[b] is { } owner)
+                    {
+                        Leave(b, keep: false);
+                        owner.Fail(e);
+                    }
+
+                    _rows[b] = null;
+                }
+
+                UpdateCounts();
+            }
+        }
+    }
+
+    /// <summary>One step: admit, cancel, feed, sample. False when there is nothing to do.</summary>
+    private bool Step()
+    {
+        long bytesBefore = GC.GetAllocatedBytesForCurrentThread();
+        bool changed = Admit();
+        for (int b = 0; b < Slots; b++)
+        {
+            if (_owners[b] is { CancelRequested: true } owner)
+            {
+                Leave(b, keep: true);
+                owner.Fail(new OperationCanceledException("the request was cancelled."));
+                changed = true;
+            }
+        }
+
+        // First the prompts: the oldest gets a chunk while others decode (every prompt one when none does), so a
+        // joining request holds the decoding ones up by one chunk at a time, and its first token goes out at once.
+        bool decoding = false;
+        int prefill = -1;
+        for (int b = 0; b < Slots; b++)
+        {
+            if (_owners[b] is not { } owner)
+            {
+                continue;
+            }
+
+            int pending = _rows[b]!.Pending;
+            decoding |= pending == 1;
+            if (pending > 1 && (prefill < 0 || owner.SubmittedAt < _owners[prefill]!.SubmittedAt))
+            {
+                prefill = b;
+            }
+        }
+
+        int sampled = 0;
+        bool ran = false;
+        if (prefill >= 0)
+        {
+            for (int b = 0; b < Slots; b++)
+            {
+                _feed[b] = _owners[b] is not null && _rows[b]!.Pending > 1 && (!decoding || b == prefill)
+                    ? Math.Min(_rows[b]!.Pending, Options.PrefillChunkTokens) : 0;
+            }
+
+            sampled += RunAndSample(ref changed);
+            ran = true;
+        }
+
+        // Then every row that decodes (a prompt that just finished included) gets its one token, all in one run.
+        bool any = false;
+        for (int b = 0; b < Slots; b++)
+        {
+            _feed[b] = _owners[b] is not null && _rows[b]!.Pending == 1 ? 1 : 0;
+            any |= _feed[b] > 0;
+        }
+
+        if (any)
+        {
+            sampled += RunAndSample(ref changed);
+            ran = true;
+        }
+
+        Interlocked.Add(ref _generated, sampled);
+        if (!changed && sampled > 0)
+        {
+            Interlocked.Add(ref _steadyBytes, GC.GetAllocatedBytesForCurrentThread() - bytesBefore);
+            Interlocked.Add(ref _steadyTokens, sampled);
+        }
+
+        UpdateCounts();
+        return ran || changed;
+    }
+
+    /// <summary>
+    /// Runs the step on <see cref="_feed"/>, then samples the next token of every fed row whose tokens are all fed,
+    /// streams it, and lets a finished request leave. Returns how many tokens it sampled.
+    /// </summary>
+    private int RunAndSample(ref bool changed)
+    {
+        _step.Run(_feed, null);
+        int rows = 0;
+        foreach (int f in _feed)
+        {
+            rows += f > 0 ? 1 : 0;
+        }
+
+        OnnxGptTelemetry.BatchSize.Record(rows);
+        Interlocked.Increment(ref _steps);
+        long now = Stopwatch.GetTimestamp();
+        int sampled = 0;
+        for (int b = 0; b < Slots; b++)
+        {
+            if (_feed[b] == 0)
+            {
+                continue;
+            }
+
+            var sequence = _rows[b]!;
+            var owner = _owners[b]!;
+            owner.AddFed(_feed[b]);
+            Interlocked.Add(ref _fedTokens, _feed[b]);
+            if (sequence.Pending > 0)
+            {
+                continue;   // more of its prompt to come
+            }
+
+            int token = sequence.Next(_step.Logits(b), _scratch, now);
+            if (sequence.Length >= SlotTokens)
+            {
+                sequence.Stop(FinishReason.ContextFull);
+            }
+
+            sampled++;
+            owner.Publish(new GeneratedToken(b, token, sequence.Text?.Piece ?? string.Empty, sequence.FinishReason));
+            if (sequence.FinishReason != FinishReason.None)
+            {
+                Leave(b, keep: true);
+                owner.Finish(Generator.Result(b, sequence));
+                changed = true;
+            }
+        }
+
+        return sampled;
+    }
+
+    /// <summary>Moves queued requests into slots while one can be had. True when any joined or left.</summary>
+    private bool Admit()
+    {
+        bool changed = false;
+        lock (_lock)
+        {
+            // Requests cancelled while they wait leave the queue wherever they are in it.
+            bool anyCancelled = false;
+            foreach (var r in _queue)
+            {
+                anyCancelled |= r.CancelRequested;
+            }
+
+            if (anyCancelled)
+            {
+                var waiting = _queue.ToArray();
+                _queue.Clear();
+                foreach (var r in waiting)
+                {
+                    if (r.CancelRequested)
+                    {
+                        _admitted--;
+                        OnnxGptTelemetry.QueueLength.Add(-1);
+                        r.Fail(new OperationCanceledException("the request was cancelled before it got a slot."));
+                        changed = true;
+                    }
+                    else
+                    {
+                        _queue.Enqueue(r);
+                    }
+                }
+            }
+        }
+
+        while (true)
+        {
+            BatchRequest? request;
+            lock (_lock)
+            {
+                if (!_queue.TryPeek(out request))
+                {
+                    return changed;
+                }
+
+                int slot = FindSlot(request.Prompt, out int common);
+                if (slot < 0)
+                {
+                    return changed;
+                }
+
+                _queue.Dequeue();
+                OnnxGptTelemetry.QueueLength.Add(-1);
+                Place(request, slot, common);
+                changed = true;
+            }
+        }
+    }
+
+    /// <summary>
+    /// The slot for a prompt: the idle conversation sharing the longest prefix with it, if that covers at least half
+    /// of its sequence (its own continuation, not another that merely starts the same way); else an empty slot; else
+    /// the least recently used idle one. −1 when every slot is busy.
+    /// </summary>
+    private int FindSlot(int[] prompt, out int common)
+    {
+        int best = -1, empty = -1, oldest = -1;
+        common = 0;
+        for (int b = 0; b < Slots; b++)
+        {
+            if (_owners[b] is not null)
+            {
+                continue;
+            }
+
+            if (_rows[b] is not { } idle)
+            {
+                empty = empty < 0 ? b : empty;
+                continue;
+            }
+
+            int shared = idle.Tokens.CommonPrefixLength(prompt);
+            if (shared > common && 2 * shared >= idle.Length)
+            {
+                (best, common) = (b, shared);
+            }
+
+            if (oldest < 0 || _idleSince[b] < _idleSince[oldest])
+            {
+                oldest = b;
+            }
+        }
+
+        return best >= 0 ? best : empty >= 0 ? empty : oldest;
+    }
+
+    /// <summary>Puts a request in a slot: continues the slot's conversation from the common prefix, or starts afresh.</summary>
+    private void Place(BatchRequest request, int slot, int common)
+    {
+        var prompt = request.Prompt;
+        Sequence sequence;
+        if (common > 0)
+        {
+            sequence = _rows[slot]!;
+            int keep = Math.Min(common, prompt.Length - 1);   // at least one prompt token to append: a fresh generation
+            sequence.RewindTo(keep);
+            sequence.SetOptions(request.Options);
+            sequence.Append(prompt.AsSpan(keep));
+        }
+        else
+        {
+            sequence = new Sequence(request.Options, _eos, _tokenizer);
+            sequence.Reserve((int)Math.Min(SlotTokens, (long)prompt.Length + request.Options.MaxNewTokens));
+            sequence.Append(prompt);
+            _rows[slot] = sequence;
+        }
+
+        sequence.LogitsProcessor = request.LogitsProcessor;
+        sequence.Begin(request.SubmittedAt, full: sequence.Length >= SlotTokens);
+        _step.Rewind();   // the step's rule: a row keeps at most all but its last token cached
+        _owners[slot] = request;
+        OnnxGptTelemetry.ActiveSequences.Add(1);
+        UpdateCounts();   // before its first token can reach anyone who then reads the statistics
+        request.Place(slot, sequence.Cached);
+        if (sequence.FinishReason != FinishReason.None)
+        {
+            Leave(slot, keep: true);   // max_tokens 0: nothing to generate
+            request.Finish(Generator.Result(slot, sequence));
+        }
+    }
+
+    /// <summary>A request leaves its slot: the conversation stays there for reuse (within the idle limit), or the slot empties.</summary>
+    private void Leave(int slot, bool keep)
+    {
+        _owners[slot] = null;
+        OnnxGptTelemetry.ActiveSequences.Add(-1);
+        lock (_lock)
+        {
+            _admitted--;
+        }
+
+        if (!keep || Options.MaxIdleConversations == 0)
+        {
+            _rows[slot] = null;
+            UpdateCounts();
+            return;
+        }
+
+        _idleSince[slot] = Stopwatch.GetTimestamp();
+        int idle = 0, oldest = -1;
+        for (int b = 0; b < Slots; b++)
+        {
+            if (_owners[b] is null && _rows[b] is not null)
+            {
+                idle++;
+                oldest = oldest < 0 || _idleSince[b] < _idleSince[oldest] ? b : oldest;
+            }
+        }
+
+        if (idle > Options.MaxIdleConversations)
+        {
+            _rows[oldest] = null;
+        }
+
+        UpdateCounts();
+    }
+
+    private void UpdateCounts()
+    {
+        int active = 0, idle = 0;
+        for (int b = 0; b < Slots; b++)
+        {
+            active += _owners[b] is not null ? 1 : 0;
+            idle += _owners[b] is null && _rows[b] is not null ? 1 : 0;
+        }
+
+        Volatile.Write(ref _active, active);
+        Volatile.Write(ref _idle, idle);
+    }
+}

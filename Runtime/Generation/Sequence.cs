@@ -1,0 +1,224 @@
+using System.Runtime.CompilerServices;
+using OnnxGpt.Runtime.Tokenization;
+
+namespace OnnxGpt.Runtime.Generation;
+
+/// <summary>
+/// One sequence: its tokens, how many of them the cache holds, the generation under way (prompt length, tokens
+/// generated, why it stopped), its sampler and stop rules, and its text decoder. It is the only place a sequence's
+/// lengths live: a decoder step reads <see cref="Length"/> and <see cref="Cached"/>, feeds the tokens in between and
+/// moves <see cref="Cached"/> on; a scheduler (<see cref="Generator"/>, the batching engine) samples from the step's
+/// logits with <see cref="Next"/>. Knows nothing of cache layouts. Not thread-safe.
+/// </summary>
+internal sealed class Sequence
+{
+    private readonly int _eos;
+    private int[] _tokens = [];
+    private Sampler _sampler;
+    private int[] _stopIds;
+
+    /// <param name="options">How tokens are picked and when to stop.</param>
+    /// <param name="endOfSequence">The token that ends the sequence, or −1 for none.</param>
+    /// <param name="tokenizer">Decodes the generated text (stop strings need it); null: token ids only.</param>
+    public Sequence(GenerationOptions options, int endOfSequence, ITextTokenizer? tokenizer)
+    {
+        _sampler = new Sampler(options);
+        Options = options;
+        _stopIds = [.. options.StopTokenIds];
+        _eos = endOfSequence;
+        if (tokenizer is not null)
+        {
+            Text = new RowText(tokenizer, options.StopStrings, Math.Min(options.MaxNewTokens, 4096));
+        }
+    }
+
+    /// <summary>How tokens are picked (see <see cref="SetOptions"/>).</summary>
+    public GenerationOptions Options { get; private set; }
+
+    /// <summary>The seed the sampler uses.</summary>
+    public ulong Seed => _sampler.Seed;
+
+    /// <summary>Tokens in the sequence: prompt and generated.</summary>
+    public int Length { get; private set; }
+
+    /// <summary>
+    /// Tokens whose keys and values the cache holds (the first <see cref="Cached"/> of <see cref="Tokens"/>). Only the
+    /// decoder step that owns the cache moves it forward or back (the sequence clamps it when it is rewound).
+    /// </summary>
+    public int Cached { get; set; }
+
+    /// <summary>Tokens not yet fed to the model.</summary>
+    public int Pending => Length - Cached;
+
+    /// <summary>How many of the tokens came before the current generation (the prompt of the last append).</summary>
+    public int PromptLength { get; private set; }
+
+    /// <summary>Tokens generated since the last append.</summary>
+    public int NewTokens { get; private set; }
+
+    /// <summary>The token the last <see cref="Next"/> produced, or −1.</summary>
+    public int LastToken { get; private set; } = -1;
+
+    /// <summary>Why the generation stopped, or <see cref="FinishReason.None"/> while it goes on.</summary>
+    public FinishReason FinishReason { get; private set; }
+
+    /// <summary>The generated text, with a tokenizer.</summary>
+    public RowText? Text { get; }
+
+    /// <summary>Changes the logits before each sample (constrained decoding); null: none.</summary>
+    public LogitsProcessor? LogitsProcessor { get; set; }
+
+    /// <summary>When the current generation began (<see cref="System.Diagnostics.Stopwatch"/> ticks), its first and its last token.</summary>
+    public long StartedAt { get; private set; }
+
+    /// <inheritdoc cref="StartedAt"/>
+    public long FirstTokenAt { get; private set; }
+
+    /// <inheritdoc cref="StartedAt"/>
+    public long LastTokenAt { get; private set; }
+
+    /// <summary>The tokens: prompt followed by everything generated.</summary>
+    public ReadOnlySpan<int> Tokens => _tokens.AsSpan(0, Length);
+
+    /// <summary>Makes room for <paramref name="capacity"/> tokens, so generating up to there allocates nothing.</summary>
+    public void Reserve(int capacity)
+    {
+        if (capacity > _tokens.Length)
+        {
+            Array.Resize(ref _tokens, capacity);
+        }
+    }
+
+    /// <summary>Appends prompt tokens (call <see cref="Begin"/> once the append is complete).</summary>
+    public void Append(ReadOnlySpan<int> tokens)
+    {
+        Reserve(Length + tokens.Length);
+        tokens.CopyTo(_tokens.AsSpan(Length));
+        Length += tokens.Length;
+    }
+
+    /// <summary>A generation starts after the tokens appended so far: they are its prompt.</summary>
+    /// <param name="now">The time (Stopwatch ticks).</param>
+    /// <param name="full">The sequence has no room left in the context.</param>
+    public void Begin(long now, bool full)
+    {
+        PromptLength = Length;
+        NewTokens = 0;
+        LastToken = -1;
+        StartedAt = now;
+        FirstTokenAt = LastTokenAt = 0;
+        FinishReason = Options.MaxNewTokens == 0 ? FinishReason.MaxNewTokens : full ? FinishReason.ContextFull : FinishReason.None;
+        Text?.Reset(Length > 0 ? _tokens[Length - 1] : -1);   // the text follows the prompt's last token
+    }
+
+    /// <summary>
+    /// Picks the next token from <paramref name="logits"/> (this sequence's row of the last step, which the logits
+    /// processor may change in place), appends it and updates why the sequence stops.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public int Next(Span<float> logits, Span<float> scratch, long now)
+    {
+        LogitsProcessor?.Invoke(Tokens, logits);
+        int token = _sampler.Sample(logits, Tokens, scratch);
+        Accept(token, now);
+        return token;
+    }
+
+    /// <summary>Appends a generated token and updates why the sequence stops.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public void Accept(int token, long now)
+    {
+        if (Length == _tokens.Length)
+        {
+            Reserve(Math.Max(16, 2 * Length));
+        }
+
+        _tokens[Length++] = token;
+        NewTokens++;
+        LastToken = token;
+        if (FirstTokenAt == 0)
+        {
+            FirstTokenAt = now;
+        }
+
+        LastTokenAt = now;
+        var reason = StopReason(token, NewTokens);
+        FinishReason = Text is null ? reason : Text.Add(token, reason);
+    }
+
+    /// <summary>Stops the generation for a reason outside the tokens (the context is full), releasing held-back text.</summary>
+    public void Stop(FinishReason reason)
+    {
+        if (FinishReason == FinishReason.None)
+        {
+            FinishReason = reason;
+            Text?.Finish();
+        }
+    }
+
+    /// <summary>
+    /// Keeps the first <paramref name="length"/> tokens. The generation's counts, stop state and text are rebuilt
+    /// from what remains (a sequence cut before its stop token generates again); <see cref="Cached"/> is clamped, and
+    /// the step that owns the cache applies its own rewind rule after this.
+    /// </summary>
+    public void RewindTo(int length)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(length);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(length, Length);
+        bool lastGenerated = length > PromptLength;
+        NewTokens = Math.Max(0, length - PromptLength);
+        PromptLength = Math.Min(PromptLength, length);
+        Length = length;
+        Cached = Math.Min(Cached, length);
+        LastToken = -1;
+        FinishReason = length == 0 ? FinishReason.None
+            : lastGenerated ? StopReason(_tokens[length - 1], NewTokens)
+            : Options.MaxNewTokens == 0 ? FinishReason.MaxNewTokens
+            : FinishReason.None;
+        if (Text is not null)
+        {
+            FinishReason = Text.Replay(GeneratedText(), FinishReason);
+        }
+    }
+
+    /// <summary>
+    /// New options from the next token on: a fresh sampler (seeded afresh), stop tokens and max new tokens; stop
+    /// strings from the next <see cref="Begin"/>.
+    /// </summary>
+    public void SetOptions(GenerationOptions options)
+    {
+        _sampler = new Sampler(options);
+        _stopIds = [.. options.StopTokenIds];
+        Options = options;
+        Text?.UseStopStrings(options.StopStrings);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private FinishReason StopReason(int token, int newTokens)
+    {
+        if (token == _eos)
+        {
+            return FinishReason.EndOfSequence;
+        }
+
+        if (Array.IndexOf(_stopIds, token) >= 0)
+        {
+            return FinishReason.StopToken;
+        }
+
+        return newTokens >= Options.MaxNewTokens ? FinishReason.MaxNewTokens : FinishReason.None;
+    }
+
+    /// <summary>The generated tokens since the prompt, stop tokens left out: what the text is made of.</summary>
+    private IEnumerable<int> GeneratedText()
+    {
+        for (int i = PromptLength; i < Length; i++)
+        {
+            int token = _tokens[i];
+            if (token != _eos && Array.IndexOf(_stopIds, token) < 0)
+            {
+                yield return token;
+            }
+        }
+    }
+}
