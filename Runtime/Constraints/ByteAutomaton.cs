@@ -9,8 +9,8 @@ namespace OnnxGpt.Runtime.Constraints;
 /// </summary>
 internal sealed class ByteAutomaton
 {
-    /// <summary>States kept in one set of tables before new sequences start on fresh ones.</summary>
-    public const int MaxStates = 20_000;
+    /// <summary>States kept in one set of tables before new sequences start on fresh ones (each keeps a mask of one bit per token: 6 KiB for GPT-2).</summary>
+    public const int MaxStates = 8192;
 
     private readonly object _lock = new();
     private AutomatonTables _tables;

@@ -67,6 +67,13 @@ public sealed class OutputConstraint
         return new ConstraintState(this, Compile(tokenizer), endTokens is null ? [] : [.. endTokens.Distinct()]);
     }
 
+    /// <summary>States this constraint has met on <paramref name="tokenizer"/>'s vocabulary so far, each kept with its transitions and token mask (0 before the first sequence); for diagnostics.</summary>
+    public int KnownStates(ITextTokenizer tokenizer)
+    {
+        ArgumentNullException.ThrowIfNull(tokenizer);
+        return _compiled.TryGetValue(tokenizer, out var automaton) ? automaton.StateCount : 0;
+    }
+
     /// <summary>The grammar compiled for <paramref name="tokenizer"/> (once per tokenizer).</summary>
     internal ByteAutomaton Compile(ITextTokenizer tokenizer) =>
         _compiled.GetValue(tokenizer, t => new ByteAutomaton(Grammar, TokenVocabulary.For(t)));

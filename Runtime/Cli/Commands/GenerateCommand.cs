@@ -239,6 +239,7 @@ internal sealed class GenerateCommand : CliCommand
         FinishReason.StopString => "stop_string",
         FinishReason.MaxNewTokens => "max_new_tokens",
         FinishReason.ContextFull => "context_full",
+        FinishReason.ConstraintComplete => "constraint_complete",
         _ => "none",
     };
 
