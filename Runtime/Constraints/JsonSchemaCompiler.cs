@@ -9,8 +9,8 @@ namespace OnnxGpt.Runtime.Constraints;
 /// Compiles a JSON Schema (the subset <see cref="Grammar.FromJsonSchema(string)"/> lists) to a grammar of the JSON
 /// texts it accepts. Each object and array schema gets a rule named after its JSON path; references become rule
 /// references, so recursive schemas work. Objects are written with their properties in the schema's order (required
-/// ones always, optional ones or not), and without properties the schema does not name unless
-/// <c>additionalProperties</c> allows them on an object without <c>properties</c>. A keyword outside the subset is
+/// ones always, optional ones or not), and without properties the schema does not name; an object schema that names
+/// no properties takes any members (of the <c>additionalProperties</c> schema, when it gives one). A keyword outside the subset is
 /// an error naming it and its path; annotations are ignored.
 /// </summary>
 internal sealed class JsonSchemaCompiler
@@ -253,6 +253,12 @@ internal sealed class JsonSchemaCompiler
         {
             throw Fail(path + ".additionalProperties",
                 "additionalProperties other than false is supported only on an object without properties (a map); set it to false or drop it");
+        }
+
+        if (properties.Count == 0 && !schema.TryGetProperty("additionalProperties", out _))
+        {
+            Define(rule, Ref(ObjectRule), replace: true);   // an object with no properties named: any members
+            return Ref(rule);
         }
 
         if (hasAdditional)
