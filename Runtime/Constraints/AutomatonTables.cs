@@ -85,26 +85,90 @@ internal sealed class AutomatonTables
             return Dead;
         }
 
-        if (state.Next[b] is { } known)
+        if (state.Next[b] is not { } known)
         {
-            return known;
+            ComputeTransitions(state);
+            known = state.Next[b]!;
         }
 
-        _tops.Clear();
-        bool accepting = false;
+        return known;
+    }
+
+    /// <summary>
+    /// Fills all 256 transitions of <paramref name="state"/> at once. Bytes that every top frame treats alike (each
+    /// frame's byte set holds all of them or none) lead to the same state, so the closure runs once per such class of
+    /// bytes (a handful in practice: inside a JSON string, the quote, the backslash, the controls, ASCII and the
+    /// UTF-8 lead bytes), not once per byte.
+    /// </summary>
+    private void ComputeTransitions(AutomatonState state)
+    {
         var lowering = _automaton.Lowering;
-        foreach (int frame in state.Frames)
+        var frames = state.Frames;
+        Span<ulong> signature = stackalloc ulong[256];
+        for (int b = 0; b < 256; b++)
         {
-            int element = _frameElement[frame];
-            if (lowering.SetContains(lowering.Arg[element], b))
+            ulong hash = 0xCBF29CE484222325UL;
+            for (int i = 0; i < frames.Length; i++)
             {
-                Closure(element + 1, _frameParent[frame], ref accepting);
+                if (lowering.SetContains(lowering.Arg[_frameElement[frames[i]]], (byte)b))
+                {
+                    hash = (hash ^ (ulong)(i + 1)) * 0x100000001B3UL;
+                }
+            }
+
+            signature[b] = hash;
+        }
+
+        Span<bool> done = stackalloc bool[256];
+        for (int b = 0; b < 256; b++)
+        {
+            if (done[b])
+            {
+                continue;
+            }
+
+            _tops.Clear();
+            bool accepting = false;
+            foreach (int frame in frames)
+            {
+                int element = _frameElement[frame];
+                if (lowering.SetContains(lowering.Arg[element], (byte)b))
+                {
+                    Closure(element + 1, _frameParent[frame], ref accepting);
+                }
+            }
+
+            var result = _tops.Count == 0 && !accepting ? Dead : Intern(accepting);
+            for (int other = b; other < 256; other++)
+            {
+                if (!done[other] && signature[other] == signature[b] && SameFrames(frames, (byte)b, (byte)other))
+                {
+                    done[other] = true;
+                    Volatile.Write(ref state.Next[other], result);
+                }
+            }
+        }
+    }
+
+    /// <summary>Whether every frame's byte set holds both bytes or neither (the signature hash can collide).</summary>
+    private bool SameFrames(int[] frames, byte a, byte b)
+    {
+        if (a == b)
+        {
+            return true;
+        }
+
+        var lowering = _automaton.Lowering;
+        foreach (int frame in frames)
+        {
+            int set = lowering.Arg[_frameElement[frame]];
+            if (lowering.SetContains(set, a) != lowering.SetContains(set, b))
+            {
+                return false;
             }
         }
 
-        var result = _tops.Count == 0 && !accepting ? Dead : Intern(accepting);
-        Volatile.Write(ref state.Next[b], result);
-        return result;
+        return true;
     }
 
     private TokenMask ComputeMask(AutomatonState state)
