@@ -183,6 +183,8 @@ public sealed class BatchEngine : IDisposable
             throw new OnnxGptException($"{_model.ModelPath}: stop strings need text, but the engine decodes none (no tokenizer, or DecodeText off).");
         }
 
+        Generator.CheckConstraint(_model, options);   // compiled for the vocabulary here, not on the decoding thread
+
         var request = new BatchRequest(tokens, options, logitsProcessor, () => _wake.Set());
         lock (_lock)
         {
@@ -511,6 +513,7 @@ public sealed class BatchEngine : IDisposable
         }
 
         sequence.LogitsProcessor = request.LogitsProcessor;
+        sequence.Constraint = Generator.StartConstraint(_model, request.Options.Constraint, request.Options, _eos);
         sequence.Begin(request.SubmittedAt, full: sequence.Length >= SlotTokens);
         _step.Rewind();   // the step's rule: a row keeps at most all but its last token cached
         _owners[slot] = request;

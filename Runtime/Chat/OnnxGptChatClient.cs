@@ -1,10 +1,11 @@
 using System.Runtime.CompilerServices;
 using Microsoft.Extensions.AI;
 using Microsoft.Extensions.Logging;
-using OnnxGpt.Contracts;
-using OnnxGpt.Runtime.Diagnostics;
 using Microsoft.Extensions.Logging.Abstractions;
+using OnnxGpt.Contracts;
 using OnnxGpt.Runtime.Batching;
+using OnnxGpt.Runtime.Constraints;
+using OnnxGpt.Runtime.Diagnostics;
 using OnnxGpt.Runtime.Generation;
 using OnnxGpt.Runtime.Model;
 
@@ -21,8 +22,14 @@ namespace OnnxGpt.Runtime.Chat;
 /// <item><c>PresencePenalty</c> p, which like Hugging Face's repetition penalty hits every token seen before once,
 /// becomes the repetition penalty <c>1 + p</c> for p ≥ 0 and <c>1 / (1 − p)</c> for p &lt; 0 (OpenAI's range −2..2
 /// maps to 1/3..3); <c>AdditionalProperties["repetition_penalty"]</c> sets it directly and wins.</item>
+/// <item><c>ResponseFormat</c>: <see cref="ChatResponseFormat.Json"/> constrains the reply to any JSON value, and
+/// <c>ChatResponseFormat.ForJsonSchema(...)</c> to the JSON its schema accepts (<see cref="OutputConstraint"/>; the subset
+/// is in <c>docs/structured-output.md</c>; a schema outside it is refused), so that M.E.AI's <c>GetResponseAsync&lt;T&gt;</c>
+/// gets JSON that deserialises. A reply cut short by <c>MaxOutputTokens</c> or the context ends with
+/// <see cref="ChatFinishReason.Length"/> and <see cref="IncompleteProperty"/> true in the last update's <c>AdditionalProperties</c>
+/// (the reply message's, in a <see cref="ChatResponse"/>).</item>
 /// <item>Ignored, with a warning on the logger: <c>FrequencyPenalty</c> (the sampler has no per-count penalty),
-/// tools and tool mode, response format, reasoning, background responses and continuation tokens, and message
+/// tools and tool mode, reasoning, background responses and continuation tokens, and message
 /// contents that are not text. <c>ModelId</c> and <c>ConversationId</c> are ignored silently: the client serves one
 /// model, and finds a conversation's cache by its tokens.</item>
 /// </list>
@@ -46,6 +53,15 @@ public sealed class OnnxGptChatClient : IChatClient
     /// <summary>The key of <see cref="ChatOptions.AdditionalProperties"/> that sets the repetition penalty directly.</summary>
     public const string RepetitionPenaltyProperty = "repetition_penalty";
 
+    /// <summary>
+    /// The key of the last update's <see cref="ChatResponseUpdate.AdditionalProperties"/> that is true when a reply
+    /// constrained by a response format stopped before its JSON was complete.
+    /// </summary>
+    public const string IncompleteProperty = "incomplete";
+
+    /// <summary>Compiled response-format schemas kept, by their JSON text.</summary>
+    private const int MaxCachedSchemas = 64;
+
     /// <summary>The provider name in <see cref="ChatClientMetadata"/>.</summary>
     public const string ProviderName = "onnxgpt";
 
@@ -55,6 +71,7 @@ public sealed class OnnxGptChatClient : IChatClient
     private readonly GenerationOptions _defaults;
     private readonly ConversationPool _pool;
     private readonly BatchEngine? _engine;
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, OutputConstraint> _schemas = new(StringComparer.Ordinal);
     private long _processedTokens;
     private volatile bool _disposed;
 
@@ -206,9 +223,9 @@ public sealed class OnnxGptChatClient : IChatClient
                 LogIgnored(nameof(ChatOptions.Tools), "the model does not call tools");
             }
 
-            if (options.ResponseFormat is not null and not ChatResponseFormatText)
+            if (options.ResponseFormat is ChatResponseFormatJson json)
             {
-                LogIgnored(nameof(ChatOptions.ResponseFormat), "output is not constrained");
+                result = result with { Constraint = json.Schema is { } schema ? CompileSchema(schema) : OutputConstraint.AnyJson };
             }
 
             if (options.Reasoning is not null || options.AllowBackgroundResponses is not null || options.ContinuationToken is not null)
@@ -231,6 +248,25 @@ public sealed class OnnxGptChatClient : IChatClient
                 }
             }
         }
+    }
+
+    /// <summary>The constraint for a response format's schema, compiled once per distinct schema text.</summary>
+    /// <exception cref="OnnxGptException">The schema is outside the supported subset; the message names the keyword and its path.</exception>
+    private OutputConstraint CompileSchema(System.Text.Json.JsonElement schema)
+    {
+        string text = schema.GetRawText();
+        if (_schemas.TryGetValue(text, out var known))
+        {
+            return known;
+        }
+
+        var constraint = OutputConstraint.FromJsonSchema(schema);
+        if (_schemas.Count >= MaxCachedSchemas)
+        {
+            _schemas.Clear();
+        }
+
+        return _schemas.GetOrAdd(text, constraint);
     }
 
     /// <inheritdoc/>
@@ -350,6 +386,11 @@ public sealed class OnnxGptChatClient : IChatClient
             var last = Update(responseId, created, [new UsageContent(usage)]);
             last.FinishReason = ToChatFinishReason(generator.GetFinishReason(0));
             telemetry.Finish(tokens.Length, output, last.FinishReason?.Value, responseId);
+            if (generator.GetConstraintState(0) is { IsComplete: false })
+            {
+                last.AdditionalProperties = new() { [IncompleteProperty] = true };
+            }
+
             yield return last;
         }
         finally
@@ -424,6 +465,11 @@ public sealed class OnnxGptChatClient : IChatClient
             var last = Update(responseId, created, [new UsageContent(usage)]);
             last.FinishReason = ToChatFinishReason(request.FinishReason);
             telemetry.Finish(tokens.Length, request.GeneratedTokens, last.FinishReason?.Value, responseId);
+            if (request.Result?.ConstraintComplete == false)
+            {
+                last.AdditionalProperties = new() { [IncompleteProperty] = true };
+            }
+
             yield return last;
         }
         finally
@@ -505,7 +551,7 @@ public sealed class OnnxGptChatClient : IChatClient
 
     private static ChatFinishReason? ToChatFinishReason(FinishReason reason) => reason switch
     {
-        FinishReason.EndOfSequence or FinishReason.StopToken or FinishReason.StopString => ChatFinishReason.Stop,
+        FinishReason.EndOfSequence or FinishReason.StopToken or FinishReason.StopString or FinishReason.ConstraintComplete => ChatFinishReason.Stop,
         FinishReason.MaxNewTokens or FinishReason.ContextFull => ChatFinishReason.Length,
         _ => null,
     };

@@ -20,4 +20,7 @@ public enum FinishReason
 
     /// <summary>The sequence filled the model's context.</summary>
     ContextFull,
+
+    /// <summary>The text completed <c>GenerationOptions.Constraint</c>, and no token could follow it.</summary>
+    ConstraintComplete,
 }

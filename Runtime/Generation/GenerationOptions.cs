@@ -1,4 +1,5 @@
 using OnnxGpt.Contracts;
+using OnnxGpt.Runtime.Constraints;
 
 namespace OnnxGpt.Runtime.Generation;
 
@@ -36,6 +37,14 @@ public sealed record GenerationOptions
 
     /// <summary>Generation stops when the text contains any of these; the text before it is kept, the stop string itself is not.</summary>
     public IReadOnlyList<string> StopStrings { get; init; } = [];
+
+    /// <summary>
+    /// What the generated text must be (a JSON Schema, a grammar, any JSON value), or null for free text. Every row's
+    /// tokens are masked before sampling so that the text can always still complete the constraint; the end-of-text
+    /// and stop tokens are allowed only once it is complete, and a row finishes with
+    /// <see cref="FinishReason.ConstraintComplete"/> when nothing more can follow. Needs a model with a tokenizer.
+    /// </summary>
+    public OutputConstraint? Constraint { get; init; }
 
     /// <summary>True when tokens are picked by argmax: <see cref="DoSample"/> is false or <see cref="Temperature"/> is 0.</summary>
     public bool IsGreedy => !DoSample || Temperature == 0;

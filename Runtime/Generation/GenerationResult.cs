@@ -17,6 +17,12 @@ public sealed record GenerationResult(
     TimeSpan TimeToFirstToken,
     TimeSpan Elapsed)
 {
+    /// <summary>
+    /// With a constraint (<see cref="GenerationOptions.Constraint"/>): whether the text completes it (false: it stopped
+    /// first, for length or the context, and is incomplete). Null without a constraint.
+    /// </summary>
+    public bool? ConstraintComplete { get; init; }
+
     /// <summary>Tokens generated after the prompt.</summary>
     public int NewTokens => Ids.Count - PromptLength;
 

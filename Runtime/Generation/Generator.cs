@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Runtime.CompilerServices;
 using OnnxGpt.Contracts;
+using OnnxGpt.Runtime.Constraints;
 using OnnxGpt.Runtime.Model;
 using OnnxGpt.Runtime.Tokenization;
 
@@ -77,6 +78,7 @@ public sealed class Generator : IDisposable
         _eos = settings.StopAtEndOfSequence && model.Config.EosTokenId is { } eos ? eos : -1;
         _scratch = new float[Sampler.ScratchLength(_vocab)];
         _seed = PickSeed(options);
+        CheckConstraint(options);
     }
 
     /// <summary>The model this generator runs.</summary>
@@ -178,11 +180,13 @@ public sealed class Generator : IDisposable
             throw new OnnxGptException($"{_model.ModelPath}: stop strings need text, but the model has no tokenizer (and DecodeText is {Settings.DecodeText}).");
         }
 
+        CheckConstraint(options);
         Options = options;
         _seed = PickSeed(options);
         for (int b = 0; b < _rows.Length; b++)
         {
             _rows[b]!.SetOptions(RowOptions(b));
+            SetConstraint(b, options.Constraint);
         }
     }
 
@@ -464,6 +468,38 @@ public sealed class Generator : IDisposable
         _logitsValid = true;
     }
 
+    /// <summary>
+    /// Sets (or with null, clears) the constraint of one row, from its next token on: the text that row generates
+    /// from here must complete <paramref name="constraint"/>. Rows of a batch may differ, so a constrained row shares
+    /// the batch with free ones. <see cref="SetOptions"/> and the options set every row's constraint.
+    /// </summary>
+    /// <exception cref="OnnxGptException">The model has no tokenizer, or its vocabulary cannot write the constraint's text.</exception>
+    public void SetConstraint(int row, OutputConstraint? constraint) => Row(row).Constraint = StartConstraint(constraint, Options);
+
+    /// <summary>The row's constraint state (null when the row is unconstrained): whether its text is complete, and what may follow.</summary>
+    public ConstraintState? GetConstraintState(int row) => Row(row).Constraint;
+
+    /// <summary>A fresh state of <paramref name="constraint"/> on the model's tokenizer, ending at the end-of-sequence and stop tokens.</summary>
+    internal static ConstraintState? StartConstraint(GptModel model, OutputConstraint? constraint, GenerationOptions options, int eos)
+    {
+        if (constraint is null)
+        {
+            return null;
+        }
+
+        var tokenizer = model.Tokenizer ?? throw NoTokenizer(model, constraint);
+        return constraint.Start(tokenizer, eos >= 0 ? [.. options.StopTokenIds, eos] : options.StopTokenIds);
+    }
+
+    /// <summary>Refuses a constraint the model cannot run (no tokenizer, a vocabulary that cannot write it) before anything is generated.</summary>
+    internal static void CheckConstraint(GptModel model, GenerationOptions options)
+    {
+        if (options.Constraint is { } constraint)
+        {
+            constraint.Compile(model.Tokenizer ?? throw NoTokenizer(model, constraint));
+        }
+    }
+
     /// <summary>Releases the cache and the native buffers.</summary>
     public void Dispose()
     {
@@ -481,7 +517,10 @@ public sealed class Generator : IDisposable
     {
         var first = sequence.FirstTokenAt == 0 ? TimeSpan.Zero : Stopwatch.GetElapsedTime(sequence.StartedAt, sequence.FirstTokenAt);
         var last = sequence.LastTokenAt == 0 ? TimeSpan.Zero : Stopwatch.GetElapsedTime(sequence.StartedAt, sequence.LastTokenAt);
-        return new GenerationResult(row, sequence.Tokens.ToArray(), sequence.PromptLength, sequence.Text?.Text, sequence.FinishReason, first, last);
+        return new GenerationResult(row, sequence.Tokens.ToArray(), sequence.PromptLength, sequence.Text?.Text, sequence.FinishReason, first, last)
+        {
+            ConstraintComplete = sequence.Constraint?.IsComplete,
+        };
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
@@ -549,7 +588,7 @@ public sealed class Generator : IDisposable
         _lastTokens.AsSpan().Fill(-1);
         for (int b = 0; b < batch; b++)
         {
-            _rows[b] = new Sequence(RowOptions(b), _eos, _tokenizer);
+            _rows[b] = new Sequence(RowOptions(b), _eos, _tokenizer) { Constraint = StartConstraint(Options.Constraint, Options) };
             _slotOf[b] = [];
         }
     }
@@ -579,6 +618,13 @@ public sealed class Generator : IDisposable
 
         _reserved = slots;
     }
+
+    private ConstraintState? StartConstraint(OutputConstraint? constraint, GenerationOptions options) => StartConstraint(_model, constraint, options, _eos);
+
+    private void CheckConstraint(GenerationOptions options) => CheckConstraint(_model, options);
+
+    private static OnnxGptException NoTokenizer(GptModel model, OutputConstraint constraint) =>
+        new($"{model.ModelPath}: a constraint ({constraint.Description}) needs the model's tokenizer to know each token's text, and the model has none.");
 
     private GenerationOptions RowOptions(int b) => b == 0 && Options.Seed == _seed ? Options : Options with { Seed = unchecked(_seed + (ulong)b) };
 

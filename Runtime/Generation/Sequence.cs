@@ -1,4 +1,5 @@
 using System.Runtime.CompilerServices;
+using OnnxGpt.Runtime.Constraints;
 using OnnxGpt.Runtime.Tokenization;
 
 namespace OnnxGpt.Runtime.Generation;
@@ -68,6 +69,13 @@ internal sealed class Sequence
     /// <summary>Changes the logits before each sample (constrained decoding); null: none.</summary>
     public LogitsProcessor? LogitsProcessor { get; set; }
 
+    /// <summary>
+    /// The output constraint the generation follows (null: free text). After the logits processor, it masks every
+    /// token that would break it; it takes each token; and once the text is complete and nothing may follow, the
+    /// sequence finishes with <see cref="FinishReason.ConstraintComplete"/>. Reset at each <see cref="Begin"/>.
+    /// </summary>
+    public ConstraintState? Constraint { get; set; }
+
     /// <summary>When the current generation began (<see cref="System.Diagnostics.Stopwatch"/> ticks), its first and its last token.</summary>
     public long StartedAt { get; private set; }
 
@@ -109,6 +117,7 @@ internal sealed class Sequence
         FirstTokenAt = LastTokenAt = 0;
         FinishReason = Options.MaxNewTokens == 0 ? FinishReason.MaxNewTokens : full ? FinishReason.ContextFull : FinishReason.None;
         Text?.Reset(Length > 0 ? _tokens[Length - 1] : -1);   // the text follows the prompt's last token
+        Constraint?.Reset();
     }
 
     /// <summary>
@@ -119,6 +128,7 @@ internal sealed class Sequence
     public int Next(Span<float> logits, Span<float> scratch, long now)
     {
         LogitsProcessor?.Invoke(Tokens, logits);
+        Constraint?.Apply(logits);
         int token = _sampler.Sample(logits, Tokens, scratch);
         Accept(token, now);
         return token;
@@ -143,6 +153,11 @@ internal sealed class Sequence
 
         LastTokenAt = now;
         var reason = StopReason(token, NewTokens);
+        if (Constraint is { } constraint && constraint.TryAdvance(token) && reason is FinishReason.None or FinishReason.MaxNewTokens && !constraint.CanContinue)
+        {
+            reason = FinishReason.ConstraintComplete;
+        }
+
         FinishReason = Text is null ? reason : Text.Add(token, reason);
     }
 
@@ -178,6 +193,19 @@ internal sealed class Sequence
         if (Text is not null)
         {
             FinishReason = Text.Replay(GeneratedText(), FinishReason);
+        }
+
+        if (Constraint is { } constraint)
+        {
+            // The kept tokens since the prompt, again through the constraint (one it refuses leaves it unsatisfiable).
+            constraint.Reset();
+            foreach (int token in GeneratedText())
+            {
+                if (!constraint.TryAdvance(token))
+                {
+                    break;
+                }
+            }
         }
     }
 

@@ -266,7 +266,8 @@ internal sealed class EngineComparison(ComparisonSettings o, TextWriter stdout)
     /// <summary>The weights of --checkpoint, exported instead of seeded ones.</summary>
     private GptWeights? _checkpoint;
 
-    private string EnsureExported(GptConfig config, string variant)
+    /// <summary>The variant's folder under the work folder, exported there first unless the same exporter build already did.</summary>
+    internal string EnsureExported(GptConfig config, string variant)
     {
         string folder = Path.Combine(o.Work, $"{o.ModelName}-seed{o.Seed}-{variant}");
         // A folder exported by another build of the exporter is exported again: the stamp is the exporter

@@ -76,6 +76,7 @@ internal sealed class BenchCommand : CliCommand
         Options.Add(_json);
         Options.Add(_ortProfile);
         Subcommands.Add(new BenchCompareCommand());
+        Subcommands.Add(new BenchConstraintCommand());
         Validators.Add(r =>
         {
             if (r.Given(_model) && (r.Given(_preset) || r.Given(_cacheDir) || r.Given(_graph) || r.Given(_quantize)))

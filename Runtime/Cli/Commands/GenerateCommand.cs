@@ -3,6 +3,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using OnnxGpt.Cli.Options;
 using OnnxGpt.Contracts;
+using OnnxGpt.Runtime.Constraints;
 using OnnxGpt.Runtime.Generation;
 
 namespace OnnxGpt.Cli.Commands;
@@ -52,6 +53,15 @@ internal sealed class GenerateCommand : CliCommand
     private readonly Option<bool> _json = CliOption.Flag("--json",
         "one JSON object per sequence: ids (prompt + generated), text, finish reason, timing");
 
+    private readonly Option<string?> _jsonSchema = CliOption.Text("--json-schema", "FILE",
+        "constrain the output to JSON that this JSON Schema accepts (the subset is in docs/structured-output.md)", "none");
+
+    private readonly Option<string?> _grammar = CliOption.Text("--grammar", "FILE",
+        "constrain the output to the sentences of this grammar (GBNF format, starting at 'root')", "none");
+
+    private readonly Option<bool> _jsonObject = CliOption.Flag("--json-object",
+        "constrain the output to any JSON value (OpenAI's json_object; --json is the output format)");
+
     private readonly SessionOptionGroup _session = new();
 
     public GenerateCommand()
@@ -71,6 +81,9 @@ internal sealed class GenerateCommand : CliCommand
         Options.Add(_stop);
         Options.Add(_truncate);
         Options.Add(_noCache);
+        Options.Add(_jsonSchema);
+        Options.Add(_grammar);
+        Options.Add(_jsonObject);
         _session.AddTo(this);
         Options.Add(_json);
         Validators.Add(r =>
@@ -78,6 +91,11 @@ internal sealed class GenerateCommand : CliCommand
             if ((r.Given(_prompt) ? 1 : 0) + (r.Given(_ids) ? 1 : 0) + (r.Given(_promptsFile) ? 1 : 0) != 1)
             {
                 r.AddError("give exactly one of --prompt, --ids, --prompts-file.");
+            }
+
+            if ((r.Given(_jsonSchema) ? 1 : 0) + (r.Given(_grammar) ? 1 : 0) + (r.Given(_jsonObject) ? 1 : 0) > 1)
+            {
+                r.AddError("give at most one of --json-schema, --grammar, --json-object.");
             }
 
             if (r.ValueIfValid(_stop) is { } stops && stops.Any(s => s.Length == 0))
@@ -91,6 +109,7 @@ internal sealed class GenerateCommand : CliCommand
     {
         string? prompt = parse.GetValue(_prompt), promptsFile = parse.GetValue(_promptsFile);
         int[]? ids = parse.GetValue(_ids);
+        var constraint = ReadConstraint(parse);
         using var model = _session.Load(parse.GetRequiredValue(_model), parse, stderr);
         var options = new GenerationOverrides
         {
@@ -102,7 +121,7 @@ internal sealed class GenerateCommand : CliCommand
             Seed = parse.GetValue(_seed) is { } seed ? (ulong)seed : null,
             Greedy = parse.GetValue(_greedy),
             StopStrings = parse.GetValue(_stop) ?? [],
-        }.ApplyTo(GenerationOptions.FromDefaults(model.GenerationDefaults));
+        }.ApplyTo(GenerationOptions.FromDefaults(model.GenerationDefaults)) with { Constraint = constraint };
         options.Validate();   // The command line's values were checked when parsed; this checks the model's defaults.
 
         var settings = new GeneratorOptions
@@ -168,6 +187,11 @@ internal sealed class GenerateCommand : CliCommand
 
             Stream(generator, texts?[0], stdout, cancel.Token);
             PrintTiming(stderr, generator.Results());
+            if (generator.GetConstraintState(0) is { IsComplete: false })
+            {
+                stderr.WriteLine($"warning: the output is incomplete: it stopped ({generator.GetFinishReason(0)}) before completing the {constraint!.Description}.");
+            }
+
             return ExitCodes.Success;
         }
         catch (OperationCanceledException)
@@ -229,6 +253,11 @@ internal sealed class GenerateCommand : CliCommand
             ["tokens_per_second"] = Math.Round(r.DecodeTokensPerSecond, 3),
             ["elapsed_ms"] = Math.Round(r.Elapsed.TotalMilliseconds, 3),
         };
+        if (r.ConstraintComplete is { } complete)
+        {
+            node["constraint_complete"] = complete;
+        }
+
         return node.ToJsonString(new JsonSerializerOptions { WriteIndented = false });
     }
 
@@ -239,8 +268,33 @@ internal sealed class GenerateCommand : CliCommand
         FinishReason.StopString => "stop_string",
         FinishReason.MaxNewTokens => "max_new_tokens",
         FinishReason.ContextFull => "context_full",
+        FinishReason.ConstraintComplete => "constraint_complete",
         _ => "none",
     };
+
+    /// <summary>The constraint the options ask for, read and compiled before the model loads (a bad schema fails fast).</summary>
+    private OutputConstraint? ReadConstraint(ParseResult parse)
+    {
+        if (parse.GetValue(_jsonSchema) is { } schemaFile)
+        {
+            using var schema = JsonInput.ReadFile(schemaFile, "JSON schema file");
+            try
+            {
+                return OutputConstraint.FromJsonSchema(schema.RootElement);
+            }
+            catch (OnnxGptException e)
+            {
+                throw new OnnxGptException($"{schemaFile}: {e.Message}", e);
+            }
+        }
+
+        if (parse.GetValue(_grammar) is { } grammarFile)
+        {
+            return OutputConstraint.FromGrammar(InputFile.ReadAllText(grammarFile, "grammar file"), grammarFile);
+        }
+
+        return parse.GetValue(_jsonObject) ? OutputConstraint.AnyJson : null;
+    }
 
     private static string[] ReadPrompts(string path)
     {

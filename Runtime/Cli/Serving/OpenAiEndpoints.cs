@@ -74,6 +74,11 @@ internal sealed class OpenAiEndpoints(OnnxGptChatClient client, ServerOptions op
                 logger.LogWarning("{Path}: ignoring '{Field}', which this server does not support.", path, field);
             }
 
+            if (request.Options.ResponseFormat is ChatResponseFormatJson)
+            {
+                CheckResponseFormat(request.Options);
+            }
+
             // The batch engine holds its own slots and queue (and refuses beyond them); without it, the gate does.
             using var slot = client.Engine is null ? await _gate.EnterAsync(cancellationToken).ConfigureAwait(false) : null;
             IAsyncEnumerable<ChatResponseUpdate> updates;
@@ -171,6 +176,23 @@ internal sealed class OpenAiEndpoints(OnnxGptChatClient client, ServerOptions op
             {
                 logger.LogInformation("{Method} {Path} {Status} in {Elapsed:F0} ms{Detail}", context.Request.Method, context.Request.Path.Value, status, clock.Elapsed.TotalMilliseconds, detail);
             }
+        }
+    }
+
+    /// <summary>A response format the constraint engine refuses (a keyword outside its subset, text the vocabulary cannot write) is the request's fault: 400.</summary>
+    private void CheckResponseFormat(ChatOptions requested)
+    {
+        try
+        {
+            var mapped = client.MapOptions(requested, []);
+            if (mapped.Constraint is { } constraint && client.Model.Tokenizer is { } tokenizer)
+            {
+                constraint.Start(tokenizer);
+            }
+        }
+        catch (OnnxGptException e)
+        {
+            throw OpenAiError.BadRequest(e.Message, "response_format", "invalid_value");
         }
     }
 

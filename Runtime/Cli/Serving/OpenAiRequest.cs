@@ -85,6 +85,7 @@ internal sealed class OpenAiRequest
         }
 
         options.Seed = Long(root, "seed");
+        options.ResponseFormat = ResponseFormat(root);
         options.StopSequences = Stops(root);
         if (Int(root, "n") is { } n && n != 1)
         {
@@ -106,7 +107,7 @@ internal sealed class OpenAiRequest
         var request = chat
             ? new OpenAiRequest { Model = model, Messages = ReadMessages(root), Stream = stream, IncludeUsage = includeUsage, Options = options }
             : new OpenAiRequest { Model = model, Prompt = ReadPrompt(root), Stream = stream, IncludeUsage = includeUsage, Options = options, Echo = Bool(root, "echo") ?? false };
-        foreach (var name in new[] { "tools", "functions", "tool_choice", "response_format", "logit_bias", "suffix" })
+        foreach (var name in new[] { "tools", "functions", "tool_choice", "logit_bias", "suffix" })
         {
             if (root.TryGetProperty(name, out var value) && value.ValueKind != JsonValueKind.Null)
             {
@@ -125,6 +126,48 @@ internal sealed class OpenAiRequest
         }
 
         return request;
+    }
+
+    /// <summary>
+    /// OpenAI's <c>response_format</c>: <c>{"type":"text"}</c> (free text), <c>{"type":"json_object"}</c> (any JSON
+    /// value) or <c>{"type":"json_schema","json_schema":{"name":...,"schema":{...},"description":...,"strict":...}}</c>.
+    /// </summary>
+    private static ChatResponseFormat? ResponseFormat(JsonElement root)
+    {
+        if (!root.TryGetProperty("response_format", out var format) || format.ValueKind == JsonValueKind.Null)
+        {
+            return null;
+        }
+
+        if (format.ValueKind != JsonValueKind.Object)
+        {
+            throw OpenAiError.BadRequest($"response_format must be an object with a type; found {Kind(format)}.", "response_format");
+        }
+
+        string type = RequiredString(format, "type", "response_format.type");
+        switch (type)
+        {
+            case "text":
+                return ChatResponseFormat.Text;
+            case "json_object":
+                return ChatResponseFormat.Json;
+            case "json_schema":
+                if (!format.TryGetProperty("json_schema", out var spec) || spec.ValueKind != JsonValueKind.Object)
+                {
+                    throw OpenAiError.BadRequest("response_format.json_schema must be an object with a name and a schema.", "response_format.json_schema");
+                }
+
+                string name = RequiredString(spec, "name", "response_format.json_schema.name");
+                string? description = spec.TryGetProperty("description", out var d) && d.ValueKind == JsonValueKind.String ? d.GetString() : null;
+                if (!spec.TryGetProperty("schema", out var schema) || schema.ValueKind is not (JsonValueKind.Object or JsonValueKind.True))
+                {
+                    throw OpenAiError.BadRequest("response_format.json_schema.schema must be a JSON Schema object.", "response_format.json_schema.schema");
+                }
+
+                return ChatResponseFormat.ForJsonSchema(schema.Clone(), name, description);
+            default:
+                throw OpenAiError.BadRequest($"response_format.type must be text, json_object or json_schema; found '{type}'.", "response_format.type", "invalid_value");
+        }
     }
 
     private static List<ChatMessage> ReadMessages(JsonElement root)
