@@ -49,6 +49,7 @@ public sealed class BatchEngine : IDisposable
     private volatile bool _stopping;
     private bool _disposed;
     private int _admitted;   // requests queued or holding a slot
+    private long _runningSince;   // when the run going on now began (0 between runs), for a submitted request's timeline
 
     // Statistics, written by the engine's thread.
     private int _active;
@@ -195,6 +196,7 @@ public sealed class BatchEngine : IDisposable
             }
 
             _admitted++;
+            request.MarkRunInFlight(Volatile.Read(ref _runningSince));
             _queue.Enqueue(request);
             OnnxGptTelemetry.QueueLength.Add(1);
         }
@@ -350,7 +352,25 @@ public sealed class BatchEngine : IDisposable
     /// </summary>
     private int RunAndSample(ref bool changed)
     {
-        _step.Run(_feed, null);
+        long started = Stopwatch.GetTimestamp();
+        for (int b = 0; b < Slots; b++)
+        {
+            if (_feed[b] > 0 && _owners[b]!.GeneratedTokens == 0)
+            {
+                _owners[b]!.MarkPromptRun(started);
+            }
+        }
+
+        Volatile.Write(ref _runningSince, started);
+        try
+        {
+            _step.Run(_feed, null);
+        }
+        finally
+        {
+            Volatile.Write(ref _runningSince, 0);
+        }
+
         int rows = 0;
         foreach (int f in _feed)
         {
@@ -375,6 +395,11 @@ public sealed class BatchEngine : IDisposable
             if (sequence.Pending > 0)
             {
                 continue;   // more of its prompt to come
+            }
+
+            if (owner.GeneratedTokens == 0)
+            {
+                owner.MarkPromptFed(now);
             }
 
             int token = sequence.Next(_step.Logits(b), _scratch, now);

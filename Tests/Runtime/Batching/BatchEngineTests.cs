@@ -227,6 +227,35 @@ public sealed class BatchEngineTests
         Assert.IsLessThan(64.0, stats.ManagedBytesPerToken, $"{stats.ManagedBytesPerToken:F1} bytes per token on the engine's thread");
     }
 
+    [TestMethod]
+    public async Task TimelineSaysWhereTheFirstTokenWent()
+    {
+        using var engine = BatchEngine.Start(Model, new BatchEngineOptions { Slots = 2 });
+        var alone = engine.Submit([1, 2, 3], Greedy with { MaxNewTokens = 2 });
+        Assert.AreEqual(0, alone.Timeline.FirstToken, "no token yet");
+        await Read(alone);
+        var t = alone.Timeline;
+        long[] order = [t.Submitted, t.Placed, t.PromptStarted, t.PromptFed, t.FirstToken];
+        for (int i = 1; i < order.Length; i++)
+        {
+            Assert.IsGreaterThanOrEqualTo(order[i - 1], order[i], $"step {i} of the timeline comes before step {i - 1}: {t}");
+        }
+
+        Assert.IsGreaterThan(0L, t.Submitted);
+        var parts = t.WaitedForSlot + t.WaitedForRun + t.PromptRuns + t.Sampling;
+        Assert.IsLessThan(1.0, Math.Abs((t.TimeToFirstToken - parts).TotalMicroseconds), $"the parts add up to {parts}, not {t.TimeToFirstToken}");
+
+        // Submitted while another decodes: the run then in flight began before it (or none was going on).
+        var decoding = engine.Submit([4, 5], Greedy with { MaxNewTokens = 40 }, Slow);
+        await WaitForTokens(decoding, 3);
+        var late = engine.Submit([6, 7, 8], Greedy with { MaxNewTokens = 2 });
+        await Read(late);
+        Assert.IsTrue(late.Timeline.RunInFlightSince == 0 || late.Timeline.RunInFlightSince <= late.Timeline.Submitted, late.Timeline.ToString());
+        Assert.IsGreaterThan(0L, late.Timeline.FirstToken);
+        decoding.Cancel();
+        await Assert.ThrowsAsync<OperationCanceledException>(() => decoding.Completion);
+    }
+
     /// <summary>A logits processor that changes nothing but takes 2 ms a token, so a request is still decoding when the test acts.</summary>
     private static void Slow(ReadOnlySpan<int> tokens, Span<float> logits) => Thread.Sleep(2);
 
