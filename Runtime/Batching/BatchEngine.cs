@@ -17,8 +17,10 @@ namespace OnnxGpt.Runtime.Batching;
 /// <item><b>Joining and leaving between steps.</b> A request takes a free slot (or waits in a bounded queue; beyond
 /// it, <see cref="Submit"/> throws <see cref="BatchEngineBusyException"/>). Its prompt is fed in chunks of
 /// <see cref="BatchEngineOptions.PrefillChunkTokens"/>, one chunk per step beside the decoding rows, so the others
-/// are held up by one chunk, not by a whole prompt. It leaves when it finishes (max tokens, stop token or string, end
-/// of text, full slot) or is cancelled, and its slot is free at the next step.</item>
+/// are held up by one chunk, not by a whole prompt; one that arrives during a decoding step with a slot free stops that
+/// step at its next operator, so its first chunk runs at once (<see cref="BatchEngineOptions.InterruptDecodingForNewRequests"/>).
+/// It leaves when it finishes (max tokens, stop token or string, end of text, full slot) or is cancelled, and its
+/// slot is free at the next step.</item>
 /// <item><b>Everything per sequence.</b> Sampling options, seed, stop strings, a logits processor, streaming and the
 /// finish reason belong to the request; a seeded request picks the same tokens whatever else is in the batch, a
 /// greedy one exactly the tokens it picks alone.</item>
@@ -49,6 +51,10 @@ public sealed class BatchEngine : IDisposable
     private volatile bool _stopping;
     private bool _disposed;
     private int _admitted;   // requests queued or holding a slot
+    private long _runningSince;   // when the run going on now began (0 between runs), for a submitted request's timeline
+    private bool _interruptible;  // (under _lock) the run going on now is a decoding one a joining request may interrupt
+    private bool _interrupting;   // (under _lock) a joining request has interrupted it
+    private bool _interruptedLast; // the last decoding run was interrupted: the next one is not, so the decoding rows go on
 
     // Statistics, written by the engine's thread.
     private int _active;
@@ -58,6 +64,7 @@ public sealed class BatchEngine : IDisposable
     private long _fedTokens;
     private long _steadyBytes;
     private long _steadyTokens;
+    private long _interruptions;
 
     private BatchEngine(GptModel model, BatchEngineOptions options, ILogger logger)
     {
@@ -136,7 +143,8 @@ public sealed class BatchEngine : IDisposable
 
         long tokens = Interlocked.Read(ref _steadyTokens);
         return new BatchEngineStatistics(Slots, Volatile.Read(ref _active), Volatile.Read(ref _idle), queued, Interlocked.Read(ref _steps),
-            Interlocked.Read(ref _generated), Interlocked.Read(ref _fedTokens), tokens == 0 ? double.NaN : (double)Interlocked.Read(ref _steadyBytes) / tokens);
+            Interlocked.Read(ref _generated), Interlocked.Read(ref _fedTokens), tokens == 0 ? double.NaN : (double)Interlocked.Read(ref _steadyBytes) / tokens,
+            Interlocked.Read(ref _interruptions));
     }
 
     /// <summary>
@@ -195,8 +203,15 @@ public sealed class BatchEngine : IDisposable
             }
 
             _admitted++;
+            request.MarkRunInFlight(Volatile.Read(ref _runningSince));
             _queue.Enqueue(request);
             OnnxGptTelemetry.QueueLength.Add(1);
+            if (_interruptible && !_interrupting && _admitted <= Slots)
+            {
+                // A slot is free for it: stop the decoding run in flight, so its prompt runs now instead of after it.
+                _interrupting = true;
+                _step.Interrupt();
+            }
         }
 
         if (cancellationToken.CanBeCanceled)
@@ -315,7 +330,7 @@ public sealed class BatchEngine : IDisposable
                     ? Math.Min(_rows[b]!.Pending, Options.PrefillChunkTokens) : 0;
             }
 
-            sampled += RunAndSample(ref changed);
+            sampled += RunAndSample(ref changed, interruptible: false);
             ran = true;
         }
 
@@ -329,7 +344,9 @@ public sealed class BatchEngine : IDisposable
 
         if (any)
         {
-            sampled += RunAndSample(ref changed);
+            long interruptions = _interruptions;
+            sampled += RunAndSample(ref changed, interruptible: Options.InterruptDecodingForNewRequests && !_interruptedLast);
+            _interruptedLast = _interruptions != interruptions;
             ran = true;
         }
 
@@ -346,11 +363,63 @@ public sealed class BatchEngine : IDisposable
 
     /// <summary>
     /// Runs the step on <see cref="_feed"/>, then samples the next token of every fed row whose tokens are all fed,
-    /// streams it, and lets a finished request leave. Returns how many tokens it sampled.
+    /// streams it, and lets a finished request leave. Returns how many tokens it sampled. An
+    /// <paramref name="interruptible"/> run (rows decoding, no prompt) stops when a request that can take a slot
+    /// arrives meanwhile: it then samples nothing, and its rows are fed again after the newcomer's prompt.
     /// </summary>
-    private int RunAndSample(ref bool changed)
+    private int RunAndSample(ref bool changed, bool interruptible)
     {
-        _step.Run(_feed, null);
+        long started = Stopwatch.GetTimestamp();
+        for (int b = 0; b < Slots; b++)
+        {
+            if (_feed[b] > 0 && _owners[b]!.GeneratedTokens == 0)
+            {
+                _owners[b]!.MarkPromptRun(started);
+            }
+        }
+
+        Volatile.Write(ref _runningSince, started);
+        bool interrupted = false;
+        if (interruptible)
+        {
+            lock (_lock)
+            {
+                _interruptible = true;
+            }
+        }
+
+        try
+        {
+            _step.Run(_feed, null);
+        }
+        catch (StepInterruptedException)
+        {
+            interrupted = true;
+        }
+        finally
+        {
+            Volatile.Write(ref _runningSince, 0);
+            if (interruptible)
+            {
+                lock (_lock)
+                {
+                    _interruptible = false;
+                    if (_interrupting)
+                    {
+                        _interrupting = false;
+                        _step.Resume();   // whether the run stopped or finished first
+                    }
+                }
+            }
+        }
+
+        if (interrupted)
+        {
+            Interlocked.Increment(ref _interruptions);
+            changed = true;
+            return 0;
+        }
+
         int rows = 0;
         foreach (int f in _feed)
         {
@@ -375,6 +444,11 @@ public sealed class BatchEngine : IDisposable
             if (sequence.Pending > 0)
             {
                 continue;   // more of its prompt to come
+            }
+
+            if (owner.GeneratedTokens == 0)
+            {
+                owner.MarkPromptFed(now);
             }
 
             int token = sequence.Next(_step.Logits(b), _scratch, now);

@@ -15,6 +15,10 @@ namespace OnnxGpt.Runtime.Batching;
 /// Managed bytes the engine's thread allocated per generated token in steps where no request joined or left (the
 /// steady state; with text, each token's piece is one small string); NaN before any such step.
 /// </param>
+/// <param name="InterruptedRuns">
+/// Decoding runs stopped part-way for a joining request (see <see cref="BatchEngineOptions.InterruptDecodingForNewRequests"/>);
+/// their rows were fed again after its prompt.
+/// </param>
 public readonly record struct BatchEngineStatistics(
     int Slots,
     int ActiveSequences,
@@ -23,7 +27,8 @@ public readonly record struct BatchEngineStatistics(
     long Steps,
     long GeneratedTokens,
     long FedTokens,
-    double ManagedBytesPerToken)
+    double ManagedBytesPerToken,
+    long InterruptedRuns = 0)
 {
     /// <summary>Slots a new request can take now without waiting: empty ones and those of idle conversations.</summary>
     public int FreeSlots => Slots - ActiveSequences;

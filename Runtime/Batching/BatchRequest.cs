@@ -24,6 +24,11 @@ public sealed class BatchRequest
     private volatile FinishReason _finishReason;
     private long _fed;
     private int _generated;
+    private long _runInFlightSince;
+    private long _placedAt;
+    private long _promptStartedAt;
+    private long _promptFedAt;
+    private long _firstTokenAt;
 
     internal BatchRequest(int[] prompt, GenerationOptions options, LogitsProcessor? logitsProcessor, Action wake)
     {
@@ -57,6 +62,13 @@ public sealed class BatchRequest
 
     /// <summary>Completes when it has left the engine: finished, cancelled or failed (then faulted with the error).</summary>
     public Task Completion => _completion.Task;
+
+    /// <summary>
+    /// Where its time to first token went, by the engine's clock: submitted, placed, prompt run, first token (each
+    /// 0 until reached; complete once its first token has been read).
+    /// </summary>
+    public BatchRequestTimeline Timeline => new(SubmittedAt, Volatile.Read(ref _runInFlightSince), Volatile.Read(ref _placedAt),
+        Volatile.Read(ref _promptStartedAt), Volatile.Read(ref _promptFedAt), Volatile.Read(ref _firstTokenAt));
 
     /// <summary>Its prompt and generated tokens, text and times once it finished (null before, and when it was cancelled or failed).</summary>
     public GenerationResult? Result { get; private set; }
@@ -114,15 +126,41 @@ public sealed class BatchRequest
 
     internal void Place(int slot, int reused)
     {
+        Volatile.Write(ref _placedAt, Stopwatch.GetTimestamp());
         _reused = reused;
         _slot = slot;
+    }
+
+    /// <summary>The engine's run going on when it was submitted began at <paramref name="timestamp"/> (0: none).</summary>
+    internal void MarkRunInFlight(long timestamp) => Volatile.Write(ref _runInFlightSince, timestamp);
+
+    /// <summary>A run that feeds some of its prompt begins at <paramref name="timestamp"/> (the first one counts).</summary>
+    internal void MarkPromptRun(long timestamp)
+    {
+        if (_promptStartedAt == 0)
+        {
+            Volatile.Write(ref _promptStartedAt, timestamp);
+        }
+    }
+
+    /// <summary>The run that fed the last of its prompt ended at <paramref name="timestamp"/>.</summary>
+    internal void MarkPromptFed(long timestamp)
+    {
+        if (_promptFedAt == 0)
+        {
+            Volatile.Write(ref _promptFedAt, timestamp);
+        }
     }
 
     internal void AddFed(int tokens) => Interlocked.Add(ref _fed, tokens);
 
     internal void Publish(GeneratedToken token)
     {
-        Interlocked.Increment(ref _generated);
+        if (Interlocked.Increment(ref _generated) == 1)
+        {
+            Volatile.Write(ref _firstTokenAt, Stopwatch.GetTimestamp());   // before the reader can see the token
+        }
+
         _tokens.Writer.TryWrite(token);
     }
 

@@ -59,6 +59,12 @@ public sealed class OnnxGptChatClient : IChatClient
     /// </summary>
     public const string IncompleteProperty = "incomplete";
 
+    /// <summary>
+    /// The key of the last update's <see cref="ChatResponseUpdate.AdditionalProperties"/> that holds, for a request
+    /// the batch engine ran, its <see cref="BatchRequestTimeline"/>: where its time to first token went.
+    /// </summary>
+    public const string TimelineProperty = "onnxgpt.timeline";
+
     /// <summary>Compiled response-format schemas kept, by their JSON text.</summary>
     private const int MaxCachedSchemas = 64;
 
@@ -465,9 +471,10 @@ public sealed class OnnxGptChatClient : IChatClient
             var last = Update(responseId, created, [new UsageContent(usage)]);
             last.FinishReason = ToChatFinishReason(request.FinishReason);
             telemetry.Finish(tokens.Length, request.GeneratedTokens, last.FinishReason?.Value, responseId);
+            last.AdditionalProperties = new() { [TimelineProperty] = request.Timeline };
             if (request.Result?.ConstraintComplete == false)
             {
-                last.AdditionalProperties = new() { [IncompleteProperty] = true };
+                last.AdditionalProperties[IncompleteProperty] = true;
             }
 
             yield return last;

@@ -8,7 +8,7 @@ namespace OnnxGpt.Runtime.DependencyInjection;
 /// Settings of the model and chat client that <c>services.AddOnnxGpt(...)</c> registers, bindable from
 /// configuration (by convention the <see cref="SectionName"/> section of <c>appsettings.json</c>):
 /// <code>
-/// "OnnxGpt": { "ModelPath": "models/demo", "ExecutionProviders": "cpu", "MaxOutputTokens": 128 }
+/// "OnnxGpt": { "ModelPath": "models/demo", "ExecutionProviders": "cpu", "MaxOutputTokens": 128, "BatchSlots": 8 }
 /// </code>
 /// Generation settings left null take the model's own defaults (its metadata).
 /// </summary>
@@ -34,6 +34,18 @@ public sealed class OnnxGptOptions
 
     /// <summary>Finished conversations kept with their KV caches (see <see cref="OnnxGptChatClientOptions.MaxCachedConversations"/>); 0 turns reuse off.</summary>
     public int MaxCachedConversations { get; set; } = 4;
+
+    /// <summary>
+    /// Sequences the chat client's batch engine decodes together on a fused graph, so concurrent requests share each
+    /// step (see <see cref="OnnxGptChatClientOptions.BatchSlots"/>); 0: one generator per request.
+    /// </summary>
+    public int BatchSlots { get; set; } = 4;
+
+    /// <summary>With the batch engine: requests that may wait for a slot before one is refused (see <see cref="OnnxGptChatClientOptions.MaxQueuedRequests"/>).</summary>
+    public int MaxQueuedRequests { get; set; } = 64;
+
+    /// <summary>With the batch engine: most prompt tokens a joining request feeds per step (see <see cref="OnnxGptChatClientOptions.PrefillChunkTokens"/>).</summary>
+    public int PrefillChunkTokens { get; set; } = 128;
 
     /// <summary>Drop a conversation's oldest messages when it does not fit the context (see <see cref="OnnxGptChatClientOptions.DropOldMessages"/>).</summary>
     public bool DropOldMessages { get; set; }
@@ -89,6 +101,9 @@ public sealed class OnnxGptOptions
         {
             ModelId = ModelId,
             MaxCachedConversations = MaxCachedConversations,
+            BatchSlots = BatchSlots,
+            MaxQueuedRequests = MaxQueuedRequests,
+            PrefillChunkTokens = PrefillChunkTokens,
             DropOldMessages = DropOldMessages,
             ChatTemplate = withTemplate && ChatTemplate is { } template ? new ChatTemplate(template.ToSpec()) : null,
             DefaultGenerationOptions = new GenerationOverrides

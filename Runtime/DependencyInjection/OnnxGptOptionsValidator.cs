@@ -23,6 +23,20 @@ internal sealed class OnnxGptOptionsValidator : IValidateOptions<OnnxGptOptions>
             failures.Add($"{OnnxGptOptions.SectionName}:{nameof(OnnxGptOptions.ExecutionProviders)}/{nameof(OnnxGptOptions.IntraOpThreads)}: {e.Message}");
         }
 
+        // The batch engine's settings each on their own (the chat client's check stops at its first problem).
+        foreach (var (setting, value, least, meaning) in new[]
+        {
+            (nameof(OnnxGptOptions.BatchSlots), options.BatchSlots, 0, "0: one generator per request"),
+            (nameof(OnnxGptOptions.MaxQueuedRequests), options.MaxQueuedRequests, 0, "0: no queue, a request finding every slot busy is refused"),
+            (nameof(OnnxGptOptions.PrefillChunkTokens), options.PrefillChunkTokens, 1, "prompt tokens per step"),
+        })
+        {
+            if (value < least)
+            {
+                failures.Add($"{OnnxGptOptions.SectionName}:{setting} must be at least {least} ({meaning}); found {value}.");
+            }
+        }
+
         try
         {
             options.ToChatClientOptions(new GenerationOptions(), withTemplate: false).Validate();

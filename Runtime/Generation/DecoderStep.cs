@@ -51,6 +51,7 @@ internal abstract unsafe class DecoderStep : IDisposable
     private NativeBuffer<long>? _positions;
     private NativeBuffer<long>? _mask;
     private NativeBuffer<float>? _wideLogits;
+    private volatile bool _interrupted;
     private bool _disposed;
 
     protected DecoderStep(GptModel model, Sequence?[] rows, bool useCache)
@@ -125,6 +126,26 @@ internal abstract unsafe class DecoderStep : IDisposable
     /// that each row keeps at most all but its last token cached (the next step feeds that token again and has logits).
     /// </summary>
     public abstract void Rewind();
+
+    /// <summary>
+    /// From another thread: stops the run in flight at its next operator (ONNX Runtime's terminate flag). That
+    /// <see cref="Run"/> then throws <see cref="StepInterruptedException"/> having moved no sequence on (a row's new
+    /// keys and values count as cached only once the run has finished), so feeding the same rows again computes the
+    /// same values over whatever the stopped run had written; their logits are those of that next run. Every run
+    /// fails so until <see cref="Resume"/>.
+    /// </summary>
+    public void Interrupt()
+    {
+        _interrupted = true;
+        _runOptions.Terminate = true;
+    }
+
+    /// <summary>Lets runs go on after <see cref="Interrupt"/>.</summary>
+    public void Resume()
+    {
+        _runOptions.Terminate = false;
+        _interrupted = false;
+    }
 
     /// <summary>Sizes the buffers for <paramref name="capacity"/> tokens per row, keeping the cache.</summary>
     public void Reserve(int capacity)
@@ -266,6 +287,10 @@ internal abstract unsafe class DecoderStep : IDisposable
         try
         {
             Model.Session.RunWithBinding(_runOptions, _binding);
+        }
+        catch (OnnxRuntimeException e) when (_interrupted)
+        {
+            throw new StepInterruptedException($"{Model.ModelPath}: a step of {t} new and {past} cached tokens was interrupted.", e);
         }
         catch (OnnxRuntimeException e)
         {

@@ -8,7 +8,11 @@ namespace OnnxGpt.Bench.Load;
 /// <param name="Gaps">Seconds between consecutive pieces of text.</param>
 /// <param name="Tokens">Tokens generated, from the response's usage.</param>
 /// <param name="Text">The generated text.</param>
-public sealed record ClientRun(int Prompt, double Submitted, double FirstToken, double LastToken, IReadOnlyList<double> Gaps, int Tokens, string Text)
+/// <param name="Timings">When asked for: the server's <c>timings</c> (milliseconds from when it began handling the request to
+/// each step of the first token: submitted_ms, run_in_flight_since_ms, placed_ms, prompt_started_ms, prompt_fed_ms,
+/// first_token_ms, first_sent_ms); null otherwise.</param>
+public sealed record ClientRun(int Prompt, double Submitted, double FirstToken, double LastToken, IReadOnlyList<double> Gaps, int Tokens, string Text,
+    IReadOnlyDictionary<string, double>? Timings = null)
 {
     public double TimeToFirstToken => FirstToken - Submitted;
 

@@ -13,9 +13,6 @@ namespace OnnxGpt.Bench.Load;
 /// </summary>
 public static class LoadBench
 {
-    private const int LateOthers = 7;
-    private const int LateTrials = 3;
-
     public static int Run(string[] args)
     {
         LoadOptions o;
@@ -39,15 +36,16 @@ public static class LoadBench
 
         var config = GptPresets.Get(o.Preset);
         int maxClients = o.Clients.Max();
-        int slots = Math.Max(maxClients, LateOthers + 1), latePrompt = slots;
+        int slots = Math.Max(maxClients, LateArrival.Others + 1), latePrompt = slots;
         var prompts = Prompts(slots + 1, o.PromptTokens, o.Seed);
         Console.WriteLine($"model: {o.Preset} ({config.ParameterCount:N0} parameters, seeded GPT-2 initialisation, seed {o.Seed}); {o.Threads} threads; " +
-            $"clients {string.Join(",", o.Clients)}; {o.PromptTokens}-token prompts, {o.NewTokens} new tokens, greedy; {o.Passes} passes; server slots {slots}");
+            $"clients {(o.LateOnly ? "none (--late-only)" : string.Join(",", o.Clients))}; {o.PromptTokens}-token prompts, {o.NewTokens} new tokens, greedy; {o.Passes} passes; " +
+            $"late-arrival trials {o.LateTrials}; server slots {slots}");
         var folders = o.Variants.ToDictionary(v => v, v => EnsureExported(o, v));
 
         var runs = new List<(string Variant, int Pass, int Clients, List<ClientRun> Clients2, double PeakMiB)>();
         var solo = new Dictionary<string, List<ClientRun>>();
-        var late = new Dictionary<string, List<(double Solo, double Late)>>();
+        var late = new Dictionary<string, List<LateArrival.Trial>>();
         var engineLines = new Dictionary<string, string>();
         Dictionary<string, Dictionary<int, List<double>>>? llama = null;
         for (int pass = 0; pass < o.Passes; pass++)
@@ -57,12 +55,22 @@ public static class LoadBench
                 using var server = ServerProcess.Start(o, folders[variant], slots);
                 using var http = new HttpClient { BaseAddress = new Uri(server.Url), Timeout = TimeSpan.FromMinutes(10) };
                 WarmUp(http, prompts, o);
+                if (o.LateOnly)
+                {
+                    // Every pass adds its trials: the passes alternate the exports, so both see the machine's drift.
+                    var trials = LateArrival.Measure(http, prompts, latePrompt, o.NewTokens, o.LateTrials);
+                    late[variant] = [.. late.GetValueOrDefault(variant) ?? [], .. trials];
+                    LateArrival.Report($"  pass {pass + 1} {variant}", trials);
+                    server.Stop();
+                    continue;
+                }
+
                 if (pass == 0)
                 {
                     solo[variant] = Solo(http, prompts, maxClients, o);
                     Console.WriteLine($"  {variant}: solo runs of {maxClients} prompts: TTFT p50 {1000 * Percentile(solo[variant].Select(r => r.TimeToFirstToken), 50):F0} ms, " +
                         $"{Percentile(solo[variant].Select(r => r.TokensPerSecond), 50):F1} tok/s");
-                    late[variant] = LateArrival(http, prompts, latePrompt, o);
+                    late[variant] = LateArrival.Measure(http, prompts, latePrompt, o.NewTokens, o.LateTrials);
                 }
 
                 foreach (int n in o.Clients)
@@ -80,10 +88,23 @@ public static class LoadBench
                 engineLines[variant] = server.Output.LastOrDefault(l => l.Contains("batch engine:", StringComparison.Ordinal) && l.Contains("steps", StringComparison.Ordinal)) ?? "(no engine counters)";
             }
 
-            if (pass == 0 && o.LlamaBench is not null)
+            if (pass == 0 && o.LlamaBench is not null && !o.LateOnly)
             {
                 llama = RunLlamaBench(o);
             }
+        }
+
+        if (o.LateOnly)
+        {
+            Console.WriteLine();
+            foreach (var variant in o.Variants)
+            {
+                LateArrival.Report(variant, late[variant]);
+            }
+
+            File.WriteAllText(Path.Combine(o.Work, "late-results.json"), JsonSerializer.Serialize(late, ResultsJson));
+            Console.WriteLine($"results written to {Path.Combine(o.Work, "late-results.json")}");
+            return 0;
         }
 
         Report(o, runs, solo, late, engineLines, llama);
@@ -176,48 +197,6 @@ public static class LoadBench
         return [.. tasks.Select(t => t.Result)];
     }
 
-    /// <summary>
-    /// A request that arrives while <see cref="LateOthers"/> others decode, against the same prompt alone: the time
-    /// to its first token, in <see cref="LateTrials"/> trials each.
-    /// </summary>
-    private static List<(double Solo, double Late)> LateArrival(HttpClient http, string[] prompts, int latePrompt, LoadOptions o)
-    {
-        var trials = new List<(double, double)>();
-        for (int t = 0; t < LateTrials; t++)
-        {
-            var clock = Stopwatch.StartNew();
-            double alone = StreamingClient.RunAsync(http, clock, latePrompt, prompts[latePrompt], 2).GetAwaiter().GetResult().TimeToFirstToken;
-            using var stop = new CancellationTokenSource();
-            int decoding = 0;
-            var others = Enumerable.Range(0, LateOthers).Select(i => Task.Run(() => StreamingClient.RunAsync(http, clock, i, prompts[i], o.NewTokens,
-                pieces => { if (pieces == 4) Interlocked.Increment(ref decoding); }, stop.Token))).ToArray();
-            while (Volatile.Read(ref decoding) < LateOthers)
-            {
-                if (others.FirstOrDefault(x => x.IsCompleted) is { } ended)
-                {
-                    throw new InvalidOperationException("a request meant to be decoding while another arrives ended first.", ended.Exception);
-                }
-
-                Thread.Sleep(1);
-            }
-
-            double withOthers = StreamingClient.RunAsync(http, clock, latePrompt, prompts[latePrompt], 2).GetAwaiter().GetResult().TimeToFirstToken;
-            stop.Cancel();
-            try
-            {
-                Task.WaitAll(others);
-            }
-            catch (AggregateException e) when (e.InnerExceptions.All(x => x is OperationCanceledException or HttpRequestException or IOException))
-            {
-            }
-
-            trials.Add((alone, withOthers));
-            Thread.Sleep(200);   // the others' slots free up
-        }
-
-        return trials;
-    }
-
     private static Dictionary<string, Dictionary<int, List<double>>> RunLlamaBench(LoadOptions o)
     {
         var parallel = o.Clients.Where(n => n is 1 or 4 or 8 or 16).ToArray();
@@ -294,7 +273,7 @@ public static class LoadBench
     }
 
     private static void Report(LoadOptions o, List<(string Variant, int Pass, int Clients, List<ClientRun> Clients2, double PeakMiB)> runs,
-        Dictionary<string, List<ClientRun>> solo, Dictionary<string, List<(double Solo, double Late)>> late, Dictionary<string, string> engineLines,
+        Dictionary<string, List<ClientRun>> solo, Dictionary<string, List<LateArrival.Trial>> late, Dictionary<string, string> engineLines,
         Dictionary<string, Dictionary<int, List<double>>>? llama)
     {
         static string F(double v, string f) => double.IsNaN(v) ? "–" : v.ToString(f, CultureInfo.InvariantCulture);
@@ -339,10 +318,7 @@ public static class LoadBench
                 }
             }
 
-            var l = late[variant];
-            var lateRatios = l.Select(x => x.Late / x.Solo).ToList();
-            Console.WriteLine($"{variant}: a request arriving while {LateOthers} others decode: first token after {1000 * Median(l.Select(x => x.Late)):F0} ms, alone {1000 * Median(l.Select(x => x.Solo)):F0} ms: " +
-                $"ratio {Median(lateRatios):F2} [{lateRatios.Min():F2}–{lateRatios.Max():F2}] over {l.Count} trials");
+            LateArrival.Report(variant, late[variant]);
             Console.WriteLine($"{variant}: {engineLines[variant]}");
         }
 
@@ -353,13 +329,19 @@ public static class LoadBench
         {
             o.Preset, o.Seed, o.Threads, o.PromptTokens, o.NewTokens, o.Passes,
             runs = runs.Select(r => new { r.Variant, r.Pass, r.Clients, r.PeakMiB, clients = r.Clients2 }),
-            late = late.ToDictionary(kv => kv.Key, kv => kv.Value.Select(x => new { solo = x.Solo, late = x.Late })),
+            late,
             llama,
-        }, new JsonSerializerOptions { WriteIndented = true, NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals }));
+        }, ResultsJson));
         Console.WriteLine($"results written to {Path.Combine(o.Work, "load-results.json")}");
     }
 
     private static double Median(IEnumerable<double> values) => Percentile(values, 50);
+
+    private static readonly JsonSerializerOptions ResultsJson = new()
+    {
+        WriteIndented = true,
+        NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals,
+    };
 
     /// <summary>Draws the chart again from a run's load-results.json.</summary>
     private static void Replot(LoadOptions o, string path)

@@ -9,10 +9,11 @@ public sealed record LoadOptions
         usage: onnxgpt-bench load --work DIR [--preset gpt2] [--seed 1] [--variants fused,int4] [--clients 1,2,4,8,16]
                                   [--prompt-tokens 16] [--new-tokens 128] [--passes 2] [--threads 2]
                                   [--onnxgpt PATH/onnxgpt.dll] [--llamabench PATH/llamabench.dll] [--chart FILE.png]
-                                  [--replot load-results.json]
+                                  [--late-trials 20] [--late-only] [--replot load-results.json]
           Starts `onnxgpt serve` on loopback for each variant and drives it with N concurrent streaming clients
           (/v1/completions, greedy); checks every client's text against its prompt's solo text; measures a request
-          that arrives while 7 others decode; with --llamabench, llama.cpp's batched decoding (--parallel) runs
+          that arrives while 7 others decode (--late-trials trials, arrivals spread over the step, its time to first token
+          split into parts by the server's timings; --late-only measures only that, in every pass); with --llamabench, llama.cpp's batched decoding (--parallel) runs
           between the passes, so both see the same machine. --replot draws the chart again from a run's results.
         """;
 
@@ -34,6 +35,12 @@ public sealed record LoadOptions
     public int Passes { get; init; } = 2;
 
     public int Threads { get; init; } = 2;
+
+    /// <summary>Trials of the late-arrival measurement (per pass with <see cref="LateOnly"/>, else in the first pass).</summary>
+    public int LateTrials { get; init; } = 20;
+
+    /// <summary>Measure only the late arrival (no client sweep, no llama.cpp), in every pass.</summary>
+    public bool LateOnly { get; init; }
 
     /// <summary>The built onnxgpt.dll; by default the Release build beside this benchmark's.</summary>
     public string Onnxgpt { get; init; } = Path.GetFullPath(Path.Combine(AppContext.BaseDirectory, "..", "..", "..", "..", "Cli", "bin", "Release", "net10.0", "onnxgpt.dll"));
@@ -66,6 +73,8 @@ public sealed record LoadOptions
                 "--new-tokens" => o with { NewTokens = Int() },
                 "--passes" => o with { Passes = Int() },
                 "--threads" => o with { Threads = Int() },
+                "--late-trials" => o with { LateTrials = Int() },
+                "--late-only" => o with { LateOnly = true },
                 "--onnxgpt" => o with { Onnxgpt = Value() },
                 "--llamabench" => o with { LlamaBench = Value() },
                 "--chart" => o with { Chart = Value() },

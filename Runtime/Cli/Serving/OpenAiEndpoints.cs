@@ -50,6 +50,7 @@ internal sealed class OpenAiEndpoints(OnnxGptChatClient client, ServerOptions op
     /// <summary><c>POST /v1/chat/completions</c> (<paramref name="chat"/>) or <c>POST /v1/completions</c>.</summary>
     public async Task CompleteAsync(HttpContext context, bool chat)
     {
+        long startedAt = Stopwatch.GetTimestamp();
         var clock = Stopwatch.StartNew();
         var cancellationToken = context.RequestAborted;
         string path = context.Request.Path;
@@ -118,7 +119,7 @@ internal sealed class OpenAiEndpoints(OnnxGptChatClient client, ServerOptions op
                 throw new OpenAiError(503, e.Message, code: "server_busy", type: OpenAiError.ServerError);
             }
 
-            var reply = new Reply(chat, request, client.ModelId, Stats, clock);
+            var reply = new Reply(chat, request, client.ModelId, Stats, clock, startedAt);
             usage = request.Stream
                 ? await StreamAsync(context, stream, more, reply, cancellationToken).ConfigureAwait(false)
                 : await RespondAsync(context, stream, more, reply, cancellationToken).ConfigureAwait(false);
@@ -310,15 +311,25 @@ internal sealed class OpenAiEndpoints(OnnxGptChatClient client, ServerOptions op
                 if (piece.Length > 0)
                 {
                     await SendAsync(reply.Chat ? Chunk(new JsonObject { ["content"] = piece }, null) : Chunk(piece, null)).ConfigureAwait(false);
+                    reply.Sent();
                 }
             }
 
             await SendAsync(reply.Chat ? Chunk(new JsonObject(), reply.FinishReason) : Chunk("", reply.FinishReason)).ConfigureAwait(false);
-            if (reply.Request.IncludeUsage)
+            if (reply.Request.IncludeUsage || reply.Request.IncludeTimings)
             {
                 var last = reply.Envelope(kind);
                 last["choices"] = new JsonArray();
-                last["usage"] = reply.UsageJson();
+                if (reply.Request.IncludeUsage)
+                {
+                    last["usage"] = reply.UsageJson();
+                }
+
+                if (reply.Request.IncludeTimings)
+                {
+                    last["timings"] = reply.TimingsJson();
+                }
+
                 await SendAsync(last).ConfigureAwait(false);
             }
         }
@@ -402,7 +413,7 @@ internal sealed class OpenAiEndpoints(OnnxGptChatClient client, ServerOptions op
     }
 
     /// <summary>What one response says about itself: id, times, model, finish reason and usage, gathered from the updates.</summary>
-    private sealed class Reply(bool chat, OpenAiRequest request, string modelId, ServerStats stats, Stopwatch clock)
+    private sealed class Reply(bool chat, OpenAiRequest request, string modelId, ServerStats stats, Stopwatch clock, long startedAt)
     {
         private readonly string _id = (chat ? "chatcmpl-" : "cmpl-") + Guid.NewGuid().ToString("N");
         private readonly long _created = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
@@ -417,6 +428,21 @@ internal sealed class OpenAiEndpoints(OnnxGptChatClient client, ServerOptions op
         public string? FinishReason { get; private set; }
 
         public UsageDetails? Usage { get; private set; }
+
+        /// <summary>The batch engine's account of the request's first token (none off the engine).</summary>
+        public BatchRequestTimeline? Timeline { get; private set; }
+
+        /// <summary>When the first piece of text had been written and flushed (0: not yet).</summary>
+        public long FirstSentAt { get; private set; }
+
+        /// <summary>A piece of text has been written and flushed.</summary>
+        public void Sent()
+        {
+            if (FirstSentAt == 0)
+            {
+                FirstSentAt = Stopwatch.GetTimestamp();
+            }
+        }
 
         public void Observe(ChatResponseUpdate update)
         {
@@ -433,6 +459,11 @@ internal sealed class OpenAiEndpoints(OnnxGptChatClient client, ServerOptions op
             if (update.FinishReason is { } reason)
             {
                 FinishReason = reason == ChatFinishReason.Length ? "length" : "stop";
+            }
+
+            if (update.AdditionalProperties?.TryGetValue(OnnxGptChatClient.TimelineProperty, out var timeline) == true && timeline is BatchRequestTimeline t)
+            {
+                Timeline = t;
             }
 
             if (update.Contents.OfType<UsageContent>().FirstOrDefault() is { } usage)
@@ -453,6 +484,27 @@ internal sealed class OpenAiEndpoints(OnnxGptChatClient client, ServerOptions op
             ["created"] = _created,
             ["model"] = modelId,
         };
+
+        /// <summary>
+        /// <c>stream_options.include_timings</c>: milliseconds from when the server began to handle the request to each
+        /// step of its first token (the engine's ones only when the batch engine ran it; null where not reached).
+        /// </summary>
+        public JsonObject TimingsJson()
+        {
+            var engine = Timeline ?? default;
+            return new JsonObject
+            {
+                ["submitted_ms"] = Ms(engine.Submitted),
+                ["run_in_flight_since_ms"] = Ms(engine.RunInFlightSince),
+                ["placed_ms"] = Ms(engine.Placed),
+                ["prompt_started_ms"] = Ms(engine.PromptStarted),
+                ["prompt_fed_ms"] = Ms(engine.PromptFed),
+                ["first_token_ms"] = Ms(engine.FirstToken),
+                ["first_sent_ms"] = Ms(FirstSentAt),
+            };
+
+            double? Ms(long timestamp) => timestamp == 0 ? null : Math.Round(Stopwatch.GetElapsedTime(startedAt, timestamp).TotalMilliseconds, 3);
+        }
 
         public JsonObject UsageJson() => new()
         {

@@ -31,6 +31,12 @@ internal sealed class OpenAiRequest
 
     public bool IncludeUsage { get; init; }
 
+    /// <summary>
+    /// Streaming: end with a chunk that also carries <c>timings</c>, where the time to the first token went (an
+    /// extension, <c>stream_options.include_timings</c>, as llama.cpp's server reports its own timings).
+    /// </summary>
+    public bool IncludeTimings { get; init; }
+
     /// <summary>Completion: return the prompt before the generated text.</summary>
     public bool Echo { get; init; }
 
@@ -93,7 +99,7 @@ internal sealed class OpenAiRequest
         }
 
         bool stream = Bool(root, "stream") ?? false;
-        bool includeUsage = false;
+        bool includeUsage = false, includeTimings = false;
         if (root.TryGetProperty("stream_options", out var streamOptions) && streamOptions.ValueKind != JsonValueKind.Null)
         {
             if (streamOptions.ValueKind != JsonValueKind.Object)
@@ -102,11 +108,12 @@ internal sealed class OpenAiRequest
             }
 
             includeUsage = Bool(streamOptions, "include_usage", "stream_options.include_usage") ?? false;
+            includeTimings = Bool(streamOptions, "include_timings", "stream_options.include_timings") ?? false;
         }
 
         var request = chat
-            ? new OpenAiRequest { Model = model, Messages = ReadMessages(root), Stream = stream, IncludeUsage = includeUsage, Options = options }
-            : new OpenAiRequest { Model = model, Prompt = ReadPrompt(root), Stream = stream, IncludeUsage = includeUsage, Options = options, Echo = Bool(root, "echo") ?? false };
+            ? new OpenAiRequest { Model = model, Messages = ReadMessages(root), Stream = stream, IncludeUsage = includeUsage, IncludeTimings = includeTimings, Options = options }
+            : new OpenAiRequest { Model = model, Prompt = ReadPrompt(root), Stream = stream, IncludeUsage = includeUsage, IncludeTimings = includeTimings, Options = options, Echo = Bool(root, "echo") ?? false };
         foreach (var name in new[] { "tools", "functions", "tool_choice", "logit_bias", "suffix" })
         {
             if (root.TryGetProperty(name, out var value) && value.ValueKind != JsonValueKind.Null)

@@ -116,6 +116,43 @@ public sealed class BatchEngineTests
     }
 
     [TestMethod]
+    [DataRow(true)]
+    [DataRow(false)]
+    public async Task LateArrivalsGetTheirSoloTokensAndSoDoTheRowsTheyInterrupt(bool interrupt)
+    {
+        int[][] decoding = [[1, 2], [3, 4], [5, 6]];
+        var decodingOptions = Greedy with { MaxNewTokens = 55 };
+        var decodingSolo = decoding.Select(p => Solo(p, decodingOptions).Tokens).ToArray();
+        int[][] prompts = [.. Enumerable.Range(0, 8).Select(i => new[] { 10 + i, 20 + i, 30 + i })];
+        var solo = prompts.Select(p => Solo(p, Greedy with { MaxNewTokens = 3 }).Tokens).ToArray();
+        using var engine = BatchEngine.Start(Model, new BatchEngineOptions { Slots = 4, InterruptDecodingForNewRequests = interrupt });
+
+        // Rounds of three decoding requests and eight that arrive one after another while they decode, until a late
+        // one has interrupted a decoding run (a tiny model's runs are short, so most arrive between runs).
+        int rounds = 0;
+        while (rounds++ < (interrupt ? 40 : 3) && (!interrupt || engine.GetStatistics().InterruptedRuns == 0))
+        {
+            var others = decoding.Select(p => engine.Submit(p, decodingOptions)).ToArray();
+            var readers = others.Select(Read).ToArray();
+            await WaitForTokens(others[0], 2);
+            for (int i = 0; i < prompts.Length; i++)
+            {
+                var late = engine.Submit(prompts[i], Greedy with { MaxNewTokens = 3 });
+                CollectionAssert.AreEqual(solo[i], await Read(late), $"round {rounds}, late request {i}");
+            }
+
+            for (int i = 0; i < others.Length; i++)
+            {
+                CollectionAssert.AreEqual(decodingSolo[i], await readers[i], $"round {rounds}, decoding request {i}");
+            }
+        }
+
+        long interrupted = engine.GetStatistics().InterruptedRuns;
+        Console.WriteLine($"interrupt {interrupt}: {interrupted} decoding runs interrupted in {rounds - 1} rounds");
+        Assert.AreEqual(interrupt, interrupted > 0, $"{interrupted} decoding runs interrupted in {rounds - 1} rounds of 8 late requests");
+    }
+
+    [TestMethod]
     public async Task CancellingOrAbandoningARequestFreesItsSlot()
     {
         using var engine = BatchEngine.Start(Model, new BatchEngineOptions { Slots = 1, MaxQueuedRequests = 4, MaxIdleConversations = 0 });
@@ -225,6 +262,34 @@ public sealed class BatchEngineTests
         var stats = engine.GetStatistics();
         Console.WriteLine($"engine: {stats.ManagedBytesPerToken:F1} managed bytes per token in steady state, {stats.Steps} steps, {stats.GeneratedTokens} tokens");
         Assert.IsLessThan(64.0, stats.ManagedBytesPerToken, $"{stats.ManagedBytesPerToken:F1} bytes per token on the engine's thread");
+    }
+
+    [TestMethod]
+    public async Task TimelineSaysWhereTheFirstTokenWent()
+    {
+        using var engine = BatchEngine.Start(Model, new BatchEngineOptions { Slots = 2 });
+        var alone = engine.Submit([1, 2, 3], Greedy with { MaxNewTokens = 2 });
+        await Read(alone);
+        var t = alone.Timeline;
+        long[] order = [t.Submitted, t.Placed, t.PromptStarted, t.PromptFed, t.FirstToken];
+        for (int i = 1; i < order.Length; i++)
+        {
+            Assert.IsGreaterThanOrEqualTo(order[i - 1], order[i], $"step {i} of the timeline comes before step {i - 1}: {t}");
+        }
+
+        Assert.IsGreaterThan(0L, t.Submitted);
+        var parts = t.WaitedForSlot + t.WaitedForRun + t.PromptRuns + t.Sampling;
+        Assert.IsLessThan(1.0, Math.Abs((t.TimeToFirstToken - parts).TotalMicroseconds), $"the parts add up to {parts}, not {t.TimeToFirstToken}");
+
+        // Submitted while another decodes: the run then in flight began before it (or none was going on).
+        var decoding = engine.Submit([4, 5], Greedy with { MaxNewTokens = 40 }, Slow);
+        await WaitForTokens(decoding, 3);
+        var late = engine.Submit([6, 7, 8], Greedy with { MaxNewTokens = 2 });
+        await Read(late);
+        Assert.IsTrue(late.Timeline.RunInFlightSince == 0 || late.Timeline.RunInFlightSince <= late.Timeline.Submitted, late.Timeline.ToString());
+        Assert.IsGreaterThan(0L, late.Timeline.FirstToken);
+        decoding.Cancel();
+        await Assert.ThrowsAsync<OperationCanceledException>(() => decoding.Completion);
     }
 
     /// <summary>A logits processor that changes nothing but takes 2 ms a token, so a request is still decoding when the test acts.</summary>

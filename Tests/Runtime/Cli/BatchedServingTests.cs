@@ -169,6 +169,48 @@ public sealed class BatchedServingTests
         Assert.AreEqual(HttpStatusCode.OK, served.StatusCode);
     }
 
+    [TestMethod]
+    public async Task TimingsAskedForSplitTheFirstTokenInOrder()
+    {
+        await WaitIdleAsync();
+        var body = JsonSerializer.Serialize(new
+        {
+            model = ModelId, prompt = "Time me", max_tokens = 3, temperature = 0, stream = true,
+            stream_options = new { include_usage = true, include_timings = true },
+        });
+        var request = new HttpRequestMessage(HttpMethod.Post, "/v1/completions") { Content = new StringContent(body, Encoding.UTF8, "application/json") };
+        using var response = await Http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, Cancel);
+        var lines = (await response.Content.ReadAsStringAsync(Cancel)).Split('\n').Where(l => l.StartsWith("data: {", StringComparison.Ordinal)).ToList();
+        using var last = JsonDocument.Parse(lines[^1]["data: ".Length..]);
+        Assert.AreEqual(3, last.RootElement.GetProperty("usage").GetProperty("completion_tokens").GetInt32());
+        var timings = last.RootElement.GetProperty("timings");
+        Assert.AreEqual(JsonValueKind.Null, timings.GetProperty("run_in_flight_since_ms").ValueKind, "the engine was idle when the request came");
+        string[] order = ["submitted_ms", "placed_ms", "prompt_started_ms", "prompt_fed_ms", "first_token_ms", "first_sent_ms"];
+        double previous = 0;
+        foreach (string name in order)
+        {
+            double ms = timings.GetProperty(name).GetDouble();
+            Assert.IsGreaterThanOrEqualTo(previous, ms, $"{name} ({ms} ms) comes before the step ahead of it ({previous} ms): {timings}");
+            previous = ms;
+        }
+
+        Assert.IsLessThan(20_000.0, previous);
+        foreach (string line in lines.SkipLast(1))
+        {
+            StringAssert.DoesNotMatch(line, new System.Text.RegularExpressions.Regex("timings"), "only the last chunk carries them");
+        }
+
+        // Not asked for: none.
+        var plain = await StreamLinesAsync("Time me", 2);
+        Assert.IsFalse(plain.Any(l => l.Contains("timings", StringComparison.Ordinal)), string.Join("\n", plain));
+    }
+
+    private async Task<List<string>> StreamLinesAsync(string prompt, int tokens)
+    {
+        using var response = await SendStreamingAsync(prompt, tokens);
+        return [.. (await response.Content.ReadAsStringAsync(Cancel)).Split('\n').Where(l => l.StartsWith("data: ", StringComparison.Ordinal))];
+    }
+
     private static ChatOptions Greedy(int tokens) => new() { Temperature = 0, MaxOutputTokens = tokens };
 
     private static StringContent Body(string prompt, int tokens, bool stream) => new(

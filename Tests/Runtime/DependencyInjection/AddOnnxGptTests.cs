@@ -40,6 +40,9 @@ public sealed class AddOnnxGptTests
             ["OnnxGpt:ExecutionProviders"] = "cpu",
             ["OnnxGpt:IntraOpThreads"] = "1",
             ["OnnxGpt:MaxCachedConversations"] = "2",
+            ["OnnxGpt:BatchSlots"] = "3",
+            ["OnnxGpt:MaxQueuedRequests"] = "5",
+            ["OnnxGpt:PrefillChunkTokens"] = "32",
             ["OnnxGpt:MaxOutputTokens"] = "3",
             ["OnnxGpt:Temperature"] = "0",
             ["OnnxGpt:DropOldMessages"] = "true",
@@ -62,6 +65,7 @@ public sealed class AddOnnxGptTests
         Assert.AreEqual(new CpuProvider(IntraOpThreads: 1), model.Providers.Single());
         Assert.AreEqual("tiny-chat", chat.GetService<ChatClientMetadata>()!.DefaultModelId);
         Assert.AreEqual(2, client.Options.MaxCachedConversations);
+        Assert.AreEqual((3, 5, 32), (client.Options.BatchSlots, client.Options.MaxQueuedRequests, client.Options.PrefillChunkTokens));
         Assert.AreEqual(7, client.Options.DefaultGenerationOptions!.TopK);
         Assert.IsTrue(client.Options.DropOldMessages);
         var spec = ((ChatTemplate)client.Template).Spec;
@@ -86,6 +90,7 @@ public sealed class AddOnnxGptTests
             {
                 o.ExecutionProviders = "gpu-please";
                 o.MaxCachedConversations = -1;
+                o.BatchSlots = -2;
                 o.ChatTemplate = new ChatTemplateOptions { UserMessage = "Q:" };
             })
             .BuildServiceProvider();
@@ -93,6 +98,7 @@ public sealed class AddOnnxGptTests
         StringAssert.Contains(e.Message, "OnnxGpt:ModelPath is required");
         StringAssert.Contains(e.Message, "gpu-please");
         StringAssert.Contains(e.Message, "MaxCachedConversations");
+        StringAssert.Contains(e.Message, "BatchSlots");
         StringAssert.Contains(e.Message, "OnnxGpt:ChatTemplate: 'user' must contain {content}");
     }
 
