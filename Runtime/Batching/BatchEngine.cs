@@ -384,7 +384,7 @@ public sealed class BatchEngine : IDisposable
             }
 
             sampled++;
-            owner.Publish(new GeneratedToken(b, token, sequence.Text?.Piece ?? string.Empty, sequence.FinishReason));
+            owner.Publish(new GeneratedToken(b, token, sequence.Text?.Piece ?? string.Empty, sequence.FinishReason, sequence.LastLogProbs));
             if (sequence.FinishReason != FinishReason.None)
             {
                 Leave(b, keep: true);
