@@ -114,6 +114,9 @@ public sealed class Generator : IDisposable
     /// </summary>
     public long ProcessedTokens => _fed;
 
+    /// <summary>Token positions fed to the model summed over rows (a prompt shared by several rows counts once).</summary>
+    internal long FedPositions { get; private set; }
+
     /// <summary>Rows in the batch; 0 until the first append.</summary>
     public int BatchSize => _rows.Length;
 
@@ -692,6 +695,7 @@ public sealed class Generator : IDisposable
             foreach (int fed in _feed)
             {
                 most = Math.Max(most, fed);
+                FedPositions += fed;
             }
 
             _fed += most;
