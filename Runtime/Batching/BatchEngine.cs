@@ -156,7 +156,22 @@ public sealed class BatchEngine : IDisposable
         ArgumentNullException.ThrowIfNull(options);
         ObjectDisposedException.ThrowIf(_disposed, this);
         options.Validate();
+        if (options.IsBeamSearch || options.NumReturnSequences > 1)
+        {
+            throw new ArgumentException(
+                $"the batch engine decodes one sequence per request; beam search ({options.NumBeams} beams) and several sequences per prompt " +
+                $"({options.NumReturnSequences}) run on a Generator (GptModel.CreateGenerator).", nameof(options));
+        }
+
         int vocab = _model.Config.VocabSize;
+        foreach (int biased in options.LogitBias.Keys)
+        {
+            if (biased >= vocab)
+            {
+                throw new OnnxGptException($"LogitBias names token {biased}, outside the model's vocabulary of {vocab} tokens (valid ids are 0 to {vocab - 1}).");
+            }
+        }
+
         var tokens = prompt.ToArray();
         if (tokens.Length == 0)
         {

@@ -171,6 +171,9 @@ public sealed class Generator : IDisposable
     /// <summary>How many tokens of <see cref="GetSequence"/> came before the generation that followed the last append.</summary>
     public int GetPromptLength(int row) => Row(row).PromptLength;
 
+    /// <summary>The log-probabilities of the row's tokens generated since the last append (null unless <see cref="GenerationOptions.TopLogProbs"/> is set).</summary>
+    public IReadOnlyList<TokenLogProbs>? GetLogProbs(int row) => Row(row).LogProbs;
+
     /// <summary>The text generated for the row since the last append (null without a tokenizer).</summary>
     public string? GetText(int row) => Row(row).Text?.Text;
 
