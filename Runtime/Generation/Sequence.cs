@@ -168,8 +168,8 @@ internal sealed class Sequence
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public int Next(Span<float> logits, Span<float> scratch, long now)
     {
-        bool record = _logProbs is not null;
-        if (record && (LogitsProcessor is not null || Constraint is not null))
+        bool record = _logProbs is not null, changed = LogitsProcessor is not null || Constraint is not null;
+        if (record && changed)
         {
             _rawLogits ??= new float[logits.Length];
             logits.CopyTo(_rawLogits);   // the processor and the constraint change the logits in place; the raw ones are reported
@@ -180,7 +180,7 @@ internal sealed class Sequence
         int token = _sampler.Sample(logits, Tokens, PromptLength, scratch);
         if (record)
         {
-            _logProbs!.Add(Record(_rawLogits ?? logits, token, _sampler.LastLogProb, Options.TopLogProbs!.Value));
+            _logProbs!.Add(Record(changed ? _rawLogits : logits, token, _sampler.LastLogProb, Options.TopLogProbs!.Value));
         }
 
         Accept(token, now);

@@ -1,5 +1,7 @@
 using OnnxGpt.Exporter;
+using OnnxGpt.Exporter.Checkpoints;
 using OnnxGpt.Exporter.Onnx;
+using OnnxGpt.Runtime.Constraints;
 using OnnxGpt.Runtime.Generation;
 using OnnxGpt.Runtime.Model;
 using OnnxGpt.Tests.Support;
@@ -79,6 +81,40 @@ public sealed class SequencesPerPromptTests
                 result.Ids.Take(prompt.Length + i).ToList(), prompt.Length, options);
             var scaled = ReferenceDecoding.LogSoftmax([.. processed.Select(x => greedy ? x : x / options.Temperature)]);
             Assert.AreEqual(scaled[lp.TokenId], lp.ProcessedLogProb, 1e-4, $"token {i}: processed log-probability");
+        }
+    }
+
+    [TestMethod]
+    public void LogProbsAfterAConstraintIsClearedAreThisStepsRawOnes()
+    {
+        // A row constrained for its first tokens, then free: the raw logits it reports must be each step's own, not a
+        // copy left over from the last constrained step.
+        var weights = HfCheckpoint.Load(TestPaths.TinyRandomGpt2);
+        using var tmp = new TempFolder();
+        using var model = GptModel.Load(ChatModels.ExportTinyGpt2(tmp));
+        var options = new GenerationOptions { DoSample = false, MaxNewTokens = 6, TopLogProbs = 3 };
+        using var generator = model.CreateGenerator(options);
+        generator.AppendText("Hello there");
+        int prompt = generator.Length;
+        generator.SetConstraint(0, OutputConstraint.FromGrammar("root ::= [a-z ]+"));
+        generator.GenerateNextToken();
+        generator.GenerateNextToken();
+        generator.SetConstraint(0, null);
+        while (!generator.IsDone)
+        {
+            generator.GenerateNextToken();
+        }
+
+        var ids = generator.GetSequence(0).ToArray();
+        var logProbs = generator.GetLogProbs(0)!;
+        Assert.AreEqual(6, logProbs.Count);
+        for (int i = 0; i < logProbs.Count; i++)
+        {
+            var reference = ReferenceDecoding.LogSoftmax(ReferenceDecoding.NextLogits(weights, ids.Take(prompt + i).ToList()));
+            Assert.AreEqual(ids[prompt + i], logProbs[i].TokenId);
+            Assert.AreEqual(reference[logProbs[i].TokenId], logProbs[i].LogProb, 1e-4, $"token {i}: raw log-probability");
+            int best = Array.IndexOf(reference, reference.Max());
+            Assert.AreEqual(best, logProbs[i].Top[0].TokenId, $"token {i}: the raw distribution's most likely token");
         }
     }
 }
