@@ -21,6 +21,11 @@ namespace OnnxGpt.Runtime.Generation;
 /// (<c>True</c>): N finished; Never (<c>"never"</c>): as Heuristic, but with a positive length penalty the best
 /// candidate is judged at the longest length the search may reach. At the last step (max new tokens, or the context
 /// full) every live beam of a group not done joins its hypotheses with its score and full length.</item>
+/// <item>With a constraint (<see cref="GenerationOptions.Constraint"/>) every beam has its own state (a beam copied
+/// from another replays its tokens): its scores are masked after the processors, before the candidates are chosen,
+/// and the token it takes advances it. When fewer continuations are allowed than there are beams, fewer beams go on.
+/// A beam whose text is complete with nothing to follow can only take an end token (its hypothesis then competes as
+/// any other); with no end token at all it becomes a finished hypothesis as it stands.</item>
 /// <item>Lengths count each prompt's own tokens, so a batch of prompts of different lengths gives each what it gets
 /// alone (Hugging Face and ONNX Runtime count the left padding of a padded batch too).</item>
 /// </list>
@@ -166,6 +171,14 @@ internal sealed class BeamSearch
             int row = _order[g * n + i];
             var sequence = _rows[row]!;
             curLength = sequence.Length;
+            if (sequence.Constraint is { IsComplete: true, CanContinue: false } && _endTokens.Length == 0)
+            {
+                // Its text completes the constraint, nothing may follow and there is no end token to stop with: the
+                // beam is a finished hypothesis as it stands (as a sampled row stops with ConstraintComplete).
+                _finished[g].Add(_score[row] / Math.Pow(sequence.Length, _options.LengthPenalty), sequence.Tokens[promptLength..].ToArray(), ended: false);
+                continue;
+            }
+
             ProcessedLogProbs(row, sequence);
             double beamScore = _score[row];
             for (int v = 0; v < _vocab; v++)
@@ -212,29 +225,25 @@ internal sealed class BeamSearch
             }
         }
 
-        if (chosen < n)
-        {
-            throw new InvalidOperationException($"beam search found {chosen} continuations for {n} beams; the vocabulary of {_vocab} leaves too few tokens that are not end tokens.");
-        }
-
-        if (_finished[g].IsDone(ranked[0].Score, curLength, _maxLength[g], _options))
+        // Fewer continuations than beams (a constraint or a logit bias of -inf leaves few tokens): fewer beams go on.
+        if (chosen == 0 || _finished[g].IsDone(ranked[0].Score, curLength, _maxLength[g], _options))
         {
             _done[g] = true;
             return;
         }
 
-        MoveBeams(g, now);
+        MoveBeams(g, chosen, now);
     }
 
     /// <summary>
     /// The next beams take rows: the first child of a parent keeps the parent's row; the others go to rows no parent
     /// kept, as copies of their parent (made before any row appends its token). Then every new beam appends its token.
     /// </summary>
-    private void MoveBeams(int g, long now)
+    private void MoveBeams(int g, int count, long now)
     {
-        int n = _beams, first = g * n;
+        int first = g * _beams;
         Array.Clear(_claimed);
-        for (int i = 0; i < n; i++)
+        for (int i = 0; i < count; i++)
         {
             int parentRow = _order[first + _next[i].Beam];
             _newRow[i] = -1;
@@ -246,7 +255,7 @@ internal sealed class BeamSearch
         }
 
         int free = 0;
-        for (int i = 0; i < n; i++)
+        for (int i = 0; i < count; i++)
         {
             if (_newRow[i] >= 0)
             {
@@ -269,7 +278,7 @@ internal sealed class BeamSearch
             _newRow[i] = destination;
         }
 
-        for (int i = 0; i < n; i++)
+        for (int i = 0; i < count; i++)
         {
             int row = _newRow[i];
             _rows[row]!.Accept(_next[i].Token, now);
@@ -277,7 +286,7 @@ internal sealed class BeamSearch
             _order[first + i] = row;
         }
 
-        _live[g] = n;
+        _live[g] = count;
     }
 
     /// <summary>Every live beam joins the group's hypotheses with its score and its whole length; the group is done.</summary>

@@ -549,10 +549,28 @@ public sealed class Generator : IDisposable
             string? text = _tokenizer?.Decode(ended ? generated[..^1] : generated);
             var elapsed = Stopwatch.GetElapsedTime(lead.StartedAt);
             list.Add(new GenerationResult(group * Options.NumReturnSequences + rank, [.. prompt, .. generated], prompt.Length, text, reason,
-                elapsed, elapsed, Score: score, Prompt: group));
+                elapsed, elapsed, Score: score, Prompt: group)
+            {
+                ConstraintComplete = lead.Constraint is null ? null : Completes(lead.Constraint, ended ? generated[..^1] : generated),
+            });
         }
 
         return [.. list];
+    }
+
+    /// <summary>Whether <paramref name="tokens"/> complete the constraint <paramref name="state"/> follows (the state is reset and replays them).</summary>
+    private static bool Completes(ConstraintState state, int[] tokens)
+    {
+        state.Reset();
+        foreach (int token in tokens)
+        {
+            if (!state.TryAdvance(token))
+            {
+                return false;
+            }
+        }
+
+        return state.IsComplete;
     }
 
     /// <summary>

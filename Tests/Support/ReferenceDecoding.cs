@@ -77,7 +77,11 @@ internal static class ReferenceDecoding
     /// an end token among the first N finishes a hypothesis scored sum / (its length without the end token) ^ penalty;
     /// the others continue until N; done by early stopping's rule; the live beams join at the last step.
     /// </summary>
-    public static List<Hypothesis> BeamSearch(GptWeights weights, int[] prompt, GenerationOptions options, int[] endTokens)
+    /// <param name="mask">A constraint's mask, or null: given a beam's generated tokens and its processed scores, sets
+    /// those of the tokens that may not come next to −∞ (a beam left with fewer allowed tokens continues with them, and
+    /// fewer beams go on when fewer candidates remain).</param>
+    public static List<Hypothesis> BeamSearch(GptWeights weights, int[] prompt, GenerationOptions options, int[] endTokens,
+        Action<int[], double[]>? mask = null)
     {
         int n = options.NumBeams;
         int context = weights.Config.ContextLength;
@@ -107,6 +111,7 @@ internal static class ReferenceDecoding
             for (int b = 0; b < beams.Count; b++)
             {
                 var lp = Process(LogSoftmax(NextLogits(weights, beams[b].Seq)), beams[b].Seq, prompt.Length, options);
+                mask?.Invoke([.. beams[b].Seq.Skip(prompt.Length)], lp);
                 for (int v = 0; v < lp.Length; v++)
                 {
                     if (!double.IsNegativeInfinity(lp[v]))
@@ -136,7 +141,11 @@ internal static class ReferenceDecoding
             }
 
             int currentLength = beams[0].Seq.Count;
-            if (finished.Count >= n)
+            if (next.Count == 0)
+            {
+                done = true;   // every candidate ended
+            }
+            else if (finished.Count >= n)
             {
                 double worst = finished.Min(h => h.Score), best = top[0].Score, lp = options.LengthPenalty;
                 done = options.EarlyStopping switch

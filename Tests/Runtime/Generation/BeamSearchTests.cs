@@ -1,6 +1,8 @@
 using OnnxGpt.Contracts;
 using OnnxGpt.Exporter;
+using OnnxGpt.Exporter.Checkpoints;
 using OnnxGpt.Exporter.Onnx;
+using OnnxGpt.Runtime.Constraints;
 using OnnxGpt.Runtime.Generation;
 using OnnxGpt.Runtime.Model;
 using OnnxGpt.Tests.Support;
@@ -147,6 +149,78 @@ public sealed class BeamSearchTests
         }
 
         Assert.IsLessThanOrEqualTo(6, steps);
+    }
+
+    [TestMethod]
+    [DataRow(3, 1.0, BeamEarlyStopping.Heuristic, GraphFlavor.Portable, DisplayName = "portable, 3 beams, heuristic")]
+    [DataRow(4, 0.5, BeamEarlyStopping.Never, GraphFlavor.Fused, DisplayName = "fused, 4 beams, length penalty 0.5, never")]
+    [DataRow(6, 2.0, BeamEarlyStopping.Early, GraphFlavor.Portable, DisplayName = "portable, 6 beams (more than the first step allows), early")]
+    public void ConstrainedBeamsEqualTheReferenceUnderTheSameMask(int beams, double lengthPenalty, BeamEarlyStopping stopping, GraphFlavor flavor)
+    {
+        // tiny-random-gpt2 with its 1000-token BPE: each beam masked by its own constraint state before the candidates
+        // are chosen; the reference masks each beam from a fresh state over that beam's tokens.
+        var weights = HfCheckpoint.Load(TestPaths.TinyRandomGpt2);
+        using var tmp = TestPaths.NewTemp();
+        using var model = GptModel.Load(ChatModels.ExportTinyGpt2(tmp, graph: new GraphOptions { Flavor = flavor }));
+        var constraint = OutputConstraint.FromGrammar("""root ::= ("yes" | "no" | "maybe") ", " [a-z]{1,4} "." """);
+        var options = new GenerationOptions
+        {
+            NumBeams = beams, NumReturnSequences = beams, LengthPenalty = lengthPenalty, EarlyStopping = stopping, MaxNewTokens = 12,
+            Constraint = constraint,
+        };
+        using var generator = model.CreateGenerator(options);
+        generator.AppendText("The answer is");
+        int[] prompt = generator.GetSequence(0).ToArray();
+        var results = generator.GenerateAll();
+
+        int eos = model.Config.EosTokenId!.Value;
+        var tokenizer = model.Tokenizer!;
+        void Mask(int[] generated, double[] scores)
+        {
+            var state = constraint.Start(tokenizer, [eos]);
+            foreach (int token in generated)
+            {
+                state.Advance(token);
+            }
+
+            var probe = new float[scores.Length];
+            state.Apply(probe);
+            for (int v = 0; v < scores.Length; v++)
+            {
+                if (float.IsNegativeInfinity(probe[v]))
+                {
+                    scores[v] = double.NegativeInfinity;
+                }
+            }
+        }
+
+        int firstAllowed = constraint.Start(tokenizer, [eos]).AllowedTokenCount;
+        if (beams == 6)
+        {
+            Assert.IsLessThan(beams, firstAllowed, "test setup: the first step allows fewer tokens than there are beams");
+        }
+
+        var expected = ReferenceDecoding.BeamSearch(weights, prompt, options, [eos], Mask);
+        Assert.AreEqual(expected.Count, results.Count, "as many hypotheses as the reference");
+        Assert.IsTrue(results.Any(r => r.FinishReason == FinishReason.EndOfSequence), "test setup: some beam completes the grammar and ends");
+        var pattern = new System.Text.RegularExpressions.Regex("^(yes|no|maybe), [a-z]{1,4}\\.$");
+        for (int j = 0; j < results.Count; j++)
+        {
+            var got = results[j];
+            CollectionAssert.AreEqual(expected[j].Tokens, got.NewIds.ToArray(),
+                $"rank {j}: expected [{string.Join(",", expected[j].Tokens)}] ({expected[j].Score:F6}), got [{string.Join(",", got.NewIds)}] ({got.Score:F6}) '{got.Text}'");
+            AssertScore(expected[j], got, lengthPenalty, $"rank {j}");
+            if (got.FinishReason == FinishReason.EndOfSequence)
+            {
+                StringAssert.Matches(got.Text, pattern, $"rank {j}");
+                Assert.IsTrue(got.ConstraintComplete, $"rank {j}");
+            }
+            else
+            {
+                Assert.AreEqual(FinishReason.MaxNewTokens, got.FinishReason, $"rank {j}");
+                Assert.AreEqual(pattern.IsMatch(got.Text!), got.ConstraintComplete, $"rank {j}: '{got.Text}'");
+            }
+        }
     }
 
     [TestMethod]
