@@ -164,7 +164,22 @@ public sealed class BatchEngine : IDisposable
         ArgumentNullException.ThrowIfNull(options);
         ObjectDisposedException.ThrowIf(_disposed, this);
         options.Validate();
+        if (options.IsBeamSearch || options.NumReturnSequences > 1)
+        {
+            throw new ArgumentException(
+                $"the batch engine decodes one sequence per request; beam search ({options.NumBeams} beams) and several sequences per prompt " +
+                $"({options.NumReturnSequences}) run on a Generator (GptModel.CreateGenerator).", nameof(options));
+        }
+
         int vocab = _model.Config.VocabSize;
+        foreach (int biased in options.LogitBias.Keys)
+        {
+            if (biased >= vocab)
+            {
+                throw new OnnxGptException($"LogitBias names token {biased}, outside the model's vocabulary of {vocab} tokens (valid ids are 0 to {vocab - 1}).");
+            }
+        }
+
         var tokens = prompt.ToArray();
         if (tokens.Length == 0)
         {
@@ -458,7 +473,7 @@ public sealed class BatchEngine : IDisposable
             }
 
             sampled++;
-            owner.Publish(new GeneratedToken(b, token, sequence.Text?.Piece ?? string.Empty, sequence.FinishReason));
+            owner.Publish(new GeneratedToken(b, token, sequence.Text?.Piece ?? string.Empty, sequence.FinishReason, sequence.LastLogProbs));
             if (sequence.FinishReason != FinishReason.None)
             {
                 Leave(b, keep: true);

@@ -19,17 +19,20 @@ namespace OnnxGpt.Runtime.Chat;
 /// <item><c>Temperature</c> (0 means greedy), <c>TopP</c>, <c>TopK</c>, <c>Seed</c> (as the sampler's 64-bit seed),
 /// <c>MaxOutputTokens</c>, <c>StopSequences</c> (added to the template's), <c>Instructions</c> (a system message
 /// before the others).</item>
-/// <item><c>PresencePenalty</c> p, which like Hugging Face's repetition penalty hits every token seen before once,
-/// becomes the repetition penalty <c>1 + p</c> for p ≥ 0 and <c>1 / (1 − p)</c> for p &lt; 0 (OpenAI's range −2..2
-/// maps to 1/3..3); <c>AdditionalProperties["repetition_penalty"]</c> sets it directly and wins.</item>
+/// <item><c>PresencePenalty</c> and <c>FrequencyPenalty</c> one to one to OpenAI's additive penalties
+/// (<see cref="GenerationOptions.PresencePenalty"/>, <see cref="GenerationOptions.FrequencyPenalty"/>).</item>
+/// <item><c>AdditionalProperties</c>: <c>repetition_penalty</c> (Hugging Face's, multiplicative), <c>logit_bias</c>
+/// (token id → bias, OpenAI's), <c>no_repeat_ngram_size</c>, <c>logprobs</c> (true) and <c>top_logprobs</c> (0..20:
+/// each update then carries its tokens' <see cref="TokenLogProbs"/> in <c>AdditionalProperties["logprobs"]</c>),
+/// and beam search: <c>num_beams</c>, <c>length_penalty</c>, <c>early_stopping</c> (true, false or "never"), whose
+/// best hypothesis is the reply, in one update at the end.</item>
 /// <item><c>ResponseFormat</c>: <see cref="ChatResponseFormat.Json"/> constrains the reply to any JSON value, and
 /// <c>ChatResponseFormat.ForJsonSchema(...)</c> to the JSON its schema accepts (<see cref="OutputConstraint"/>; the subset
 /// is in <c>docs/structured-output.md</c>; a schema outside it is refused), so that M.E.AI's <c>GetResponseAsync&lt;T&gt;</c>
 /// gets JSON that deserialises. A reply cut short by <c>MaxOutputTokens</c> or the context ends with
 /// <see cref="ChatFinishReason.Length"/> and <see cref="IncompleteProperty"/> true in the last update's <c>AdditionalProperties</c>
 /// (the reply message's, in a <see cref="ChatResponse"/>).</item>
-/// <item>Ignored, with a warning on the logger: <c>FrequencyPenalty</c> (the sampler has no per-count penalty),
-/// tools and tool mode, reasoning, background responses and continuation tokens, and message
+/// <item>Ignored, with a warning on the logger: tools and tool mode, reasoning, background responses and continuation tokens, and message
 /// contents that are not text. <c>ModelId</c> and <c>ConversationId</c> are ignored silently: the client serves one
 /// model, and finds a conversation's cache by its tokens.</item>
 /// </list>
@@ -67,6 +70,30 @@ public sealed class OnnxGptChatClient : IChatClient
 
     /// <summary>Compiled response-format schemas kept, by their JSON text.</summary>
     private const int MaxCachedSchemas = 64;
+
+    /// <summary>The key of <see cref="ChatOptions.AdditionalProperties"/> for OpenAI's logit bias (token id → −100..100).</summary>
+    public const string LogitBiasProperty = "logit_bias";
+
+    /// <summary>
+    /// The key of <see cref="ChatOptions.AdditionalProperties"/> that asks for log-probabilities (true), and of
+    /// <see cref="ChatResponseUpdate.AdditionalProperties"/> where each update carries its tokens' <see cref="TokenLogProbs"/> (an array).
+    /// </summary>
+    public const string LogProbsProperty = "logprobs";
+
+    /// <summary>The key of <see cref="ChatOptions.AdditionalProperties"/> for the alternatives per token (0..20; implies logprobs).</summary>
+    public const string TopLogProbsProperty = "top_logprobs";
+
+    /// <summary>The key of <see cref="ChatOptions.AdditionalProperties"/> for Hugging Face's no-repeat n-gram size.</summary>
+    public const string NoRepeatNgramSizeProperty = "no_repeat_ngram_size";
+
+    /// <summary>The key of <see cref="ChatOptions.AdditionalProperties"/> for beam search's beams.</summary>
+    public const string NumBeamsProperty = "num_beams";
+
+    /// <summary>The key of <see cref="ChatOptions.AdditionalProperties"/> for beam search's length penalty.</summary>
+    public const string LengthPenaltyProperty = "length_penalty";
+
+    /// <summary>The key of <see cref="ChatOptions.AdditionalProperties"/> for beam search's early stopping (true, false or "never").</summary>
+    public const string EarlyStoppingProperty = "early_stopping";
 
     /// <summary>The provider name in <see cref="ChatClientMetadata"/>.</summary>
     public const string ProviderName = "onnxgpt";
@@ -178,7 +205,7 @@ public sealed class OnnxGptChatClient : IChatClient
             prompt = FitToContext(list, prompt, generation.MaxNewTokens);
         }
 
-        return GenerateAsync(prompt, generation, trim: true, cancellationToken);
+        return GenerateAsync(EncodePrompt(prompt), generation, trim: true, cancellationToken);
     }
 
     /// <summary>
@@ -189,7 +216,25 @@ public sealed class OnnxGptChatClient : IChatClient
     {
         ArgumentNullException.ThrowIfNull(prompt);
         ObjectDisposedException.ThrowIf(_disposed, this);
-        return GenerateAsync(prompt, MapOptions(options, []), trim: false, cancellationToken);
+        return GenerateAsync(EncodePrompt(prompt), MapOptions(options, []), trim: false, cancellationToken);
+    }
+
+    /// <summary>Continues a prompt given as token ids (an OpenAI <c>/v1/completions</c> request with a token array).</summary>
+    /// <exception cref="OnnxGptException">A token id is outside the vocabulary (when the sequence starts).</exception>
+    public IAsyncEnumerable<ChatResponseUpdate> CompleteStreamingAsync(IReadOnlyList<int> promptTokens, ChatOptions? options = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(promptTokens);
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        return GenerateAsync([.. promptTokens], MapOptions(options, []), trim: false, cancellationToken);
+    }
+
+    /// <summary>The prompt's tokens, after the begin-of-sequence token when the tokenizer's files ask for one (Llama's &lt;s&gt;).</summary>
+    public int[] EncodePrompt(string prompt)
+    {
+        ArgumentNullException.ThrowIfNull(prompt);
+        var tokenizer = _model.Tokenizer!;
+        int[] tokens = tokenizer.Encode(prompt);
+        return tokenizer.AddsBosToken && tokenizer.BosTokenId is { } bos ? [bos, .. tokens] : tokens;
     }
 
     /// <summary>
@@ -217,12 +262,16 @@ public sealed class OnnxGptChatClient : IChatClient
                 TopP = options.TopP,
                 TopK = options.TopK,
                 Seed = options.Seed is { } seed ? unchecked((ulong)seed) : null,
-                RepetitionPenalty = RepetitionPenalty(options),
+                RepetitionPenalty = Number(options, RepetitionPenaltyProperty),
+                PresencePenalty = options.PresencePenalty,
+                FrequencyPenalty = options.FrequencyPenalty,
+                LogitBias = LogitBias(options),
+                NoRepeatNgramSize = (int?)Number(options, NoRepeatNgramSizeProperty),
+                NumBeams = (int?)Number(options, NumBeamsProperty),
+                LengthPenalty = Number(options, LengthPenaltyProperty),
+                EarlyStopping = EarlyStopping(options),
+                TopLogProbs = TopLogProbs(options),
             }.ApplyTo(result);
-            if (options.FrequencyPenalty is { } f && f != 0)
-            {
-                LogIgnored(nameof(ChatOptions.FrequencyPenalty), "the sampler has no per-count penalty; use PresencePenalty");
-            }
 
             if (options.Tools is { Count: > 0 } || options.ToolMode is not null)
             {
@@ -320,9 +369,14 @@ public sealed class OnnxGptChatClient : IChatClient
     }
 
     private async IAsyncEnumerable<ChatResponseUpdate> GenerateAsync(
-        string prompt, GenerationOptions generation, bool trim, [EnumeratorCancellation] CancellationToken cancellationToken)
+        int[] tokens, GenerationOptions generation, bool trim, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
-        int[] tokens = EncodePrompt(prompt);
+        if (generation.NumReturnSequences > 1)
+        {
+            throw new ArgumentException(
+                $"a chat client request gives one reply; {generation.NumReturnSequences} sequences per prompt run on a Generator (or the server's n).", nameof(generation));
+        }
+
         int context = _model.Config.ContextLength;
         if (tokens.Length >= context)
         {
@@ -333,6 +387,16 @@ public sealed class OnnxGptChatClient : IChatClient
 
         using var telemetry = RequestTelemetry.Start(trim ? "chat" : "text_completion", ModelId, generation);
         cancellationToken.ThrowIfCancellationRequested();
+        if (generation.IsBeamSearch)
+        {
+            await foreach (var update in BeamReplyAsync(tokens, generation, trim, telemetry, cancellationToken).ConfigureAwait(false))
+            {
+                yield return update;
+            }
+
+            yield break;
+        }
+
         if (_engine is not null)
         {
             await foreach (var update in BatchedAsync(_engine, tokens, generation, trim, telemetry, cancellationToken).ConfigureAwait(false))
@@ -352,6 +416,7 @@ public sealed class OnnxGptChatClient : IChatClient
             string responseId = "chatcmpl-" + Guid.NewGuid().ToString("N");
             var created = DateTimeOffset.UtcNow;
             var trimmer = trim ? new ReplyTrimmer() : null;
+            List<TokenLogProbs>? pendingLogProbs = null;
             while (!generator.IsDone)
             {
                 cancellationToken.ThrowIfCancellationRequested();
@@ -366,6 +431,10 @@ public sealed class OnnxGptChatClient : IChatClient
                 }
 
                 telemetry.FirstToken();
+                if (generator.GetLogProbs(0) is { Count: > 0 } recorded)
+                {
+                    (pendingLogProbs ??= []).Add(recorded[^1]);
+                }
 
                 string piece = generator.GetLastPiece(0);
                 if (trimmer is not null)
@@ -375,7 +444,7 @@ public sealed class OnnxGptChatClient : IChatClient
 
                 if (piece.Length > 0)
                 {
-                    yield return Update(responseId, created, [new TextContent(piece)]);
+                    yield return WithLogProbs(Update(responseId, created, [new TextContent(piece)]), ref pendingLogProbs);
                 }
 
                 await Task.Yield();
@@ -389,12 +458,12 @@ public sealed class OnnxGptChatClient : IChatClient
                 TotalTokenCount = tokens.Length + output,
                 CachedInputTokenCount = reused,
             };
-            var last = Update(responseId, created, [new UsageContent(usage)]);
+            var last = WithLogProbs(Update(responseId, created, [new UsageContent(usage)]), ref pendingLogProbs);
             last.FinishReason = ToChatFinishReason(generator.GetFinishReason(0));
             telemetry.Finish(tokens.Length, output, last.FinishReason?.Value, responseId);
             if (generator.GetConstraintState(0) is { IsComplete: false })
             {
-                last.AdditionalProperties = new() { [IncompleteProperty] = true };
+                (last.AdditionalProperties ??= [])[IncompleteProperty] = true;
             }
 
             yield return last;
@@ -433,13 +502,6 @@ public sealed class OnnxGptChatClient : IChatClient
         }
     }
 
-    /// <summary>The prompt's tokens, after the begin-of-sequence token when the tokenizer's files ask for one (Llama's &lt;s&gt;).</summary>
-    private int[] EncodePrompt(string prompt)
-    {
-        var tokenizer = _model.Tokenizer!;
-        int[] tokens = tokenizer.Encode(prompt);
-        return tokenizer.AddsBosToken && tokenizer.BosTokenId is { } bos ? [bos, .. tokens] : tokens;
-    }
 
     /// <summary>One request through the batch engine: its tokens as they come, then the finish reason and usage.</summary>
     private async IAsyncEnumerable<ChatResponseUpdate> BatchedAsync(
@@ -451,13 +513,19 @@ public sealed class OnnxGptChatClient : IChatClient
             string responseId = "chatcmpl-" + Guid.NewGuid().ToString("N");
             var created = DateTimeOffset.UtcNow;
             var trimmer = trim ? new ReplyTrimmer() : null;
+            List<TokenLogProbs>? pendingLogProbs = null;
             await foreach (var token in request.ReadTokensAsync(cancellationToken).ConfigureAwait(false))
             {
                 telemetry.FirstToken();
+                if (token.LogProbs is { } recorded)
+                {
+                    (pendingLogProbs ??= []).Add(recorded);
+                }
+
                 string piece = trimmer is null ? token.Text : trimmer.Push(token.Text);
                 if (piece.Length > 0)
                 {
-                    yield return Update(responseId, created, [new TextContent(piece)]);
+                    yield return WithLogProbs(Update(responseId, created, [new TextContent(piece)]), ref pendingLogProbs);
                 }
             }
 
@@ -468,10 +536,10 @@ public sealed class OnnxGptChatClient : IChatClient
                 TotalTokenCount = tokens.Length + request.GeneratedTokens,
                 CachedInputTokenCount = request.ReusedTokens,
             };
-            var last = Update(responseId, created, [new UsageContent(usage)]);
+            var last = WithLogProbs(Update(responseId, created, [new UsageContent(usage)]), ref pendingLogProbs);
             last.FinishReason = ToChatFinishReason(request.FinishReason);
             telemetry.Finish(tokens.Length, request.GeneratedTokens, last.FinishReason?.Value, responseId);
-            last.AdditionalProperties = new() { [TimelineProperty] = request.Timeline };
+            (last.AdditionalProperties ??= [])[TimelineProperty] = request.Timeline;
             if (request.Result?.ConstraintComplete == false)
             {
                 last.AdditionalProperties[IncompleteProperty] = true;
@@ -563,9 +631,59 @@ public sealed class OnnxGptChatClient : IChatClient
         _ => null,
     };
 
-    private static double? RepetitionPenalty(ChatOptions options)
+    /// <summary>The update, carrying the log-probabilities of the tokens since the last one (which are then handed over).</summary>
+    private static ChatResponseUpdate WithLogProbs(ChatResponseUpdate update, ref List<TokenLogProbs>? pending)
     {
-        if (options.AdditionalProperties?.TryGetValue(RepetitionPenaltyProperty, out var value) == true && value is not null)
+        if (pending is { Count: > 0 })
+        {
+            (update.AdditionalProperties ??= [])[LogProbsProperty] = pending.ToArray();
+            pending.Clear();
+        }
+
+        return update;
+    }
+
+    /// <summary>Beam search: the best hypothesis is the reply, in one update, then the finish reason and usage.</summary>
+    private async IAsyncEnumerable<ChatResponseUpdate> BeamReplyAsync(
+        int[] tokens, GenerationOptions generation, bool trim, RequestTelemetry telemetry, [EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        await Task.Yield();
+        // Beam search has no stop strings: the reply is cut at the first one afterwards (the template's included).
+        using var generator = _model.CreateGenerator(generation with { StopStrings = [] });
+        generator.Append(tokens);
+        var best = generator.GenerateAll(cancellationToken)[0];
+        Interlocked.Add(ref _processedTokens, generator.ProcessedTokens);
+        telemetry.FirstToken();
+        string responseId = "chatcmpl-" + Guid.NewGuid().ToString("N");
+        var created = DateTimeOffset.UtcNow;
+        string text = best.Text ?? string.Empty;
+        foreach (string stop in generation.StopStrings)
+        {
+            int at = text.IndexOf(stop, StringComparison.Ordinal);
+            text = at >= 0 ? text[..at] : text;
+        }
+
+        if (trim)
+        {
+            text = text.Trim();
+        }
+
+        if (text.Length > 0)
+        {
+            yield return Update(responseId, created, [new TextContent(text)]);
+        }
+
+        var usage = new UsageDetails { InputTokenCount = tokens.Length, OutputTokenCount = best.NewTokens, TotalTokenCount = tokens.Length + best.NewTokens, CachedInputTokenCount = 0 };
+        var last = Update(responseId, created, [new UsageContent(usage)]);
+        last.FinishReason = ToChatFinishReason(best.FinishReason);
+        last.AdditionalProperties = new() { ["score"] = best.Score };
+        telemetry.Finish(tokens.Length, best.NewTokens, last.FinishReason?.Value, responseId);
+        yield return last;
+    }
+
+    private static double? Number(ChatOptions options, string key)
+    {
+        if (options.AdditionalProperties?.TryGetValue(key, out var value) == true && value is not null)
         {
             return value switch
             {
@@ -576,11 +694,94 @@ public sealed class OnnxGptChatClient : IChatClient
                 decimal m => (double)m,
                 System.Text.Json.JsonElement { ValueKind: System.Text.Json.JsonValueKind.Number } e => e.GetDouble(),
                 _ => throw new ArgumentException(
-                    $"ChatOptions.AdditionalProperties[\"{RepetitionPenaltyProperty}\"] must be a number; found {value.GetType().Name} '{value}'.", nameof(options)),
+                    $"ChatOptions.AdditionalProperties[\"{key}\"] must be a number; found {value.GetType().Name} '{value}'.", nameof(options)),
             };
         }
 
-        return options.PresencePenalty is { } p ? (p >= 0 ? 1 + p : 1 / (1 - (double)p)) : null;
+        return null;
+    }
+
+    private static int? TopLogProbs(ChatOptions options)
+    {
+        int? top = (int?)Number(options, TopLogProbsProperty);
+        if (options.AdditionalProperties?.TryGetValue(LogProbsProperty, out var value) == true && value is not null)
+        {
+            bool on = value switch
+            {
+                bool b => b,
+                System.Text.Json.JsonElement { ValueKind: System.Text.Json.JsonValueKind.True } => true,
+                System.Text.Json.JsonElement { ValueKind: System.Text.Json.JsonValueKind.False } => false,
+                _ => throw new ArgumentException($"ChatOptions.AdditionalProperties[\"{LogProbsProperty}\"] must be true or false; found {value.GetType().Name} '{value}'.", nameof(options)),
+            };
+            return on ? top ?? 0 : null;
+        }
+
+        return top;
+    }
+
+    private static BeamEarlyStopping? EarlyStopping(ChatOptions options)
+    {
+        if (options.AdditionalProperties?.TryGetValue(EarlyStoppingProperty, out var value) != true || value is null)
+        {
+            return null;
+        }
+
+        return value switch
+        {
+            true or System.Text.Json.JsonElement { ValueKind: System.Text.Json.JsonValueKind.True } => BeamEarlyStopping.Early,
+            false or System.Text.Json.JsonElement { ValueKind: System.Text.Json.JsonValueKind.False } => BeamEarlyStopping.Heuristic,
+            "never" => BeamEarlyStopping.Never,
+            System.Text.Json.JsonElement { ValueKind: System.Text.Json.JsonValueKind.String } e when e.GetString() == "never" => BeamEarlyStopping.Never,
+            BeamEarlyStopping s => s,
+            _ => throw new ArgumentException($"ChatOptions.AdditionalProperties[\"{EarlyStoppingProperty}\"] must be true, false or \"never\"; found '{value}'.", nameof(options)),
+        };
+    }
+
+    /// <summary>OpenAI's logit_bias: a map of token id (a number, or its decimal text as JSON keys are) to a number.</summary>
+    private static Dictionary<int, double>? LogitBias(ChatOptions options)
+    {
+        if (options.AdditionalProperties?.TryGetValue(LogitBiasProperty, out var value) != true || value is null)
+        {
+            return null;
+        }
+
+        var bias = new Dictionary<int, double>();
+        switch (value)
+        {
+            case IEnumerable<KeyValuePair<int, double>> typed:
+                foreach (var (k, v) in typed)
+                {
+                    bias[k] = v;
+                }
+
+                break;
+            case IEnumerable<KeyValuePair<string, int>> openAi:   // the OpenAI .NET client's shape
+                foreach (var (k, v) in openAi)
+                {
+                    bias[TokenId(k)] = v;
+                }
+
+                break;
+            case System.Text.Json.JsonElement { ValueKind: System.Text.Json.JsonValueKind.Object } json:
+                foreach (var p in json.EnumerateObject())
+                {
+                    if (p.Value.ValueKind != System.Text.Json.JsonValueKind.Number)
+                    {
+                        throw new ArgumentException($"logit_bias[\"{p.Name}\"] must be a number; found {p.Value.ValueKind}.", nameof(options));
+                    }
+
+                    bias[TokenId(p.Name)] = p.Value.GetDouble();
+                }
+
+                break;
+            default:
+                throw new ArgumentException($"ChatOptions.AdditionalProperties[\"{LogitBiasProperty}\"] must map token ids to numbers; found {value.GetType().Name}.", nameof(options));
+        }
+
+        return bias;
+
+        static int TokenId(string key) => int.TryParse(key, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int id)
+            ? id : throw new ArgumentException($"logit_bias keys must be token ids (whole numbers); found '{key}'.", "LogitBias");
     }
 
     private void LogIgnored(string what, string why) =>

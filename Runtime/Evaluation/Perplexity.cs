@@ -81,6 +81,42 @@ public static class Perplexity
         return new PerplexityResult(total / scored, scored, windows);
     }
 
+    /// <summary>
+    /// Each token's log-probability given the tokens before it, under the raw model distribution, with the
+    /// <paramref name="top"/> most likely tokens at its position: how a text is scored through an OpenAI-compatible
+    /// server (<c>echo</c> with <c>logprobs</c>). The first token has nothing before it: its entry is null. The
+    /// negated mean of the others is <see cref="Evaluate"/>'s mean NLL for the same tokens.
+    /// </summary>
+    /// <param name="model">The model.</param>
+    /// <param name="tokens">The tokens, fewer than the context length.</param>
+    /// <param name="top">Alternatives per position, 0 to <see cref="GenerationOptions.MaxTopLogProbs"/>.</param>
+    /// <exception cref="OnnxGptException">A token id is outside the vocabulary, or the tokens do not fit the context.</exception>
+    public static TokenLogProbs?[] TokenLogProbs(GptModel model, IReadOnlyList<int> tokens, int top)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(tokens);
+        ArgumentOutOfRangeException.ThrowIfNegative(top);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(top, GenerationOptions.MaxTopLogProbs);
+        var result = new TokenLogProbs?[tokens.Count];
+        if (tokens.Count < 2)
+        {
+            return result;
+        }
+
+        var settings = new GeneratorOptions { DecodeText = false, StopAtEndOfSequence = false };
+        using var generator = model.CreateGenerator(new GenerationOptions { DoSample = false, MaxNewTokens = 0 }, settings);
+        generator.Append([.. tokens]);
+        generator.Score((_, index, logits) =>
+        {
+            if (index + 1 < tokens.Count)
+            {
+                int target = tokens[index + 1];
+                result[index + 1] = Sequence.Record(logits, target, double.NaN, top) with { ProcessedLogProb = -NegativeLogLikelihood(logits, target) };
+            }
+        });
+        return result;
+    }
+
     /// <summary>-log softmax(logits)[target], in double precision.</summary>
     internal static double NegativeLogLikelihood(ReadOnlySpan<float> logits, int target)
     {

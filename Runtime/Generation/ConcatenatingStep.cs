@@ -145,6 +145,23 @@ internal sealed unsafe class ConcatenatingStep : DecoderStep
         }
     }
 
+    /// <summary>
+    /// Rows share the slots: the destination takes the source's slots from the one that holds the source's token
+    /// <paramref name="from"/> (the destination's slots before it hold the same tokens, laid out alike) to the end,
+    /// with their padding flags.
+    /// </summary>
+    protected override void CopyCache(int source, int destination, int from, int to)
+    {
+        int capacity = Capacity, slots = Slots, first = 0;
+        for (int held = 0; first < slots && held < from; first++)
+        {
+            held += _real[source * capacity + first];
+        }
+
+        Cache!.CopyRow(source, destination, first, slots);
+        Array.Copy(_real, source * capacity + first, _real, destination * capacity + first, slots - first);
+    }
+
     public override void Rewind()
     {
         int rows = Rows, slots = Slots, capacity = Capacity;

@@ -147,6 +147,40 @@ internal abstract unsafe class DecoderStep : IDisposable
         _interrupted = false;
     }
 
+    /// <summary>
+    /// Row <paramref name="destination"/> takes row <paramref name="source"/>'s place (a beam forking, a sample row
+    /// starting from a shared prompt): after the scheduler made the destination's sequence a copy of the source's
+    /// (<see cref="Sequence.CopyFrom"/>, whose <see cref="Sequence.Cached"/> says how many leading positions the
+    /// destination's cache already holds alike), this copies the source's cache for the positions after those, and
+    /// its next-token logits, so that the destination computes from here exactly what the source would. A row left
+    /// where it is costs nothing; a copied one costs (source's cached − destination's kept) positions per layer,
+    /// key/value head and tensor.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">The cache lives in device memory, which C# cannot copy.</exception>
+    public void CopyRow(int source, int destination)
+    {
+        var from = SlotTable[source] ?? throw new ArgumentException($"row {source} holds no sequence.", nameof(source));
+        var to = SlotTable[destination] ?? throw new ArgumentException($"row {destination} holds no sequence.", nameof(destination));
+        if (source == destination)
+        {
+            return;
+        }
+
+        if (UsesCache && Cache is not null)
+        {
+            CopyCache(source, destination, to.Cached, from.Cached);
+        }
+
+        Logits(source).CopyTo(Logits(destination));
+        to.Cached = from.Cached;
+    }
+
+    /// <summary>Whether <see cref="CopyRow"/> can copy this step's cache (it lives in host memory, or there is none).</summary>
+    public bool CanCopyRows => Cache is null || !UsesCache || Cache.IsHostAccessible;
+
+    /// <summary>Copies the cache of row <paramref name="source"/>'s tokens [<paramref name="from"/>, <paramref name="to"/>) to row <paramref name="destination"/>.</summary>
+    protected abstract void CopyCache(int source, int destination, int from, int to);
+
     /// <summary>Sizes the buffers for <paramref name="capacity"/> tokens per row, keeping the cache.</summary>
     public void Reserve(int capacity)
     {

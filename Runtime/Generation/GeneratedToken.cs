@@ -10,4 +10,5 @@ namespace OnnxGpt.Runtime.Generation;
 /// the model has no tokenizer; when the row finishes it also carries any text held back until then.
 /// </param>
 /// <param name="FinishReason">Why the row stopped with this token, or <see cref="Generation.FinishReason.None"/>.</param>
-public readonly record struct GeneratedToken(int Row, int TokenId, string Text, FinishReason FinishReason);
+/// <param name="LogProbs">Its log-probabilities, when <see cref="GenerationOptions.TopLogProbs"/> asks for them; else null.</param>
+public readonly record struct GeneratedToken(int Row, int TokenId, string Text, FinishReason FinishReason, TokenLogProbs? LogProbs = null);

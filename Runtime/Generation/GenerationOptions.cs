@@ -7,7 +7,15 @@ namespace OnnxGpt.Runtime.Generation;
 /// How to pick tokens. Start from the model's defaults with <see cref="FromDefaults"/> and override with
 /// <c>with { ... }</c>; <see cref="Validate"/> checks every limit. Greedy decoding (argmax) happens when
 /// <see cref="DoSample"/> is false or <see cref="Temperature"/> is 0; otherwise the order is Hugging Face's:
-/// repetition penalty, temperature, top-k, top-p, then a draw from the remaining distribution.
+/// repetition penalty, temperature, top-k, top-p, then a draw from the remaining distribution. OpenAI's additive
+/// <see cref="PresencePenalty"/> and <see cref="FrequencyPenalty"/>, <see cref="LogitBias"/> and
+/// <see cref="NoRepeatNgramSize"/> apply after the repetition penalty, before greedy or the draw.
+/// <para>
+/// <see cref="NumBeams"/> above 1 runs beam search instead (Hugging Face's <c>num_beams</c> with <c>do_sample</c>
+/// false, as ONNX Runtime's BeamSearch operator and ONNX Runtime GenAI reproduce it): temperature, top-k, top-p and
+/// the seed are not used; see <see cref="Generator"/>. <see cref="NumReturnSequences"/> above 1 with sampling gives
+/// that many sequences per prompt, the prompt processed once.
+/// </para>
 /// </summary>
 public sealed record GenerationOptions
 {
@@ -45,6 +53,66 @@ public sealed record GenerationOptions
     /// <see cref="FinishReason.ConstraintComplete"/> when nothing more can follow. Needs a model with a tokenizer.
     /// </summary>
     public OutputConstraint? Constraint { get; init; }
+
+    /// <summary>
+    /// OpenAI's presence penalty, in [−2, 2]: subtracted once from the logit of every token that occurs in the tokens
+    /// generated so far (<c>logit[j] −= presence · (count[j] &gt; 0)</c>, counts over the completion, not the prompt,
+    /// as OpenAI's API reference defines it and vLLM implements it); 0 turns it off.
+    /// </summary>
+    public double PresencePenalty { get; init; }
+
+    /// <summary>
+    /// OpenAI's frequency penalty, in [−2, 2]: subtracted from a token's logit once per time it occurs in the tokens
+    /// generated so far (<c>logit[j] −= frequency · count[j]</c>); 0 turns it off.
+    /// </summary>
+    public double FrequencyPenalty { get; init; }
+
+    /// <summary>
+    /// OpenAI's <c>logit_bias</c>: token id → a bias in [−100, 100] added to that token's logit before sampling (−100
+    /// in effect bans a token, 100 makes it all but certain). Ids must be inside the model's vocabulary. Empty: none.
+    /// </summary>
+    public IReadOnlyDictionary<int, double> LogitBias { get; init; } = NoBias;
+
+    /// <summary>
+    /// Hugging Face's <c>no_repeat_ngram_size</c>: a token that would complete an n-gram already present in the
+    /// sequence (prompt and generated) is forbidden; 0 turns it off.
+    /// </summary>
+    public int NoRepeatNgramSize { get; init; }
+
+    /// <summary>Beams for beam search; 1 (the default) samples or picks greedily instead.</summary>
+    public int NumBeams { get; init; } = 1;
+
+    /// <summary>
+    /// Beam search: a finished hypothesis scores its summed log-probabilities divided by <c>length ^ LengthPenalty</c>,
+    /// where length counts the prompt and the generated tokens (not the end token), as in Hugging Face's
+    /// BeamHypotheses that ONNX Runtime reproduces. Above 0 favours longer sequences, below 0 shorter ones.
+    /// </summary>
+    public double LengthPenalty { get; init; } = 1.0;
+
+    /// <summary>Beam search: when a prompt's search is done (Hugging Face's <c>early_stopping</c>).</summary>
+    public BeamEarlyStopping EarlyStopping { get; init; } = BeamEarlyStopping.Heuristic;
+
+    /// <summary>
+    /// Sequences returned per prompt: with beam search the best of the finished hypotheses (at most
+    /// <see cref="NumBeams"/>); with sampling, independent samples of the same prompt (row j seeded
+    /// <see cref="Seed"/> + j, the prompt processed once and its cache copied into each row).
+    /// </summary>
+    public int NumReturnSequences { get; init; } = 1;
+
+    /// <summary>
+    /// Record the log-probability of every generated token (<see cref="GeneratedToken.LogProbs"/>,
+    /// <see cref="GenerationResult.LogProbs"/>) with this many most likely alternatives, 0 to 20; null (the default)
+    /// records nothing and costs nothing.
+    /// </summary>
+    public int? TopLogProbs { get; init; }
+
+    /// <summary>The most alternatives <see cref="TopLogProbs"/> may ask for (OpenAI's limit).</summary>
+    public const int MaxTopLogProbs = 20;
+
+    /// <summary>True when beam search runs (<see cref="NumBeams"/> above 1).</summary>
+    public bool IsBeamSearch => NumBeams > 1;
+
+    private static readonly IReadOnlyDictionary<int, double> NoBias = new Dictionary<int, double>();
 
     /// <summary>True when tokens are picked by argmax: <see cref="DoSample"/> is false or <see cref="Temperature"/> is 0.</summary>
     public bool IsGreedy => !DoSample || Temperature == 0;
@@ -94,6 +162,58 @@ public sealed record GenerationOptions
             throw new ArgumentOutOfRangeException(nameof(RepetitionPenalty), RepetitionPenalty, $"{nameof(RepetitionPenalty)} must be a finite number > 0 (1 turns it off); found {RepetitionPenalty}.");
         }
 
+        CheckOpenAiPenalty(nameof(PresencePenalty), PresencePenalty);
+        CheckOpenAiPenalty(nameof(FrequencyPenalty), FrequencyPenalty);
+        if (LogitBias is null)
+        {
+            throw new ArgumentException($"{nameof(LogitBias)} must not be null; use an empty map.", nameof(LogitBias));
+        }
+
+        foreach (var (token, bias) in LogitBias)
+        {
+            if (token < 0)
+            {
+                throw new ArgumentOutOfRangeException(nameof(LogitBias), token, $"{nameof(LogitBias)}: token id {token} must be >= 0.");
+            }
+
+            if (!(bias >= -100 && bias <= 100))
+            {
+                throw new ArgumentOutOfRangeException(nameof(LogitBias), bias, $"{nameof(LogitBias)}[{token}] must be in [-100, 100]; found {bias}.");
+            }
+        }
+
+        if (NoRepeatNgramSize < 0)
+        {
+            throw new ArgumentOutOfRangeException(nameof(NoRepeatNgramSize), NoRepeatNgramSize, $"{nameof(NoRepeatNgramSize)} must be >= 0 (0 turns it off); found {NoRepeatNgramSize}.");
+        }
+
+        if (NumBeams < 1)
+        {
+            throw new ArgumentOutOfRangeException(nameof(NumBeams), NumBeams, $"{nameof(NumBeams)} must be >= 1 (1: no beam search); found {NumBeams}.");
+        }
+
+        if (!double.IsFinite(LengthPenalty))
+        {
+            throw new ArgumentOutOfRangeException(nameof(LengthPenalty), LengthPenalty, $"{nameof(LengthPenalty)} must be a finite number; found {LengthPenalty}.");
+        }
+
+        if (!Enum.IsDefined(EarlyStopping))
+        {
+            throw new ArgumentOutOfRangeException(nameof(EarlyStopping), EarlyStopping, $"{nameof(EarlyStopping)} must be Heuristic, Early or Never; found {(int)EarlyStopping}.");
+        }
+
+        if (NumReturnSequences < 1 || (IsBeamSearch && NumReturnSequences > NumBeams))
+        {
+            throw new ArgumentOutOfRangeException(nameof(NumReturnSequences), NumReturnSequences, IsBeamSearch
+                ? $"{nameof(NumReturnSequences)} must be between 1 and {nameof(NumBeams)} ({NumBeams}) with beam search; found {NumReturnSequences}."
+                : $"{nameof(NumReturnSequences)} must be >= 1; found {NumReturnSequences}.");
+        }
+
+        if (TopLogProbs is < 0 or > MaxTopLogProbs)
+        {
+            throw new ArgumentOutOfRangeException(nameof(TopLogProbs), TopLogProbs, $"{nameof(TopLogProbs)} must be between 0 and {MaxTopLogProbs} (or null: no log-probabilities); found {TopLogProbs}.");
+        }
+
         if (StopTokenIds is null)
         {
             throw new ArgumentException($"{nameof(StopTokenIds)} must not be null; use an empty list.", nameof(StopTokenIds));
@@ -118,6 +238,14 @@ public sealed record GenerationOptions
             {
                 throw new ArgumentException($"{nameof(StopStrings)}[{i}] is empty; a stop string needs at least one character.", nameof(StopStrings));
             }
+        }
+    }
+
+    private static void CheckOpenAiPenalty(string name, double value)
+    {
+        if (!(value >= -2 && value <= 2))
+        {
+            throw new ArgumentOutOfRangeException(name, value, $"{name} must be in [-2, 2] (OpenAI's range; 0 turns it off); found {value}.");
         }
     }
 }

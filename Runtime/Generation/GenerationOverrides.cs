@@ -28,6 +28,33 @@ public sealed record GenerationOverrides
     /// <summary>Repetition penalty (1 turns it off), or null for the base's.</summary>
     public double? RepetitionPenalty { get; init; }
 
+    /// <summary>OpenAI's presence penalty (0 turns it off), or null for the base's.</summary>
+    public double? PresencePenalty { get; init; }
+
+    /// <summary>OpenAI's frequency penalty (0 turns it off), or null for the base's.</summary>
+    public double? FrequencyPenalty { get; init; }
+
+    /// <summary>Token id → bias, or null for the base's.</summary>
+    public IReadOnlyDictionary<int, double>? LogitBias { get; init; }
+
+    /// <summary>No-repeat n-gram size (0 turns it off), or null for the base's.</summary>
+    public int? NoRepeatNgramSize { get; init; }
+
+    /// <summary>Beams (1: no beam search), or null for the base's.</summary>
+    public int? NumBeams { get; init; }
+
+    /// <summary>Beam search's length penalty, or null for the base's.</summary>
+    public double? LengthPenalty { get; init; }
+
+    /// <summary>Beam search's early stopping, or null for the base's.</summary>
+    public BeamEarlyStopping? EarlyStopping { get; init; }
+
+    /// <summary>Sequences per prompt, or null for the base's.</summary>
+    public int? NumReturnSequences { get; init; }
+
+    /// <summary>Alternatives recorded with each token's log-probability (0..20), or null for the base's.</summary>
+    public int? TopLogProbs { get; init; }
+
     /// <summary>The sampler's seed, or null for the base's.</summary>
     public ulong? Seed { get; init; }
 
@@ -53,6 +80,15 @@ public sealed record GenerationOverrides
             TopP = TopP ?? baseOptions.TopP,
             RepetitionPenalty = RepetitionPenalty ?? baseOptions.RepetitionPenalty,
             Seed = Seed ?? baseOptions.Seed,
+            PresencePenalty = PresencePenalty ?? baseOptions.PresencePenalty,
+            FrequencyPenalty = FrequencyPenalty ?? baseOptions.FrequencyPenalty,
+            LogitBias = LogitBias ?? baseOptions.LogitBias,
+            NoRepeatNgramSize = NoRepeatNgramSize ?? baseOptions.NoRepeatNgramSize,
+            NumBeams = NumBeams ?? baseOptions.NumBeams,
+            LengthPenalty = LengthPenalty ?? baseOptions.LengthPenalty,
+            EarlyStopping = EarlyStopping ?? baseOptions.EarlyStopping,
+            NumReturnSequences = NumReturnSequences ?? baseOptions.NumReturnSequences,
+            TopLogProbs = TopLogProbs ?? baseOptions.TopLogProbs,
             StopStrings = stops.Length == baseOptions.StopStrings.Count ? baseOptions.StopStrings : stops,
         };
     }

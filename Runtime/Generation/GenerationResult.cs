@@ -8,6 +8,12 @@ namespace OnnxGpt.Runtime.Generation;
 /// <param name="FinishReason">Why generation stopped.</param>
 /// <param name="TimeToFirstToken">From the prompt's <see cref="Generator.Append(System.ReadOnlySpan{int})"/> to the first generated token.</param>
 /// <param name="Elapsed">From the prompt's append to the last generated token.</param>
+/// <param name="LogProbs">Each generated token's log-probabilities, when <see cref="GenerationOptions.TopLogProbs"/> asked for them; else null.</param>
+/// <param name="Score">
+/// Beam search: the hypothesis' score, its summed processed log-probabilities divided by length ^ length penalty
+/// (see <see cref="GenerationOptions.LengthPenalty"/>); null otherwise.
+/// </param>
+/// <param name="Prompt">Which prompt of the batch it continues (with several sequences per prompt, rows are prompt-major: row = prompt · k + j).</param>
 public sealed record GenerationResult(
     int Row,
     IReadOnlyList<int> Ids,
@@ -15,7 +21,10 @@ public sealed record GenerationResult(
     string? Text,
     FinishReason FinishReason,
     TimeSpan TimeToFirstToken,
-    TimeSpan Elapsed)
+    TimeSpan Elapsed,
+    IReadOnlyList<TokenLogProbs>? LogProbs = null,
+    double? Score = null,
+    int Prompt = 0)
 {
     /// <summary>
     /// With a constraint (<see cref="GenerationOptions.Constraint"/>): whether the text completes it (false: it stopped

@@ -20,6 +20,16 @@ namespace OnnxGpt.Runtime.Generation;
 /// apart: row b samples with <see cref="Seed"/> + b, so row 0 of a batch picks what the same prompt picks alone.
 /// </para>
 /// <para>
+/// Several sequences per prompt: with <see cref="GenerationOptions.NumReturnSequences"/> k above 1 (sampling), the
+/// first append gives each prompt p the k rows p·k .. p·k + k − 1 (row r seeded <see cref="Seed"/> + r); the prompt
+/// runs once, in the first of them, and its cache and logits are then copied into the others
+/// (<see cref="DecoderStep.CopyRow"/>; a cache in device memory, which C# cannot copy, feeds each row instead).
+/// With <see cref="GenerationOptions.NumBeams"/> N above 1 the generator runs beam search (see
+/// <see cref="BeamSearch"/> for the rules): each prompt gets N rows, and <see cref="Results"/> gives its
+/// <see cref="GenerationOptions.NumReturnSequences"/> best hypotheses with their scores (row = prompt · k + rank).
+/// Beam search decides its sequences at the end: it has no stop strings, no streaming, no rewind, and one append.
+/// </para>
+/// <para>
 /// A batch's rows advance in lockstep through slots: an append gives every row as many slots as the longest chunk
 /// (a shorter one is padded before its tokens), each step one slot; <see cref="Length"/> and <see cref="RewindTo"/>
 /// count these slots. Padding computes nothing a row sees, so each row computes what it would alone. Each row stops
@@ -57,6 +67,9 @@ public sealed class Generator : IDisposable
     private bool _disposed;
     private long _fed;
     private ulong _seed;
+    private int _perPrompt = 1;        // rows per prompt of the first append (beams, or sequences per prompt)
+    private bool _forkPending;         // the first row of each prompt runs it; the others copy it once it has run
+    private BeamSearch? _beams;
 
     internal Generator(GptModel model, GenerationOptions options, GeneratorOptions settings)
     {
@@ -75,6 +88,7 @@ public sealed class Generator : IDisposable
 
         _vocab = model.Config.VocabSize;
         _context = model.Config.ContextLength;
+        CheckForModel(options, model);
         _eos = settings.StopAtEndOfSequence && model.Config.EosTokenId is { } eos ? eos : -1;
         _scratch = new float[Sampler.ScratchLength(_vocab)];
         _seed = PickSeed(options);
@@ -100,6 +114,9 @@ public sealed class Generator : IDisposable
     /// </summary>
     public long ProcessedTokens => _fed;
 
+    /// <summary>Token positions fed to the model summed over rows (a prompt shared by several rows counts once).</summary>
+    internal long FedPositions { get; private set; }
+
     /// <summary>Rows in the batch; 0 until the first append.</summary>
     public int BatchSize => _rows.Length;
 
@@ -120,6 +137,11 @@ public sealed class Generator : IDisposable
             if (_rows.Length == 0)
             {
                 return false;
+            }
+
+            if (_beams is not null)
+            {
+                return _beams.IsDone;
             }
 
             foreach (var row in _rows)
@@ -148,6 +170,9 @@ public sealed class Generator : IDisposable
 
     /// <summary>How many tokens of <see cref="GetSequence"/> came before the generation that followed the last append.</summary>
     public int GetPromptLength(int row) => Row(row).PromptLength;
+
+    /// <summary>The log-probabilities of the row's tokens generated since the last append (null unless <see cref="GenerationOptions.TopLogProbs"/> is set).</summary>
+    public IReadOnlyList<TokenLogProbs>? GetLogProbs(int row) => Row(row).LogProbs;
 
     /// <summary>The text generated for the row since the last append (null without a tokenizer).</summary>
     public string? GetText(int row) => Row(row).Text?.Text;
@@ -181,6 +206,13 @@ public sealed class Generator : IDisposable
         }
 
         CheckConstraint(options);
+        CheckForModel(options, _model);
+        if (_rows.Length != 0 && (options.NumBeams != Options.NumBeams || options.NumReturnSequences != Options.NumReturnSequences))
+        {
+            throw new InvalidOperationException(
+                $"NumBeams and NumReturnSequences are fixed once the batch has started ({Options.NumBeams} and {Options.NumReturnSequences}); create another generator.");
+        }
+
         Options = options;
         _seed = PickSeed(options);
         for (int b = 0; b < _rows.Length; b++)
@@ -234,6 +266,11 @@ public sealed class Generator : IDisposable
         if (rows.Count == 0)
         {
             throw new ArgumentException("give at least one row of tokens.", nameof(rows));
+        }
+
+        if (_beams is not null)
+        {
+            throw new InvalidOperationException("beam search runs once per generator: append its prompts once, then generate.");
         }
 
         if (_rows.Length != 0 && rows.Count != _rows.Length)
@@ -290,7 +327,17 @@ public sealed class Generator : IDisposable
 
         if (_rows.Length == 0)
         {
-            StartBatch(rows.Count);
+            // Beams, or several sequences per prompt: each prompt gets k rows; its first runs it, the others start empty.
+            _perPrompt = Options.IsBeamSearch ? Options.NumBeams : Options.NumReturnSequences;
+            StartBatch(rows.Count * _perPrompt);
+            _forkPending = _perPrompt > 1;
+            var expanded = new int[_rows.Length][];
+            for (int b = 0; b < expanded.Length; b++)
+            {
+                expanded[b] = b % _perPrompt == 0 || !RowsCanBeCopied && !Options.IsBeamSearch ? chunks[b / _perPrompt] : [];
+            }
+
+            chunks = expanded;
         }
 
         Reserve((int)Math.Min(_context, (long)_slots + longest + Options.MaxNewTokens));
@@ -313,6 +360,18 @@ public sealed class Generator : IDisposable
 
         _slots += longest;
         _logitsValid = false;
+        if (Options.IsBeamSearch)
+        {
+            if (!RowsCanBeCopied)
+            {
+                throw new OnnxGptException(
+                    $"{_model.ModelPath}: beam search moves cache rows between beams, which C# can only do in host memory, and this model keeps its cache in {_model.CacheDevice} memory; run beam search on the CPU provider.");
+            }
+
+            int[] ends = _eos >= 0 ? [_eos, .. Options.StopTokenIds.Where(t => t != _eos)] : [.. Options.StopTokenIds.Distinct()];
+            _beams = new BeamSearch(_rows!, _step!, Options, rows.Count, _vocab, ends, _context);
+            _forkPending = false;
+        }
     }
 
     /// <summary>
@@ -335,6 +394,14 @@ public sealed class Generator : IDisposable
         }
 
         EnsureLogits();
+        if (_beams is not null)
+        {
+            _beams.Step(Stopwatch.GetTimestamp(), last: _slots + 1 >= _context);
+            _slots++;
+            _logitsValid = false;
+            return;
+        }
+
         if (_slots == _reserved)
         {
             Reserve((int)Math.Min(_context, (long)_reserved + Math.Max(16, Options.MaxNewTokens)));
@@ -380,6 +447,11 @@ public sealed class Generator : IDisposable
             return;
         }
 
+        if (_beams is not null)
+        {
+            throw new InvalidOperationException("a beam search cannot be rewound; create another generator.");
+        }
+
         _slots = length;
         _logitsValid = false;
         for (int b = 0; b < _rows.Length; b++)
@@ -402,9 +474,15 @@ public sealed class Generator : IDisposable
     /// Generates until every row is done, yielding each token as it comes (row by row within a step), with the
     /// text it completes. The cancellation token is checked between steps.
     /// </summary>
+    /// <exception cref="NotSupportedException">The generator runs beam search, whose sequences are known only at the end (use <see cref="GenerateAll"/>).</exception>
     public async IAsyncEnumerable<GeneratedToken> StreamAsync([EnumeratorCancellation] CancellationToken cancellationToken = default)
     {
         ThrowIfDisposed();
+        if (_beams is not null || Options.IsBeamSearch)
+        {
+            throw new NotSupportedException("beam search decides its sequences at the end and cannot stream them; use GenerateAll.");
+        }
+
         while (!IsDone)
         {
             cancellationToken.ThrowIfCancellationRequested();
@@ -413,7 +491,7 @@ public sealed class Generator : IDisposable
             {
                 if (_lastTokens[b] >= 0)
                 {
-                    yield return new GeneratedToken(b, _lastTokens[b], GetLastPiece(b), _rows[b]!.FinishReason);
+                    yield return new GeneratedToken(b, _lastTokens[b], GetLastPiece(b), _rows[b]!.FinishReason, _rows[b]!.LastLogProbs);
                 }
             }
 
@@ -443,13 +521,56 @@ public sealed class Generator : IDisposable
     /// <summary>What each row has produced since the last append, so far.</summary>
     public IReadOnlyList<GenerationResult> Results()
     {
+        if (_beams is not null)
+        {
+            return BeamResults(_beams);
+        }
+
         var results = new GenerationResult[_rows.Length];
         for (int b = 0; b < _rows.Length; b++)
         {
-            results[b] = Result(b, _rows[b]!);
+            results[b] = Result(b, _rows[b]!) with { Prompt = b / _perPrompt };
         }
 
         return results;
+    }
+
+    /// <summary>Each prompt's best hypotheses, best first: prompt, generated tokens (with the end token that finished it), text, score.</summary>
+    private GenerationResult[] BeamResults(BeamSearch beams)
+    {
+        var list = new List<GenerationResult>();
+        foreach (var (group, rank, generated, ended, score) in beams.Results())
+        {
+            var lead = _rows[group * _perPrompt]!;
+            var prompt = lead.Tokens[..lead.PromptLength];
+            int last = generated.Length > 0 ? generated[^1] : -1;
+            var reason = ended ? (last == _eos ? FinishReason.EndOfSequence : FinishReason.StopToken)
+                : prompt.Length + generated.Length >= _context ? FinishReason.ContextFull : FinishReason.MaxNewTokens;
+            string? text = _tokenizer?.Decode(ended ? generated[..^1] : generated);
+            var elapsed = Stopwatch.GetElapsedTime(lead.StartedAt);
+            list.Add(new GenerationResult(group * Options.NumReturnSequences + rank, [.. prompt, .. generated], prompt.Length, text, reason,
+                elapsed, elapsed, Score: score, Prompt: group)
+            {
+                ConstraintComplete = lead.Constraint is null ? null : Completes(lead.Constraint, ended ? generated[..^1] : generated),
+            });
+        }
+
+        return [.. list];
+    }
+
+    /// <summary>Whether <paramref name="tokens"/> complete the constraint <paramref name="state"/> follows (the state is reset and replays them).</summary>
+    private static bool Completes(ConstraintState state, int[] tokens)
+    {
+        state.Reset();
+        foreach (int token in tokens)
+        {
+            if (!state.TryAdvance(token))
+            {
+                return false;
+            }
+        }
+
+        return state.IsComplete;
     }
 
     /// <summary>
@@ -517,7 +638,8 @@ public sealed class Generator : IDisposable
     {
         var first = sequence.FirstTokenAt == 0 ? TimeSpan.Zero : Stopwatch.GetElapsedTime(sequence.StartedAt, sequence.FirstTokenAt);
         var last = sequence.LastTokenAt == 0 ? TimeSpan.Zero : Stopwatch.GetElapsedTime(sequence.StartedAt, sequence.LastTokenAt);
-        return new GenerationResult(row, sequence.Tokens.ToArray(), sequence.PromptLength, sequence.Text?.Text, sequence.FinishReason, first, last)
+        return new GenerationResult(row, sequence.Tokens.ToArray(), sequence.PromptLength, sequence.Text?.Text, sequence.FinishReason, first, last,
+            sequence.LogProbs?.ToArray())
         {
             ConstraintComplete = sequence.Constraint?.IsComplete,
         };
@@ -530,6 +652,32 @@ public sealed class Generator : IDisposable
         {
             Feed(null);
             _logitsValid = true;
+            if (_forkPending)
+            {
+                ForkPrompts();
+            }
+        }
+    }
+
+    /// <summary>Several sequences per prompt: every other row of a prompt becomes a copy of the first, which ran it.</summary>
+    private void ForkPrompts()
+    {
+        _forkPending = false;
+        if (!RowsCanBeCopied)
+        {
+            return;   // each row was fed the prompt itself
+        }
+
+        for (int b = 0; b < _rows.Length; b++)
+        {
+            if (b % _perPrompt != 0)
+            {
+                var lead = _rows[b - b % _perPrompt]!;
+                var row = _rows[b]!;
+                row.CopyFrom(lead, 0);
+                _step!.CopyRow(b - b % _perPrompt, b);
+                _slotOf[b - b % _perPrompt].AsSpan(0, lead.Length).CopyTo(_slotOf[b]);
+            }
         }
     }
 
@@ -568,6 +716,7 @@ public sealed class Generator : IDisposable
             foreach (int fed in _feed)
             {
                 most = Math.Max(most, fed);
+                FedPositions += fed;
             }
 
             _fed += most;
@@ -588,9 +737,11 @@ public sealed class Generator : IDisposable
         _lastTokens.AsSpan().Fill(-1);
         for (int b = 0; b < batch; b++)
         {
-            _rows[b] = new Sequence(RowOptions(b), _eos, _tokenizer) { Constraint = StartConstraint(Options.Constraint, Options) };
+            // Beams decode their text at the end, from the hypothesis' tokens.
+            _rows[b] = new Sequence(RowOptions(b), _eos, Options.IsBeamSearch ? null : _tokenizer) { Constraint = StartConstraint(Options.Constraint, Options) };
             _slotOf[b] = [];
         }
+
     }
 
     /// <summary>Sizes the rows, their slot maps and the decoder step for <paramref name="slots"/> slots.</summary>
@@ -625,6 +776,32 @@ public sealed class Generator : IDisposable
 
     private static OnnxGptException NoTokenizer(GptModel model, OutputConstraint constraint) =>
         new($"{model.ModelPath}: a constraint ({constraint.Description}) needs the model's tokenizer to know each token's text, and the model has none.");
+
+    /// <summary>Whether cache rows can be copied from C#: the cache is in host memory (or not kept between steps).</summary>
+    private bool RowsCanBeCopied => !UsesKvCache || _model.CacheDevice == "cpu";
+
+    /// <summary>Checks what the model decides: logit bias ids inside the vocabulary; beam search without stop strings, with room for its candidates.</summary>
+    private static void CheckForModel(GenerationOptions options, GptModel model)
+    {
+        int vocab = model.Config.VocabSize;
+        foreach (int token in options.LogitBias.Keys)
+        {
+            if (token >= vocab)
+            {
+                throw new OnnxGptException($"LogitBias names token {token}, outside the model's vocabulary of {vocab} tokens (valid ids are 0 to {vocab - 1}).");
+            }
+        }
+
+        if (options.IsBeamSearch && options.StopStrings.Count > 0)
+        {
+            throw new OnnxGptException($"beam search takes stop tokens but not stop strings (found {options.StopStrings.Count}); leave StopStrings empty with NumBeams {options.NumBeams}.");
+        }
+
+        if (options.IsBeamSearch && 2L * options.NumBeams > vocab)
+        {
+            throw new OnnxGptException($"beam search with {options.NumBeams} beams takes the best {2 * options.NumBeams} continuations each step, more than the vocabulary of {vocab}; use fewer beams.");
+        }
+    }
 
     private GenerationOptions RowOptions(int b) => b == 0 && Options.Seed == _seed ? Options : Options with { Seed = unchecked(_seed + (ulong)b) };
 

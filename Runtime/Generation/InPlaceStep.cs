@@ -109,6 +109,9 @@ internal sealed unsafe class InPlaceStep : DecoderStep
         }
     }
 
+    /// <summary>Each row's tokens sit at cache positions 0 .. Cached − 1: the positions copy as they are.</summary>
+    protected override void CopyCache(int source, int destination, int from, int to) => Cache!.CopyRow(source, destination, from, to);
+
     public override void Rewind()
     {
         foreach (var sequence in SlotTable)

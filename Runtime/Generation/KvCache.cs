@@ -312,6 +312,51 @@ public sealed unsafe class KvCache : IDisposable
         }
     }
 
+    /// <summary>
+    /// Copies positions [<paramref name="from"/>, <paramref name="to"/>) of every layer's keys and values from row
+    /// <paramref name="source"/> to row <paramref name="destination"/> (in place: cache positions of the row; concatenating:
+    /// slots of the shared length), leaving every other position and row as it was: one copy per (tensor, head) of
+    /// (to − from) · D values. Host memory only.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">The cache lives in device memory, which C# cannot copy.</exception>
+    internal void CopyRow(int source, int destination, int from, int to)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        ArgumentOutOfRangeException.ThrowIfNegative(from);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(to, IsInPlace ? Capacity : _length);
+        if ((uint)source >= (uint)BatchSize || (uint)destination >= (uint)BatchSize)
+        {
+            throw new ArgumentOutOfRangeException(nameof(source), $"rows {source} and {destination} must be below the batch size {BatchSize}.");
+        }
+
+        if (!IsHostAccessible)
+        {
+            throw new InvalidOperationException($"the KV cache lives in {Device} memory, which C# cannot copy from row to row.");
+        }
+
+        if (to <= from || source == destination)
+        {
+            return;
+        }
+
+        long stride = (long)(IsInPlace ? Capacity : _length) * HeadSize * _elementBytes;   // one (row, head) block
+        long offset = (long)from * HeadSize * _elementBytes, bytes = (long)(to - from) * HeadSize * _elementBytes;
+        foreach (var t in _tensors)
+        {
+            byte* data = t.Buffers[_current]!.Pointer;
+            int stacks = t.Prefix.Length == 3 ? 2 : 1;   // (2, B, Hkv) for ORT GPT-2's stacked key and value
+            for (int k = 0; k < stacks; k++)
+            {
+                for (int h = 0; h < Heads; h++)
+                {
+                    long src = ((long)(k * BatchSize + source) * Heads + h) * stride + offset;
+                    long dst = ((long)(k * BatchSize + destination) * Heads + h) * stride + offset;
+                    Buffer.MemoryCopy(data + src, data + dst, bytes, bytes);
+                }
+            }
+        }
+    }
+
     private void Allocate(int capacity, int keep)
     {
         foreach (var t in _tensors)

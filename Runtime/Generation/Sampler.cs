@@ -12,7 +12,10 @@ namespace OnnxGpt.Runtime.Generation;
 /// ties) or: temperature, top-k (ties with the k-th logit kept), top-p (the smallest set of most likely tokens
 /// whose probability reaches p, at least one), and a draw from the renormalised distribution with
 /// <see cref="DeterministicRandom"/> (xoshiro256**, the project's one generator). Top-k uses a k-element heap and top-p a histogram of the probabilities, so
-/// no step sorts the whole vocabulary. Not thread-safe (the random state advances); one sampler per generator.
+/// no step sorts the whole vocabulary. Between the repetition penalty and the pick come, when set, OpenAI's additive
+/// penalties over the generated tokens (<c>logit[j] −= frequency · count[j] + presence · (count[j] &gt; 0)</c>), the
+/// logit bias (added), and Hugging Face's no-repeat n-gram ban (−infinity); each costs nothing when off. Not
+/// thread-safe (the random state advances); one sampler per generator.
 /// </summary>
 public sealed class Sampler
 {
@@ -27,6 +30,12 @@ public sealed class Sampler
     private readonly int _topK;
     private readonly double _topP;
     private readonly double _penalty;
+    private readonly float _presence;
+    private readonly float _frequency;
+    private readonly int[] _biasIds;
+    private readonly float[] _biasValues;
+    private readonly int _ngram;
+    private readonly bool _logProb;
 
     /// <exception cref="ArgumentOutOfRangeException">An option is out of range (see <see cref="GenerationOptions.Validate"/>).</exception>
     public Sampler(GenerationOptions options)
@@ -41,7 +50,20 @@ public sealed class Sampler
         _topK = options.TopK;
         _topP = options.TopP;
         _penalty = options.RepetitionPenalty;
+        _presence = (float)options.PresencePenalty;
+        _frequency = (float)options.FrequencyPenalty;
+        _biasIds = [.. options.LogitBias.Keys.Order()];
+        _biasValues = [.. _biasIds.Select(id => (float)options.LogitBias[id])];
+        _ngram = options.NoRepeatNgramSize;
+        _logProb = options.TopLogProbs is not null;
     }
+
+    /// <summary>
+    /// With <see cref="GenerationOptions.TopLogProbs"/> set: the log-probability the last <c>Sample</c> gave the
+    /// token it picked, under the distribution it drew from (after penalties, bias, temperature, top-k and top-p; for
+    /// greedy, the log-softmax of the penalised logits). NaN when not recorded.
+    /// </summary>
+    public double LastLogProb { get; private set; } = double.NaN;
 
     /// <summary>The options this sampler was built from.</summary>
     public GenerationOptions Options { get; }
@@ -49,7 +71,7 @@ public sealed class Sampler
     /// <summary>The seed in use: <see cref="GenerationOptions.Seed"/>, or the one picked at random when that was null.</summary>
     public ulong Seed { get; }
 
-    /// <summary>Floats of scratch that <see cref="Sample"/> needs for a vocabulary of <paramref name="vocabularySize"/>.</summary>
+    /// <summary>Floats of scratch that <c>Sample</c> needs for a vocabulary of <paramref name="vocabularySize"/>.</summary>
     public static int ScratchLength(int vocabularySize)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(vocabularySize);
@@ -95,7 +117,19 @@ public sealed class Sampler
     /// <exception cref="ArgumentOutOfRangeException">A previous token is outside the vocabulary.</exception>
     /// <exception cref="OnnxGptException">A logit is NaN, or every logit is -infinity.</exception>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public int Sample(ReadOnlySpan<float> logits, ReadOnlySpan<int> previousTokens, Span<float> scratch)
+    public int Sample(ReadOnlySpan<float> logits, ReadOnlySpan<int> previousTokens, Span<float> scratch) =>
+        Sample(logits, previousTokens, 0, scratch);
+
+    /// <summary>Picks the next token id for one row whose first <paramref name="promptLength"/> previous tokens are its prompt.</summary>
+    /// <param name="logits">The row's logits over the vocabulary (V values).</param>
+    /// <param name="previousTokens">The row's tokens so far: the repetition penalty and the n-gram ban see them all.</param>
+    /// <param name="promptLength">How many of them are the prompt: OpenAI's presence and frequency penalties count only the tokens after it.</param>
+    /// <param name="scratch">At least <see cref="ScratchLength"/>(V) floats, reused between calls; its contents are overwritten.</param>
+    /// <exception cref="ArgumentException">The row is empty or the scratch too short.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">A previous token or a biased token is outside the vocabulary.</exception>
+    /// <exception cref="OnnxGptException">A logit is NaN, or every logit is -infinity.</exception>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public int Sample(ReadOnlySpan<float> logits, ReadOnlySpan<int> previousTokens, int promptLength, Span<float> scratch)
     {
         var v = logits.Length;
         if (v == 0)
@@ -115,9 +149,37 @@ public sealed class Sampler
             ApplyRepetitionPenalty(logits, previousTokens, work, _penalty);
         }
 
+        if (_presence != 0 || _frequency != 0)
+        {
+            ApplyOpenAiPenalties(work, previousTokens[Math.Clamp(promptLength, 0, previousTokens.Length)..],
+                MemoryMarshal.Cast<float, int>(scratch.Slice(v, v)), _presence, _frequency);
+        }
+
+        for (int i = 0; i < _biasIds.Length; i++)
+        {
+            int id = _biasIds[i];
+            if ((uint)id >= (uint)v)
+            {
+                throw new ArgumentOutOfRangeException(nameof(logits), id, $"LogitBias names token {id}, outside the vocabulary of {v} tokens.");
+            }
+
+            work[id] += _biasValues[i];
+        }
+
+        if (_ngram > 0)
+        {
+            BanRepeatedNgrams(work, previousTokens, _ngram);
+        }
+
         if (_greedy)
         {
-            return ArgMax(work);
+            int best = ArgMax(work);
+            if (_logProb)
+            {
+                LastLogProb = LogSoftmaxAt(work, best);
+            }
+
+            return best;
         }
 
         var candidates = MemoryMarshal.Cast<float, int>(scratch.Slice(v, v));
@@ -136,6 +198,7 @@ public sealed class Sampler
 
             if (x == float.PositiveInfinity)
             {
+                LastLogProb = 0;
                 return i; // It carries all the probability; the lowest such id, as greedy would pick.
             }
 
@@ -190,11 +253,95 @@ public sealed class Sampler
             sum += work[id];
             if (sum > target)
             {
-                return id;
+                return Picked(id, work, total);
             }
         }
 
-        return candidates[n - 1]; // Only reachable through rounding at the very end of the distribution.
+        return Picked(candidates[n - 1], work, total); // Only reachable through rounding at the very end of the distribution.
+    }
+
+    /// <summary>The picked token, with its log-probability in the distribution drawn from when asked for.</summary>
+    private int Picked(int id, ReadOnlySpan<float> probabilities, double total)
+    {
+        if (_logProb)
+        {
+            LastLogProb = Math.Log(probabilities[id] / total);
+        }
+
+        return id;
+    }
+
+    /// <summary>log softmax(values)[index] in double precision (−infinity values take no mass).</summary>
+    internal static double LogSoftmaxAt(ReadOnlySpan<float> values, int index)
+    {
+        float max = float.NegativeInfinity;
+        foreach (var x in values)
+        {
+            max = Math.Max(max, x);
+        }
+
+        double sum = 0;
+        foreach (var x in values)
+        {
+            sum += Math.Exp((double)x - max);
+        }
+
+        return (double)values[index] - max - Math.Log(sum);
+    }
+
+    /// <summary>
+    /// OpenAI's penalties, as its API reference writes them: <c>logit[j] −= count[j] · frequency + (count[j] &gt; 0) · presence</c>,
+    /// count[j] being how often token j occurs in <paramref name="generated"/>. <paramref name="marks"/> (V ints) is
+    /// scratch: only the entries of the generated tokens are touched, so the cost is in the generated length, not the vocabulary.
+    /// </summary>
+    internal static void ApplyOpenAiPenalties(Span<float> work, ReadOnlySpan<int> generated, Span<int> marks, float presence, float frequency)
+    {
+        foreach (int token in generated)
+        {
+            if ((uint)token >= (uint)work.Length)
+            {
+                throw new ArgumentOutOfRangeException(nameof(generated), token, $"Previous token {token} is outside the vocabulary of {work.Length} logits.");
+            }
+
+            marks[token] = 0;
+        }
+
+        foreach (int token in generated)
+        {
+            if (marks[token] == 0)
+            {
+                marks[token] = 1;
+                work[token] -= presence;
+            }
+
+            work[token] -= frequency;
+        }
+    }
+
+    /// <summary>
+    /// Hugging Face's no-repeat n-gram rule: every token that follows an earlier occurrence of the last n − 1 tokens
+    /// gets −infinity (with n = 1, every token already in the sequence). Nothing is banned before the sequence has n − 1 tokens.
+    /// </summary>
+    internal static void BanRepeatedNgrams(Span<float> work, ReadOnlySpan<int> tokens, int n)
+    {
+        int length = tokens.Length;
+        if (length + 1 < n)
+        {
+            return;
+        }
+
+        var tail = tokens[(length - (n - 1))..];
+        for (int start = 0; start + n <= length; start++)
+        {
+            if (tokens.Slice(start, n - 1).SequenceEqual(tail))
+            {
+                int banned = tokens[start + n - 1];
+                if ((uint)banned < (uint)work.Length)
+                {
+                    work[banned] = float.NegativeInfinity;
+                }
+            }
+        }
     }
 
     /// <summary>

@@ -17,6 +17,8 @@ internal sealed class Sequence
     private int[] _tokens = [];
     private Sampler _sampler;
     private int[] _stopIds;
+    private float[]? _rawLogits;                 // the model's logits before the processor, when log-probabilities are recorded
+    private List<TokenLogProbs>? _logProbs;      // per generated token, when recorded
 
     /// <param name="options">How tokens are picked and when to stop.</param>
     /// <param name="endOfSequence">The token that ends the sequence, or −1 for none.</param>
@@ -85,6 +87,12 @@ internal sealed class Sequence
     /// <inheritdoc cref="StartedAt"/>
     public long LastTokenAt { get; private set; }
 
+    /// <summary>The log-probabilities of the tokens generated since the prompt (null unless <see cref="GenerationOptions.TopLogProbs"/> is set).</summary>
+    public IReadOnlyList<TokenLogProbs>? LogProbs => _logProbs;
+
+    /// <summary>The log-probabilities of the token the last <see cref="Next"/> produced (null unless recorded).</summary>
+    public TokenLogProbs? LastLogProbs => _logProbs is { Count: > 0 } list && LastToken >= 0 ? list[^1] : null;
+
     /// <summary>The tokens: prompt followed by everything generated.</summary>
     public ReadOnlySpan<int> Tokens => _tokens.AsSpan(0, Length);
 
@@ -118,6 +126,39 @@ internal sealed class Sequence
         FinishReason = Options.MaxNewTokens == 0 ? FinishReason.MaxNewTokens : full ? FinishReason.ContextFull : FinishReason.None;
         Text?.Reset(Length > 0 ? _tokens[Length - 1] : -1);   // the text follows the prompt's last token
         Constraint?.Reset();
+        _logProbs = Options.TopLogProbs is null ? null : new List<TokenLogProbs>(Math.Min(Options.MaxNewTokens, 4096));
+    }
+
+    /// <summary>
+    /// Makes this sequence a copy of <paramref name="source"/>: its tokens, prompt, generation state, text and
+    /// log-probabilities (a beam or a sample row taking another's place). <see cref="Cached"/> becomes
+    /// <paramref name="cached"/>, the part of the cache that already holds the same tokens; the decoder step's
+    /// <see cref="DecoderStep.CopyRow"/> copies the rest.
+    /// </summary>
+    public void CopyFrom(Sequence source, int cached)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(cached);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(cached, source.Cached);
+        Reserve(source._tokens.Length);
+        source.Tokens.CopyTo(_tokens);
+        Length = source.Length;
+        Cached = cached;
+        PromptLength = source.PromptLength;
+        NewTokens = source.NewTokens;
+        LastToken = source.LastToken;
+        FinishReason = source.FinishReason;
+        (StartedAt, FirstTokenAt, LastTokenAt) = (source.StartedAt, source.FirstTokenAt, source.LastTokenAt);
+        _logProbs = source._logProbs is null ? null : [.. source._logProbs];
+        if (Text is not null && NewTokens == 0)
+        {
+            Text.Reset(PromptLength > 0 ? _tokens[PromptLength - 1] : -1);
+        }
+        else if (Text is not null)
+        {
+            FinishReason = Text.Replay(GeneratedText(), FinishReason);
+        }
+
+        ReplayConstraint();
     }
 
     /// <summary>
@@ -127,11 +168,41 @@ internal sealed class Sequence
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public int Next(Span<float> logits, Span<float> scratch, long now)
     {
+        bool record = _logProbs is not null, changed = LogitsProcessor is not null || Constraint is not null;
+        if (record && changed)
+        {
+            _rawLogits ??= new float[logits.Length];
+            logits.CopyTo(_rawLogits);   // the processor and the constraint change the logits in place; the raw ones are reported
+        }
+
         LogitsProcessor?.Invoke(Tokens, logits);
         Constraint?.Apply(logits);
-        int token = _sampler.Sample(logits, Tokens, scratch);
+        int token = _sampler.Sample(logits, Tokens, PromptLength, scratch);
+        if (record)
+        {
+            _logProbs!.Add(Record(changed ? _rawLogits : logits, token, _sampler.LastLogProb, Options.TopLogProbs!.Value));
+        }
+
         Accept(token, now);
         return token;
+    }
+
+    /// <summary>The raw model log-probability of <paramref name="token"/> and the <paramref name="top"/> most likely tokens in <paramref name="logits"/>.</summary>
+    internal static TokenLogProbs Record(ReadOnlySpan<float> logits, int token, double processed, int top)
+    {
+        double lse = LogSoftmax.LogSumExp(logits);
+        var alternatives = new TokenLogProb[Math.Min(top, logits.Length)];
+        if (alternatives.Length > 0)
+        {
+            Span<int> ids = stackalloc int[alternatives.Length];
+            LogSoftmax.TopK(logits, ids);
+            for (int i = 0; i < ids.Length; i++)
+            {
+                alternatives[i] = new TokenLogProb(ids[i], logits[ids[i]] - lse);
+            }
+        }
+
+        return new TokenLogProbs(token, logits[token] - lse, processed, alternatives);
     }
 
     /// <summary>Appends a generated token and updates why the sequence stops.</summary>
@@ -186,6 +257,11 @@ internal sealed class Sequence
         Length = length;
         Cached = Math.Min(Cached, length);
         LastToken = -1;
+        if (_logProbs is not null && _logProbs.Count > NewTokens)
+        {
+            _logProbs.RemoveRange(NewTokens, _logProbs.Count - NewTokens);
+        }
+
         FinishReason = length == 0 ? FinishReason.None
             : lastGenerated ? StopReason(_tokens[length - 1], NewTokens)
             : Options.MaxNewTokens == 0 ? FinishReason.MaxNewTokens
@@ -195,9 +271,14 @@ internal sealed class Sequence
             FinishReason = Text.Replay(GeneratedText(), FinishReason);
         }
 
+        ReplayConstraint();
+    }
+
+    /// <summary>The generated tokens since the prompt, again through the constraint (one it refuses leaves it unsatisfiable).</summary>
+    private void ReplayConstraint()
+    {
         if (Constraint is { } constraint)
         {
-            // The kept tokens since the prompt, again through the constraint (one it refuses leaves it unsatisfiable).
             constraint.Reset();
             foreach (int token in GeneratedText())
             {

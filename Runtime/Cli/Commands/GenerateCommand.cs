@@ -40,6 +40,34 @@ internal sealed class GenerateCommand : CliCommand
     private readonly Option<double?> _repetitionPenalty = CliOption.OptionalNumber("--repetition-penalty", "R",
         "divide the logits of tokens seen before by R (Hugging Face's penalty); 1 turns it off", ModelsDefault, NumberRange.Above(0));
 
+    private readonly Option<double?> _presencePenalty = CliOption.OptionalNumber("--presence-penalty", "P",
+        "OpenAI's presence penalty: subtract P once from the logit of every token already generated", "0", new NumberRange(-2, 2));
+
+    private readonly Option<double?> _frequencyPenalty = CliOption.OptionalNumber("--frequency-penalty", "F",
+        "OpenAI's frequency penalty: subtract F from a token's logit per time it was generated", "0", new NumberRange(-2, 2));
+
+    private readonly Option<Dictionary<int, double>?> _logitBias = CliOption.Custom("--logit-bias", "ID:BIAS,...",
+        "OpenAI's logit bias: add BIAS (-100..100) to token ID's logit", "none", ParseLogitBias);
+
+    private readonly Option<int?> _noRepeatNgram = CliOption.OptionalInt("--no-repeat-ngram-size", "N",
+        "never repeat an n-gram of N tokens (Hugging Face's no_repeat_ngram_size)", "0: off", min: 0);
+
+    private readonly Option<int?> _numBeams = CliOption.OptionalInt("--num-beams", "N",
+        "beam search with N beams (Hugging Face's semantics, as ONNX Runtime's BeamSearch); sampling options are not used", "1: no beam search", min: 1);
+
+    private readonly Option<double?> _lengthPenalty = CliOption.OptionalNumber("--length-penalty", "L",
+        "beam search: a hypothesis scores its summed log-probabilities / length^L", "1", new NumberRange(-10, 10));
+
+    private readonly Option<string?> _earlyStopping = CliOption.FlagOrChoice("--early-stopping",
+        "beam search: stop once N hypotheses are finished (alone or true); never: only when none can improve; false: Hugging Face's heuristic",
+        "true", ["true", "false", "never"]);
+
+    private readonly Option<int?> _numReturnSequences = CliOption.OptionalInt("--num-return-sequences", "K",
+        "sequences per prompt: the K best beams, or K samples (the prompt run once)", "1", min: 1);
+
+    private readonly Option<int?> _topLogProbs = CliOption.OptionalInt("--top-logprobs", "K",
+        "with --json: each generated token's log-probability and the K most likely alternatives", "none", min: 0, max: GenerationOptions.MaxTopLogProbs);
+
     private readonly Option<long?> _seed = CliOption.OptionalLong("--seed", "S",
         "seed of the sampler, to repeat a run", "random, printed on stderr", min: 0);
 
@@ -77,6 +105,15 @@ internal sealed class GenerateCommand : CliCommand
         Options.Add(_topK);
         Options.Add(_topP);
         Options.Add(_repetitionPenalty);
+        Options.Add(_presencePenalty);
+        Options.Add(_frequencyPenalty);
+        Options.Add(_logitBias);
+        Options.Add(_noRepeatNgram);
+        Options.Add(_numBeams);
+        Options.Add(_lengthPenalty);
+        Options.Add(_earlyStopping);
+        Options.Add(_numReturnSequences);
+        Options.Add(_topLogProbs);
         Options.Add(_seed);
         Options.Add(_stop);
         Options.Add(_truncate);
@@ -102,6 +139,22 @@ internal sealed class GenerateCommand : CliCommand
             {
                 r.AddError("--stop: a stop string needs at least one character.");
             }
+
+            int beams = r.ValueIfValid(_numBeams) ?? 1;
+            if (beams > 1 && r.ValueIfValid(_numReturnSequences) is { } k && k > beams)
+            {
+                r.AddError($"--num-return-sequences ({k}) must not exceed --num-beams ({beams}).");
+            }
+
+            if (beams == 1 && (r.Given(_lengthPenalty) || r.Given(_earlyStopping)))
+            {
+                r.AddError("--length-penalty and --early-stopping apply to beam search: add --num-beams N (N > 1).");
+            }
+
+            if (beams > 1 && r.Given(_stop))
+            {
+                r.AddError("--stop: beam search takes stop tokens, not stop strings.");
+            }
         });
     }
 
@@ -121,6 +174,21 @@ internal sealed class GenerateCommand : CliCommand
             Seed = parse.GetValue(_seed) is { } seed ? (ulong)seed : null,
             Greedy = parse.GetValue(_greedy),
             StopStrings = parse.GetValue(_stop) ?? [],
+            PresencePenalty = parse.GetValue(_presencePenalty),
+            FrequencyPenalty = parse.GetValue(_frequencyPenalty),
+            LogitBias = parse.GetValue(_logitBias),
+            NoRepeatNgramSize = parse.GetValue(_noRepeatNgram),
+            NumBeams = parse.GetValue(_numBeams),
+            LengthPenalty = parse.GetValue(_lengthPenalty),
+            EarlyStopping = parse.GetValue(_earlyStopping) switch
+            {
+                "true" => BeamEarlyStopping.Early,
+                "false" => BeamEarlyStopping.Heuristic,
+                "never" => BeamEarlyStopping.Never,
+                _ => null,
+            },
+            NumReturnSequences = parse.GetValue(_numReturnSequences),
+            TopLogProbs = parse.GetValue(_topLogProbs),
         }.ApplyTo(GenerationOptions.FromDefaults(model.GenerationDefaults)) with { Constraint = constraint };
         options.Validate();   // The command line's values were checked when parsed; this checks the model's defaults.
 
@@ -150,7 +218,7 @@ internal sealed class GenerateCommand : CliCommand
             stderr.WriteLine($"warning: the prompt did not fit the context of {model.Config.ContextLength} tokens; dropped its first {generator.TruncatedTokens}.");
         }
 
-        if (options.Seed is null && !options.IsGreedy)
+        if (options.Seed is null && !options.IsGreedy && !options.IsBeamSearch)
         {
             stderr.WriteLine($"seed {generator.Seed}");
         }
@@ -176,8 +244,8 @@ internal sealed class GenerateCommand : CliCommand
                     }
                     else
                     {
-                        stdout.WriteLine($"--- {r.Row}: {r.FinishReason}");
-                        stdout.WriteLine(texts![r.Row] + r.Text);
+                        stdout.WriteLine($"--- {r.Row}: {r.FinishReason}{(r.Score is { } score ? $", score {score:F6}" : "")}");
+                        stdout.WriteLine((texts?[r.Prompt] ?? string.Join(" ", r.Ids.Take(r.PromptLength))) + (r.Text ?? " " + string.Join(" ", r.NewIds)));
                     }
                 }
 
@@ -258,6 +326,27 @@ internal sealed class GenerateCommand : CliCommand
             node["constraint_complete"] = complete;
         }
 
+        if (r.Prompt != r.Row)
+        {
+            node["prompt"] = r.Prompt;
+        }
+
+        if (r.Score is { } score)
+        {
+            node["score"] = score;
+        }
+
+        if (r.LogProbs is { } logprobs)
+        {
+            node["logprobs"] = new JsonArray([.. logprobs.Select(t => (JsonNode)new JsonObject
+            {
+                ["id"] = t.TokenId,
+                ["logprob"] = t.LogProb,
+                ["processed_logprob"] = t.ProcessedLogProb,
+                ["top"] = new JsonArray([.. t.Top.Select(a => (JsonNode)new JsonObject { ["id"] = a.TokenId, ["logprob"] = a.LogProb })]),
+            })]);
+        }
+
         return node.ToJsonString(new JsonSerializerOptions { WriteIndented = false });
     }
 
@@ -294,6 +383,31 @@ internal sealed class GenerateCommand : CliCommand
         }
 
         return parse.GetValue(_jsonObject) ? OutputConstraint.AnyJson : null;
+    }
+
+    /// <summary><c>ID:BIAS</c> pairs separated by commas, e.g. <c>50256:-100,13:5</c>.</summary>
+    private static (Dictionary<int, double>? Value, string? Error) ParseLogitBias(string text)
+    {
+        var bias = new Dictionary<int, double>();
+        foreach (var pair in text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            var parts = pair.Split(':');
+            if (parts.Length != 2
+                || !int.TryParse(parts[0], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int id)
+                || !double.TryParse(parts[1], System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out double value))
+            {
+                return (null, $"'{pair}' is not ID:BIAS (a token id, a colon, a number), e.g. 13:-100.");
+            }
+
+            if (!(value is >= -100 and <= 100))
+            {
+                return (null, $"the bias of token {id} must be between -100 and 100; found {parts[1]}.");
+            }
+
+            bias[id] = value;
+        }
+
+        return bias.Count > 0 ? (bias, null) : (null, $"'{text}' names no token; expected ID:BIAS pairs separated by commas.");
     }
 
     private static string[] ReadPrompts(string path)

@@ -136,6 +136,23 @@ internal static class CliOption
             CustomParser = r => ParseIntList(r, name, min),
         };
 
+    /// <summary>
+    /// A switch that may take one word of a fixed set: alone it means <paramref name="whenAlone"/> (<c>--early-stopping</c>),
+    /// with a word that word (<c>--early-stopping never</c>); left out, null.
+    /// </summary>
+    public static Option<string?> FlagOrChoice(string name, string description, string whenAlone, string[] choices)
+    {
+        var option = new Option<string?>(name)
+        {
+            Description = WithDefault(description, "off"),
+            HelpName = string.Join('|', choices),
+            Arity = ArgumentArity.ZeroOrOne,
+            CustomParser = r => r.Tokens.Count == 0 ? whenAlone : ParseChoice(r, name, choices),
+        };
+        option.CompletionSources.Add(choices);
+        return option;
+    }
+
     /// <summary>A value parsed by <paramref name="parse"/>, which returns null and an error in the user's words for a bad value.</summary>
     public static Option<T?> Custom<T>(string name, string helpName, string description, string defaultText, Func<string, (T? Value, string? Error)> parse)
         where T : class =>

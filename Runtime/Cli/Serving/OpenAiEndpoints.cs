@@ -10,11 +10,12 @@ using Microsoft.Extensions.Logging;
 using OnnxGpt.Contracts;
 using OnnxGpt.Runtime.Batching;
 using OnnxGpt.Runtime.Chat;
+using OnnxGpt.Runtime.Generation;
 
 namespace OnnxGpt.Cli.Serving;
 
 /// <summary>The request handlers of <see cref="OpenAiServer"/>: OpenAI's JSON in, the chat client's updates out.</summary>
-internal sealed class OpenAiEndpoints(OnnxGptChatClient client, ServerOptions options, ILogger logger)
+internal sealed partial class OpenAiEndpoints(OnnxGptChatClient client, ServerOptions options, ILogger logger)
 {
     /// <summary>Responses are JSON for programs, never embedded in HTML: keep quotes and non-ASCII text readable.</summary>
     private static readonly JsonSerializerOptions JsonOutput = new() { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
@@ -80,6 +81,13 @@ internal sealed class OpenAiEndpoints(OnnxGptChatClient client, ServerOptions op
                 CheckResponseFormat(request.Options);
             }
 
+            if (!chat && NeedsChoices(request))
+            {
+                usage = await CompleteChoicesAsync(context, request, clock, cancellationToken).ConfigureAwait(false);
+                outcome = ServerStats.Outcome.Completed;
+                return;
+            }
+
             // The batch engine holds its own slots and queue (and refuses beyond them); without it, the gate does.
             using var slot = client.Engine is null ? await _gate.EnterAsync(cancellationToken).ConfigureAwait(false) : null;
             IAsyncEnumerable<ChatResponseUpdate> updates;
@@ -87,7 +95,9 @@ internal sealed class OpenAiEndpoints(OnnxGptChatClient client, ServerOptions op
             {
                 updates = chat
                     ? client.GetStreamingResponseAsync(request.Messages!, request.Options, cancellationToken)
-                    : client.CompleteStreamingAsync(request.Prompt!, request.Options, cancellationToken);
+                    : request.Prompts![0].Tokens is { } ids
+                        ? client.CompleteStreamingAsync(ids, request.Options, cancellationToken)
+                        : client.CompleteStreamingAsync(request.Prompts[0].Text!, request.Options, cancellationToken);
             }
             catch (ArgumentException e)
             {
@@ -119,7 +129,12 @@ internal sealed class OpenAiEndpoints(OnnxGptChatClient client, ServerOptions op
                 throw new OpenAiError(503, e.Message, code: "server_busy", type: OpenAiError.ServerError);
             }
 
-            var reply = new Reply(chat, request, client.ModelId, Stats, clock, startedAt);
+            var reply = new Reply(chat, request, client.ModelId, Stats, clock, startedAt) { Tokenizer = client.Model.Tokenizer!, EchoText = chat || !request.Echo ? "" : PromptText(request.Prompts![0]) };
+            if (!chat && request.LogProbs is { } k && request.Echo)
+            {
+                reply.EchoLogProbs = PromptLogProbs(request.Prompts![0], k);
+            }
+
             usage = request.Stream
                 ? await StreamAsync(context, stream, more, reply, cancellationToken).ConfigureAwait(false)
                 : await RespondAsync(context, stream, more, reply, cancellationToken).ConfigureAwait(false);
@@ -267,16 +282,18 @@ internal sealed class OpenAiEndpoints(OnnxGptChatClient client, ServerOptions op
     private static async Task<UsageDetails?> RespondAsync(HttpContext context, IAsyncEnumerator<ChatResponseUpdate> stream, bool more, Reply reply, CancellationToken cancellationToken)
     {
         var text = new StringBuilder();
+        var logprobs = new List<TokenLogProbs>();
         for (; more; more = await stream.MoveNextAsync().ConfigureAwait(false))
         {
             reply.Observe(stream.Current);
             text.Append(stream.Current.Text);
+            logprobs.AddRange(LogProbsOf(stream.Current));
         }
 
         var choice = reply.Chat
             ? new JsonObject { ["index"] = 0, ["message"] = new JsonObject { ["role"] = "assistant", ["content"] = text.ToString(), ["refusal"] = null } }
-            : new JsonObject { ["text"] = (reply.Request.Echo ? reply.Request.Prompt : "") + text, ["index"] = 0 };
-        choice["logprobs"] = null;
+            : new JsonObject { ["text"] = reply.EchoText + text, ["index"] = 0 };
+        choice["logprobs"] = reply.Request.LogProbs is null ? null : reply.LogProbsJson(logprobs);
         choice["finish_reason"] = reply.FinishReason;
         var body = reply.Envelope(reply.Chat ? "chat.completion" : "text_completion");
         body["choices"] = new JsonArray(choice);
@@ -301,16 +318,18 @@ internal sealed class OpenAiEndpoints(OnnxGptChatClient client, ServerOptions op
             }
             else if (reply.Request.Echo)
             {
-                await SendAsync(Chunk(reply.Request.Prompt!, null)).ConfigureAwait(false);
+                await SendAsync(Chunk(reply.EchoText, null, reply.Request.LogProbs is null ? null : reply.LogProbsJson([]))).ConfigureAwait(false);
             }
 
             for (; more; more = await stream.MoveNextAsync().ConfigureAwait(false))
             {
                 reply.Observe(stream.Current);
                 string piece = stream.Current.Text;
-                if (piece.Length > 0)
+                var tokens = LogProbsOf(stream.Current);
+                if (piece.Length > 0 || tokens.Count > 0)
                 {
-                    await SendAsync(reply.Chat ? Chunk(new JsonObject { ["content"] = piece }, null) : Chunk(piece, null)).ConfigureAwait(false);
+                    var logprobs = reply.Request.LogProbs is null ? null : reply.LogProbsJson(tokens);
+                    await SendAsync(reply.Chat ? Chunk(new JsonObject { ["content"] = piece }, null, logprobs) : Chunk(piece, null, logprobs)).ConfigureAwait(false);
                     reply.Sent();
                 }
             }
@@ -349,10 +368,10 @@ internal sealed class OpenAiEndpoints(OnnxGptChatClient client, ServerOptions op
 
         Task SendAsync(JsonObject chunk) => WriteEventAsync(response, chunk.ToJsonString(JsonOutput), cancellationToken);
 
-        JsonObject Chunk(JsonNode delta, string? finish)
+        JsonObject Chunk(JsonNode delta, string? finish, JsonObject? logprobs = null)
         {
             var choice = reply.Chat ? new JsonObject { ["index"] = 0, ["delta"] = delta } : new JsonObject { ["text"] = delta, ["index"] = 0 };
-            choice["logprobs"] = null;
+            choice["logprobs"] = logprobs;
             choice["finish_reason"] = finish;
             var chunk = reply.Envelope(kind);
             chunk["choices"] = new JsonArray(choice);
@@ -384,6 +403,11 @@ internal sealed class OpenAiEndpoints(OnnxGptChatClient client, ServerOptions op
         "TopP" => "top_p",
         "TopK" => "top_k",
         "RepetitionPenalty" => "repetition_penalty",
+        "PresencePenalty" => "presence_penalty",
+        "FrequencyPenalty" => "frequency_penalty",
+        "LogitBias" => "logit_bias",
+        "NoRepeatNgramSize" => "no_repeat_ngram_size",
+        "LengthPenalty" => "length_penalty",
         "StopStrings" => "stop",
         _ => null,
     };
@@ -443,6 +467,31 @@ internal sealed class OpenAiEndpoints(OnnxGptChatClient client, ServerOptions op
                 FirstSentAt = Stopwatch.GetTimestamp();
             }
         }
+
+        /// <summary>Completions with echo: the prompt's text, which the choice's text starts with.</summary>
+        public string EchoText { get; init; } = "";
+
+        /// <summary>Completions with echo and logprobs: the prompt's tokens and their log-probabilities (the first null), given once.</summary>
+        public (int Id, TokenLogProbs? LogProbs)[]? EchoLogProbs { get; set; }
+
+        /// <summary>Where the next token's text starts in the choice's text (legacy text_offset).</summary>
+        private int _offset;
+
+        /// <summary>The log-probabilities of <paramref name="tokens"/> in the request's shape (the echoed prompt's first, once).</summary>
+        public JsonObject LogProbsJson(IReadOnlyList<TokenLogProbs> tokens)
+        {
+            var json = new LogProbsJson(Tokenizer);
+            if (chat)
+            {
+                return json.Chat(tokens);
+            }
+
+            var all = (EchoLogProbs ?? []).Concat(tokens.Select(t => (t.TokenId, (TokenLogProbs?)t)));
+            EchoLogProbs = null;
+            return json.Legacy(all, ref _offset);
+        }
+
+        public required OnnxGpt.Runtime.Tokenization.ITextTokenizer Tokenizer { get; init; }
 
         public void Observe(ChatResponseUpdate update)
         {

@@ -24,8 +24,23 @@ internal sealed class OpenAiRequest
     /// <summary>Chat: the conversation; null for a completion.</summary>
     public IReadOnlyList<ChatMessage>? Messages { get; init; }
 
-    /// <summary>Completion: the prompt; null for chat.</summary>
-    public string? Prompt { get; init; }
+    /// <summary>Completion: the prompts (a string, a batch of strings, token ids or a batch of them); null for chat.</summary>
+    public IReadOnlyList<CompletionPrompt>? Prompts { get; init; }
+
+    /// <summary>Choices per prompt (OpenAI's <c>n</c>).</summary>
+    public int N { get; init; } = 1;
+
+    /// <summary>
+    /// Completion: candidates generated per prompt, of which the <see cref="N"/> best are returned (OpenAI's
+    /// <c>best_of</c>: by log-probability per token when sampling; the beam width with <see cref="UseBeamSearch"/>).
+    /// </summary>
+    public int BestOf { get; init; } = 1;
+
+    /// <summary>Completion: beam search (vLLM's extra field <c>use_beam_search</c>).</summary>
+    public bool UseBeamSearch { get; init; }
+
+    /// <summary>Completion: <c>logprobs</c> k (alternatives per token, legacy shape); chat: <c>top_logprobs</c> when <c>logprobs</c> is true; null: none.</summary>
+    public int? LogProbs { get; init; }
 
     public bool Stream { get; init; }
 
@@ -93,9 +108,44 @@ internal sealed class OpenAiRequest
         options.Seed = Long(root, "seed");
         options.ResponseFormat = ResponseFormat(root);
         options.StopSequences = Stops(root);
-        if (Int(root, "n") is { } n && n != 1)
+        int n = Int(root, "n") ?? 1;
+        if (chat && n != 1)
         {
-            throw OpenAiError.BadRequest($"n must be 1: this server generates one choice per request; found {n}.", "n", "invalid_value");
+            throw OpenAiError.BadRequest($"n must be 1 for chat: this server gives several choices through /v1/completions; found {n}.", "n", "invalid_value");
+        }
+
+        if (n is < 1 or > MaxChoices)
+        {
+            throw OpenAiError.BadRequest($"n must be between 1 and {MaxChoices}; found {n}.", "n", "invalid_value");
+        }
+
+        int bestOf = chat ? 1 : Int(root, "best_of") ?? n;
+        if (bestOf < n || bestOf > MaxChoices)
+        {
+            throw OpenAiError.BadRequest($"best_of must be between n ({n}) and {MaxChoices}; found {bestOf}.", "best_of", "invalid_value");
+        }
+
+        bool beams = !chat && (Bool(root, "use_beam_search") ?? false);
+        if (!chat)
+        {
+            ReadBeamFields(root, options, beams, bestOf);
+        }
+
+        if (Int(root, "no_repeat_ngram_size") is { } ngram)
+        {
+            (options.AdditionalProperties ??= [])["no_repeat_ngram_size"] = ngram >= 0 ? ngram
+                : throw OpenAiError.BadRequest($"no_repeat_ngram_size must be 0 (off) or more; found {ngram}.", "no_repeat_ngram_size", "invalid_value");
+        }
+
+        if (LogitBias(root) is { } bias)
+        {
+            (options.AdditionalProperties ??= [])["logit_bias"] = bias;
+        }
+
+        int? logprobs = chat ? ChatLogProbs(root) : CompletionLogProbs(root);
+        if (logprobs is { } k)
+        {
+            (options.AdditionalProperties ??= [])["top_logprobs"] = k;
         }
 
         bool stream = Bool(root, "stream") ?? false;
@@ -111,25 +161,25 @@ internal sealed class OpenAiRequest
             includeTimings = Bool(streamOptions, "include_timings", "stream_options.include_timings") ?? false;
         }
 
+        if (stream && !chat && (beams || bestOf > n))
+        {
+            throw OpenAiError.BadRequest(beams ? "use_beam_search cannot be streamed: the beams are decided at the end." : "best_of above n cannot be streamed (as OpenAI's API).",
+                beams ? "use_beam_search" : "best_of", "invalid_value");
+        }
+
         var request = chat
-            ? new OpenAiRequest { Model = model, Messages = ReadMessages(root), Stream = stream, IncludeUsage = includeUsage, IncludeTimings = includeTimings, Options = options }
-            : new OpenAiRequest { Model = model, Prompt = ReadPrompt(root), Stream = stream, IncludeUsage = includeUsage, IncludeTimings = includeTimings, Options = options, Echo = Bool(root, "echo") ?? false };
-        foreach (var name in new[] { "tools", "functions", "tool_choice", "logit_bias", "suffix" })
+            ? new OpenAiRequest { Model = model, Messages = ReadMessages(root), Stream = stream, IncludeUsage = includeUsage, IncludeTimings = includeTimings, Options = options, LogProbs = logprobs }
+            : new OpenAiRequest
+            {
+                Model = model, Prompts = ReadPrompts(root), Stream = stream, IncludeUsage = includeUsage, IncludeTimings = includeTimings, Options = options, Echo = Bool(root, "echo") ?? false,
+                N = n, BestOf = bestOf, UseBeamSearch = beams, LogProbs = logprobs,
+            };
+        foreach (var name in new[] { "tools", "functions", "tool_choice", "suffix" })
         {
             if (root.TryGetProperty(name, out var value) && value.ValueKind != JsonValueKind.Null)
             {
                 request.Ignored.Add(name);
             }
-        }
-
-        if (root.TryGetProperty("logprobs", out var logprobs) && logprobs.ValueKind is not (JsonValueKind.Null or JsonValueKind.False))
-        {
-            request.Ignored.Add("logprobs");
-        }
-
-        if (Int(root, "best_of") is > 1)
-        {
-            throw OpenAiError.BadRequest("best_of must be 1: this server generates one choice per request.", "best_of", "invalid_value");
         }
 
         return request;
@@ -175,6 +225,116 @@ internal sealed class OpenAiRequest
             default:
                 throw OpenAiError.BadRequest($"response_format.type must be text, json_object or json_schema; found '{type}'.", "response_format.type", "invalid_value");
         }
+    }
+
+    /// <summary>The most choices (n, best_of) a request may ask for.</summary>
+    public const int MaxChoices = 16;
+
+    /// <summary>
+    /// vLLM's beam-search fields on <c>/v1/completions</c>: <c>use_beam_search</c> with <c>best_of</c> (else <c>n</c>)
+    /// beams, <c>length_penalty</c>, <c>early_stopping</c> (true, false or "never", as vLLM's earlier releases and
+    /// Hugging Face take it).
+    /// </summary>
+    private static void ReadBeamFields(JsonElement root, ChatOptions options, bool beams, int bestOf)
+    {
+        double? lengthPenalty = Number(root, "length_penalty", -10, 10);
+        JsonElement early = root.TryGetProperty("early_stopping", out var e) ? e : default;
+        if (!beams)
+        {
+            if (lengthPenalty is not null || early.ValueKind is not (JsonValueKind.Undefined or JsonValueKind.Null))
+            {
+                throw OpenAiError.BadRequest("length_penalty and early_stopping apply to beam search: add \"use_beam_search\": true.", lengthPenalty is not null ? "length_penalty" : "early_stopping", "invalid_value");
+            }
+
+            return;
+        }
+
+        if (bestOf < 2)
+        {
+            throw OpenAiError.BadRequest("use_beam_search needs at least 2 beams: set best_of (or n) to 2 or more.", "best_of", "invalid_value");
+        }
+
+        var extra = options.AdditionalProperties ??= [];
+        extra["num_beams"] = bestOf;
+        if (lengthPenalty is { } lp)
+        {
+            extra["length_penalty"] = lp;
+        }
+
+        switch (early.ValueKind)
+        {
+            case JsonValueKind.True or JsonValueKind.False:
+                extra["early_stopping"] = early.ValueKind == JsonValueKind.True;
+                break;
+            case JsonValueKind.String when early.GetString() == "never":
+                extra["early_stopping"] = "never";
+                break;
+            case JsonValueKind.Undefined or JsonValueKind.Null:
+                break;
+            default:
+                throw OpenAiError.BadRequest($"early_stopping must be true, false or \"never\"; found {Kind(early)}.", "early_stopping", "invalid_value");
+        }
+    }
+
+    /// <summary>OpenAI's logit_bias: an object of token ids (as keys) to numbers in [−100, 100].</summary>
+    private static Dictionary<int, double>? LogitBias(JsonElement root)
+    {
+        if (!root.TryGetProperty("logit_bias", out var value) || value.ValueKind == JsonValueKind.Null)
+        {
+            return null;
+        }
+
+        if (value.ValueKind != JsonValueKind.Object)
+        {
+            throw OpenAiError.BadRequest($"logit_bias must be an object of token ids to numbers; found {Kind(value)}.", "logit_bias");
+        }
+
+        var bias = new Dictionary<int, double>();
+        foreach (var entry in value.EnumerateObject())
+        {
+            if (!int.TryParse(entry.Name, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int token))
+            {
+                throw OpenAiError.BadRequest($"logit_bias keys must be token ids; found '{entry.Name}'.", "logit_bias", "invalid_value");
+            }
+
+            if (entry.Value.ValueKind != JsonValueKind.Number || !(entry.Value.GetDouble() is >= -100 and <= 100))
+            {
+                throw OpenAiError.BadRequest($"logit_bias[\"{entry.Name}\"] must be a number between -100 and 100; found {entry.Value.GetRawText()}.", "logit_bias", "invalid_value");
+            }
+
+            bias[token] = entry.Value.GetDouble();
+        }
+
+        return bias;
+    }
+
+    /// <summary>Chat: <c>logprobs</c> true/false and <c>top_logprobs</c> 0..20 (which needs logprobs).</summary>
+    private static int? ChatLogProbs(JsonElement root)
+    {
+        bool on = Bool(root, "logprobs") ?? false;
+        int? top = Int(root, "top_logprobs");
+        if (top is { } k && (k < 0 || k > 20))
+        {
+            throw OpenAiError.BadRequest($"top_logprobs must be between 0 and 20; found {k}.", "top_logprobs", "invalid_value");
+        }
+
+        if (top is not null && !on)
+        {
+            throw OpenAiError.BadRequest("top_logprobs needs \"logprobs\": true.", "top_logprobs", "invalid_value");
+        }
+
+        return on ? top ?? 0 : null;
+    }
+
+    /// <summary>Completions: <c>logprobs</c> k, 0..20 alternatives per token (OpenAI's legacy field; its API allows up to 5).</summary>
+    private static int? CompletionLogProbs(JsonElement root)
+    {
+        if (Int(root, "logprobs") is not { } k)
+        {
+            return null;
+        }
+
+        return k is >= 0 and <= 20 ? k : throw OpenAiError.BadRequest($"logprobs must be between 0 and 20; found {k}.", "logprobs", "invalid_value");
     }
 
     private static List<ChatMessage> ReadMessages(JsonElement root)
@@ -245,25 +405,69 @@ internal sealed class OpenAiRequest
         return text.ToString();
     }
 
-    private static string ReadPrompt(JsonElement root)
+    /// <summary>The most prompts one completion request may batch.</summary>
+    public const int MaxPrompts = 16;
+
+    /// <summary>OpenAI's four prompt shapes: a string, an array of strings, an array of token ids, an array of such arrays.</summary>
+    private static List<CompletionPrompt> ReadPrompts(JsonElement root)
     {
+        const string Shapes = "a string, an array of strings, an array of token ids or an array of arrays of token ids";
         if (!root.TryGetProperty("prompt", out var prompt) || prompt.ValueKind == JsonValueKind.Null)
         {
-            throw OpenAiError.BadRequest("prompt is required: a string (or an array holding one string).", "prompt");
+            throw OpenAiError.BadRequest($"prompt is required: {Shapes}.", "prompt");
         }
 
         if (prompt.ValueKind == JsonValueKind.String)
         {
-            return prompt.GetString()!;
+            return [new CompletionPrompt(prompt.GetString()!, null)];
         }
 
-        if (prompt.ValueKind == JsonValueKind.Array && prompt.GetArrayLength() == 1 && prompt[0].ValueKind == JsonValueKind.String)
+        if (prompt.ValueKind != JsonValueKind.Array || prompt.GetArrayLength() == 0)
         {
-            return prompt[0].GetString()!;
+            throw OpenAiError.BadRequest($"prompt must be {Shapes}; found {Kind(prompt)}{(prompt.ValueKind == JsonValueKind.Array ? " (empty)" : "")}.", "prompt");
         }
 
-        throw OpenAiError.BadRequest(
-            $"prompt must be a string or an array holding one string (this server completes one prompt per request, as text); found {Kind(prompt)}.", "prompt");
+        if (prompt[0].ValueKind == JsonValueKind.Number)
+        {
+            return [new CompletionPrompt(null, TokenIds(prompt, "prompt"))];
+        }
+
+        if (prompt.GetArrayLength() > MaxPrompts)
+        {
+            throw OpenAiError.BadRequest($"prompt holds {prompt.GetArrayLength()} prompts; this server takes at most {MaxPrompts} in one request.", "prompt", "invalid_value");
+        }
+
+        var list = new List<CompletionPrompt>();
+        int i = 0;
+        foreach (var item in prompt.EnumerateArray())
+        {
+            string at = $"prompt[{i++}]";
+            list.Add(item.ValueKind switch
+            {
+                JsonValueKind.String => new CompletionPrompt(item.GetString()!, null),
+                JsonValueKind.Array when item.GetArrayLength() > 0 => new CompletionPrompt(null, TokenIds(item, at)),
+                _ => throw OpenAiError.BadRequest($"{at} must be a string or a non-empty array of token ids ({Shapes}); found {Kind(item)}.", at),
+            });
+        }
+
+        return list;
+    }
+
+    private static int[] TokenIds(JsonElement array, string at)
+    {
+        var ids = new int[array.GetArrayLength()];
+        int i = 0;
+        foreach (var item in array.EnumerateArray())
+        {
+            if (item.ValueKind != JsonValueKind.Number || !item.TryGetInt32(out ids[i]) || ids[i] < 0)
+            {
+                throw OpenAiError.BadRequest($"{at}[{i}] must be a token id (a whole number >= 0); found {Kind(item)} {item.GetRawText()}.", at);
+            }
+
+            i++;
+        }
+
+        return ids;
     }
 
     private static List<string>? Stops(JsonElement root)

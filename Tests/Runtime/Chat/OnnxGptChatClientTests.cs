@@ -184,13 +184,31 @@ public sealed class OnnxGptChatClientTests
         Assert.AreEqual(5, mapped.TopK);
         Assert.AreEqual(30, mapped.MaxNewTokens);
         Assert.AreEqual(ulong.MaxValue, mapped.Seed, "a negative seed is the same 64 bits, unsigned");
-        Assert.AreEqual(2.0, mapped.RepetitionPenalty, 1e-9, "presence penalty p >= 0 becomes 1 + p");
+        Assert.AreEqual(1.0, mapped.PresencePenalty, 1e-9, "presence penalty one to one (OpenAI's additive penalty)");
+        Assert.AreEqual(1.0, mapped.RepetitionPenalty, "the repetition penalty is not derived from it");
         CollectionAssert.AreEqual(new[] { "END", "\nUser:", "###" }, mapped.StopStrings.ToArray());
 
-        Assert.AreEqual(0.5, client.MapOptions(new ChatOptions { PresencePenalty = -1 }, []).RepetitionPenalty, 1e-9, "p < 0 becomes 1 / (1 - p)");
-        Assert.AreEqual(1.0 / 3, client.MapOptions(new ChatOptions { PresencePenalty = -2 }, []).RepetitionPenalty, 1e-6);
-        var direct = new ChatOptions { PresencePenalty = 1, AdditionalProperties = new() { [OnnxGptChatClient.RepetitionPenaltyProperty] = 1.25 } };
-        Assert.AreEqual(1.25, client.MapOptions(direct, []).RepetitionPenalty, 1e-9, "repetition_penalty wins");
+        var both = client.MapOptions(new ChatOptions { PresencePenalty = -1.5f, FrequencyPenalty = 0.75f }, []);
+        Assert.AreEqual(-1.5, both.PresencePenalty, 1e-6);
+        Assert.AreEqual(0.75, both.FrequencyPenalty, 1e-6, "frequency penalty one to one");
+        var direct = new ChatOptions
+        {
+            PresencePenalty = 1,
+            AdditionalProperties = new()
+            {
+                [OnnxGptChatClient.RepetitionPenaltyProperty] = 1.25,
+                [OnnxGptChatClient.LogitBiasProperty] = new Dictionary<int, double> { [3] = -100 },
+                [OnnxGptChatClient.TopLogProbsProperty] = 4,
+                [OnnxGptChatClient.NoRepeatNgramSizeProperty] = 3,
+            },
+        };
+        var extra = client.MapOptions(direct, []);
+        Assert.AreEqual(1.25, extra.RepetitionPenalty, 1e-9, "repetition_penalty sets Hugging Face's penalty beside OpenAI's");
+        Assert.AreEqual(1.0, extra.PresencePenalty, 1e-9);
+        Assert.AreEqual(-100, extra.LogitBias[3]);
+        Assert.AreEqual(4, extra.TopLogProbs);
+        Assert.AreEqual(3, extra.NoRepeatNgramSize);
+        Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => client.MapOptions(new ChatOptions { FrequencyPenalty = 3 }, []));
         Assert.IsTrue(client.MapOptions(new ChatOptions { Temperature = 0 }, []).IsGreedy);
 
         var e = Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => client.MapOptions(new ChatOptions { MaxOutputTokens = -1 }, []));
@@ -213,10 +231,12 @@ public sealed class OnnxGptChatClientTests
 
         Assert.IsGreaterThan(0, response.Usage!.OutputTokenCount!.Value);
         var warnings = logger.Entries.Where(e => e.Level == LogLevel.Warning).Select(e => e.Message).ToList();
-        foreach (var name in new[] { "FrequencyPenalty", "Tools", "not text" })
+        foreach (var name in new[] { "Tools", "not text" })
         {
             Assert.IsTrue(warnings.Any(w => w.Contains(name, StringComparison.Ordinal)), $"a warning names {name}: {string.Join(" | ", warnings)}");
         }
+
+        Assert.IsFalse(warnings.Any(w => w.Contains("FrequencyPenalty", StringComparison.Ordinal)), "the frequency penalty is applied, not ignored");
     }
 
     [TestMethod]

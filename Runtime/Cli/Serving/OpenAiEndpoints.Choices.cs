@@ -1,0 +1,253 @@
+using System.Diagnostics;
+using System.Text.Json.Nodes;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.AI;
+using OnnxGpt.Contracts;
+using OnnxGpt.Runtime.Chat;
+using OnnxGpt.Runtime.Evaluation;
+using OnnxGpt.Runtime.Generation;
+
+namespace OnnxGpt.Cli.Serving;
+
+/// <summary>
+/// <c>/v1/completions</c> with several choices: a batch of prompts, <c>n</c> &gt; 1, <c>best_of</c> &gt; n, or beam
+/// search. They run on one <see cref="Generator"/> over the model (each prompt once, its cache copied into its
+/// rows; beams as the generator's beam search), within the server's concurrency gate, beside the batch engine:
+/// <list type="bullet">
+/// <item>Choice <c>index</c> = prompt · n + j, as OpenAI numbers them.</item>
+/// <item><c>best_of</c> with sampling: best_of samples per prompt (row r seeded seed + r), of which the n with the
+/// highest log-probability per token (raw model) are returned; with <c>use_beam_search</c> (vLLM's field),
+/// best_of (else n) beams, and the n best hypotheses, best first, with <c>length_penalty</c> and <c>early_stopping</c>.</item>
+/// <item>Streaming (without best_of above n or beams) sends each row's tokens as they come, with their index.</item>
+/// </list>
+/// </summary>
+internal sealed partial class OpenAiEndpoints
+{
+    private static bool NeedsChoices(OpenAiRequest request) =>
+        request.Prompts!.Count > 1 || request.N > 1 || request.BestOf > 1 || request.UseBeamSearch;
+
+    private string PromptText(CompletionPrompt prompt) => prompt.Text ?? client.Model.Tokenizer!.Decode(prompt.Tokens);
+
+    private int[] PromptTokens(CompletionPrompt prompt) => prompt.Tokens ?? client.EncodePrompt(prompt.Text!);
+
+    /// <summary>The prompt's tokens with their raw log-probabilities (the first has none), for echo.</summary>
+    private (int Id, TokenLogProbs? LogProbs)[] PromptLogProbs(CompletionPrompt prompt, int top)
+    {
+        int[] tokens = PromptTokens(prompt);
+        CheckIds(tokens, "prompt");
+        var scores = Perplexity.TokenLogProbs(client.Model, tokens, top);
+        return [.. tokens.Select((id, i) => (id, scores[i]))];
+    }
+
+    private void CheckIds(int[] tokens, string param)
+    {
+        int vocab = client.Model.Config.VocabSize;
+        foreach (int id in tokens)
+        {
+            if (id >= vocab)
+            {
+                throw OpenAiError.BadRequest($"{param}: token id {id} is outside the vocabulary of {vocab} tokens (valid ids are 0 to {vocab - 1}).", param, "invalid_value");
+            }
+        }
+    }
+
+    private static IReadOnlyList<TokenLogProbs> LogProbsOf(ChatResponseUpdate update) =>
+        update.AdditionalProperties?.TryGetValue(OnnxGptChatClient.LogProbsProperty, out var value) == true && value is TokenLogProbs[] tokens ? tokens : [];
+
+    private static string FinishName(FinishReason reason) =>
+        reason is FinishReason.MaxNewTokens or FinishReason.ContextFull ? "length" : "stop";
+
+    /// <summary>Runs a request of several choices and writes its answer (JSON, or events when streamed); returns its usage.</summary>
+    private async Task<UsageDetails> CompleteChoicesAsync(HttpContext context, OpenAiRequest request, Stopwatch clock, CancellationToken cancellationToken)
+    {
+        var prompts = request.Prompts!;
+        var tokens = new int[prompts.Count][];
+        int context_ = client.Model.Config.ContextLength;
+        for (int p = 0; p < prompts.Count; p++)
+        {
+            string param = prompts.Count == 1 ? "prompt" : $"prompt[{p}]";
+            try
+            {
+                tokens[p] = PromptTokens(prompts[p]);
+            }
+            catch (OnnxGptException e)
+            {
+                throw OpenAiError.BadRequest(e.Message, param);
+            }
+
+            CheckIds(tokens[p], param);
+            if (tokens[p].Length >= context_)
+            {
+                throw OpenAiError.BadRequest($"{param} has {tokens[p].Length} tokens, but the model's context is {context_} tokens, which leaves no room for a reply.", param);
+            }
+        }
+
+        GenerationOptions generation;
+        try
+        {
+            generation = client.MapOptions(request.Options, []);
+            generation = generation with
+            {
+                NumReturnSequences = request.UseBeamSearch ? request.N : request.BestOf,
+                TopLogProbs = request.UseBeamSearch ? null : request.LogProbs ?? (request.BestOf > request.N ? 0 : null),
+            };
+            generation.Validate();
+        }
+        catch (ArgumentException e)
+        {
+            throw OpenAiError.BadRequest(e.Message, ParamOf(e), "invalid_value");
+        }
+
+        using var slot = await _gate.EnterAsync(cancellationToken).ConfigureAwait(false);
+        Generator generator;
+        try
+        {
+            generator = client.Model.CreateGenerator(generation);
+        }
+        catch (OnnxGptException e)
+        {
+            throw OpenAiError.BadRequest(e.Message, request.UseBeamSearch && generation.StopStrings.Count > 0 ? "stop" : "prompt", "invalid_value");
+        }
+
+        using (generator)
+        {
+            try
+            {
+                generator.AppendBatch(tokens);
+            }
+            catch (OnnxGptException e)
+            {
+                throw OpenAiError.BadRequest(e.Message, "prompt");
+            }
+
+            string id = "cmpl-" + Guid.NewGuid().ToString("N");
+            long created = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
+            int promptTokens = tokens.Sum(t => t.Length);
+            if (request.Stream)
+            {
+                return await StreamChoicesAsync(context, request, generator, id, created, promptTokens, clock, cancellationToken).ConfigureAwait(false);
+            }
+
+            var results = await Task.Run(() => generator.GenerateAll(cancellationToken), cancellationToken).ConfigureAwait(false);
+            int generated = results.Sum(r => r.NewTokens);
+            Stats.FirstToken(clock.Elapsed);
+            Stats.TokensGenerated(generated);
+            var choices = new JsonArray();
+            var json = new LogProbsJson(client.Model.Tokenizer!);
+            for (int p = 0; p < prompts.Count; p++)
+            {
+                foreach (var (r, j) in Pick(results, p, request).Select((r, j) => (r, j)))
+                {
+                    string echo = request.Echo ? PromptText(prompts[p]) : "";
+                    JsonObject? logprobs = null;
+                    if (request.LogProbs is { } k)
+                    {
+                        int offset = 0;
+                        var echoed = request.Echo ? PromptLogProbs(prompts[p], k) : [];
+                        var own = r.LogProbs ?? ScoreGenerated(r, k);
+                        logprobs = json.Legacy(echoed.Concat(own.Select(t => (t.TokenId, (TokenLogProbs?)t))), ref offset);
+                    }
+
+                    var choice = new JsonObject { ["text"] = echo + r.Text, ["index"] = p * request.N + j, ["logprobs"] = logprobs, ["finish_reason"] = FinishName(r.FinishReason) };
+                    if (r.Score is { } score)
+                    {
+                        choice["score"] = score;   // beam search: the hypothesis' length-penalised score (an extra field, as vLLM has none)
+                    }
+
+                    choices.Add(choice);
+                }
+            }
+
+            var usage = new UsageDetails { InputTokenCount = promptTokens, OutputTokenCount = generated, TotalTokenCount = promptTokens + generated, CachedInputTokenCount = 0 };
+            var body = new JsonObject { ["id"] = id, ["object"] = "text_completion", ["created"] = created, ["model"] = client.ModelId, ["choices"] = choices, ["usage"] = UsageJson(usage) };
+            await WriteJsonAsync(context, StatusCodes.Status200OK, body, cancellationToken).ConfigureAwait(false);
+            return usage;
+        }
+    }
+
+    /// <summary>
+    /// A prompt's n choices: beam search's hypotheses as ranked; samples in row order, or with best_of above n the n
+    /// with the highest mean raw log-probability per token (ties: the lower row).
+    /// </summary>
+    private static IEnumerable<GenerationResult> Pick(IReadOnlyList<GenerationResult> results, int prompt, OpenAiRequest request)
+    {
+        var mine = results.Where(r => r.Prompt == prompt);
+        if (request.UseBeamSearch || request.BestOf == request.N)
+        {
+            return mine;
+        }
+
+        return mine.OrderByDescending(r => r.LogProbs is { Count: > 0 } lp ? lp.Average(t => t.LogProb) : double.NegativeInfinity).ThenBy(r => r.Row).Take(request.N);
+    }
+
+    /// <summary>The raw log-probabilities of a result's generated tokens (beam search records none while it searches).</summary>
+    private IReadOnlyList<TokenLogProbs> ScoreGenerated(GenerationResult result, int top)
+    {
+        var scores = Perplexity.TokenLogProbs(client.Model, [.. result.Ids], top);
+        return [.. scores.Skip(result.PromptLength).Select(s => s!)];
+    }
+
+    /// <summary>Several rows streamed: each token as a chunk with its row's choice index, then the finish reasons, usage if asked, [DONE].</summary>
+    private async Task<UsageDetails> StreamChoicesAsync(HttpContext context, OpenAiRequest request, Generator generator, string id, long created,
+        int promptTokens, Stopwatch clock, CancellationToken cancellationToken)
+    {
+        var response = context.Response;
+        response.StatusCode = StatusCodes.Status200OK;
+        response.ContentType = "text/event-stream";
+        response.Headers.CacheControl = "no-cache";
+        var json = new LogProbsJson(client.Model.Tokenizer!);
+        var offsets = new int[generator.BatchSize];
+        int generated = 0;
+        if (request.Echo)
+        {
+            for (int row = 0; row < generator.BatchSize; row++)
+            {
+                var prompt = request.Prompts![row / request.N];
+                JsonObject? logprobs = request.LogProbs is { } k ? json.Legacy(PromptLogProbs(prompt, k), ref offsets[row]) : null;
+                await SendAsync(Chunk(row, PromptText(prompt), logprobs, null)).ConfigureAwait(false);
+            }
+        }
+
+        await foreach (var token in generator.StreamAsync(cancellationToken).ConfigureAwait(false))
+        {
+            if (generated++ == 0)
+            {
+                Stats.FirstToken(clock.Elapsed);
+            }
+
+            Stats.TokensGenerated(1);
+            JsonObject? logprobs = request.LogProbs is not null && token.LogProbs is { } lp ? json.Legacy([(token.TokenId, lp)], ref offsets[token.Row]) : null;
+            string? finish = token.FinishReason == FinishReason.None ? null : FinishName(token.FinishReason);
+            await SendAsync(Chunk(token.Row, token.Text, logprobs, finish)).ConfigureAwait(false);
+        }
+
+        var usage = new UsageDetails { InputTokenCount = promptTokens, OutputTokenCount = generated, TotalTokenCount = promptTokens + generated, CachedInputTokenCount = 0 };
+        if (request.IncludeUsage)
+        {
+            await SendAsync(new JsonObject
+            {
+                ["id"] = id, ["object"] = "text_completion", ["created"] = created, ["model"] = client.ModelId, ["choices"] = new JsonArray(), ["usage"] = UsageJson(usage),
+            }).ConfigureAwait(false);
+        }
+
+        await response.WriteAsync("data: [DONE]\n\n", cancellationToken).ConfigureAwait(false);
+        await response.Body.FlushAsync(cancellationToken).ConfigureAwait(false);
+        return usage;
+
+        Task SendAsync(JsonObject chunk) => WriteEventAsync(response, chunk.ToJsonString(JsonOutput), cancellationToken);
+
+        JsonObject Chunk(int index, string text, JsonObject? logprobs, string? finish) => new()
+        {
+            ["id"] = id, ["object"] = "text_completion", ["created"] = created, ["model"] = client.ModelId,
+            ["choices"] = new JsonArray(new JsonObject { ["text"] = text, ["index"] = index, ["logprobs"] = logprobs, ["finish_reason"] = finish }),
+        };
+    }
+
+    private static JsonObject UsageJson(UsageDetails usage) => new()
+    {
+        ["prompt_tokens"] = usage.InputTokenCount ?? 0,
+        ["completion_tokens"] = usage.OutputTokenCount ?? 0,
+        ["total_tokens"] = usage.TotalTokenCount ?? 0,
+        ["prompt_tokens_details"] = new JsonObject { ["cached_tokens"] = usage.CachedInputTokenCount ?? 0 },
+    };
+}
