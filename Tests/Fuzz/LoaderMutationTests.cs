@@ -206,8 +206,7 @@ public sealed class LoaderMutationTests
         {
             string folder = CaseFolder();
             File.WriteAllBytes(Path.Combine(folder, ModelFolder.GenAiConfigFile), bytes);
-            ModelDescription.ReadGenAiConfig(Path.Combine(folder, ModelFolder.GenAiConfigFile));
-            ModelDescription.GenAiModelFile(folder);
+            GenAiDescription.Read(Path.Combine(folder, ModelFolder.GenAiConfigFile));
         }, MutationFuzzer.Cases(400), seed: 18);
         MutationFuzzer.AssertHolds(report);
     }
