@@ -40,10 +40,12 @@ public sealed class GptModel : IDisposable
         Providers = providers;
         Metadata = new Dictionary<string, string>(session.ModelMetadata.CustomMetadataMap, StringComparer.Ordinal);
         var genai = layout.GenAiConfigPath is { } genaiPath ? GenAiDescription.Read(genaiPath) : null;
-        Signature = ModelSignature.Read(session, modelPath, genai?.Names);
+        // Our own export's graph follows the convention its metadata names; a GenAI config declares the names of others.
+        var names = Metadata.ContainsKey(MetadataKeys.Config) ? null : genai?.Names;
+        Signature = ModelSignature.Read(session, modelPath, names);
         if (firstStep is not null)
         {
-            FirstStepSignature = ModelSignature.Read(firstStep, layout.FirstStepPath!, genai?.Names);
+            FirstStepSignature = ModelSignature.Read(firstStep, layout.FirstStepPath!, names);
             ModelSignature.CheckPair(FirstStepSignature, layout.FirstStepPath!, Signature, modelPath);
             if (Signature.IsFused)
             {
@@ -370,7 +372,7 @@ public sealed class GptModel : IDisposable
     /// </summary>
     private static ModelLayout CheckedLayout(string path)
     {
-        var layout = ModelLayout.Resolve(path);
+        var layout = ModelLayout.Find(path);
         foreach (var file in new[] { layout.ModelPath, layout.FirstStepPath })
         {
             if (file is null)

@@ -7,7 +7,7 @@ namespace OnnxGpt.Runtime.Model;
 /// Where a model folder keeps its parts, found from the files it holds (no hand-written config): the graph to run, a
 /// second graph for the first step where the convention splits the decoder in two, and the folder holding the
 /// description and tokenizer files. <see cref="GptModel.Load(string, Providers.SessionSettings?, Microsoft.Extensions.Logging.ILogger?)"/>
-/// resolves a path through it; the graph itself then confirms the convention (<see cref="ModelSignature"/>).
+/// finds a path's layout through <see cref="Find"/>; the graph itself then confirms the convention (<see cref="ModelSignature"/>).
 /// <para>A folder is tried, in order, as:</para>
 /// <list type="number">
 /// <item>ONNX Runtime GenAI's: <c>genai_config.json</c> naming <c>model.decoder.filename</c> (OnnxGpt's own exports
@@ -84,9 +84,13 @@ public sealed record ModelLayout
         return $"{Kind}: {files}";
     }
 
-    /// <summary>Finds the parts of the model at <paramref name="path"/>, a folder or a <c>.onnx</c> file.</summary>
-    /// <exception cref="OnnxGptException">Nothing is there, the folder follows no supported layout, or a file it names is missing or escapes it.</exception>
-    internal static ModelLayout Resolve(string path)
+    /// <summary>
+    /// Finds the parts of the model at <paramref name="path"/>, a folder or a <c>.onnx</c> file, from the files alone
+    /// (nothing is loaded; <see cref="GptModel.Load(string, Providers.SessionSettings?, Microsoft.Extensions.Logging.ILogger?)"/> then checks the graph).
+    /// </summary>
+    /// <exception cref="OnnxGptException">Nothing is there, the folder follows no supported layout (the message lists what
+    /// it holds and the layouts supported), or a file it names is missing or escapes it.</exception>
+    public static ModelLayout Find(string path)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
         if (Directory.Exists(path))

@@ -263,17 +263,17 @@ public sealed class ForeignFolderTests
             File.WriteAllText(Path.Combine(onnx, name), "");
         }
 
-        Assert.AreEqual("decoder_model_merged.onnx", Path.GetFileName(ModelLayout.Resolve(folder).ModelPath), "full precision before any suffix");
+        Assert.AreEqual("decoder_model_merged.onnx", Path.GetFileName(ModelLayout.Find(folder).ModelPath), "full precision before any suffix");
         File.WriteAllText(Path.Combine(folder, ModelFolder.ConfigFile), """{"transformers.js_config": {"dtype": "q4"}}""");
-        var layout = ModelLayout.Resolve(folder);
+        var layout = ModelLayout.Find(folder);
         Assert.AreEqual("model_q4.onnx", Path.GetFileName(layout.ModelPath));
         Assert.AreEqual(ModelLayoutKind.TransformersJs, layout.Kind);
         Assert.AreEqual(Path.GetFullPath(folder), layout.Folder);
         File.WriteAllText(Path.Combine(folder, ModelFolder.ConfigFile), """{"transformers.js_config": {"dtype": {"model": "q8"}}}""");
-        Assert.AreEqual("model_quantized.onnx", Path.GetFileName(ModelLayout.Resolve(folder).ModelPath));
+        Assert.AreEqual("model_quantized.onnx", Path.GetFileName(ModelLayout.Find(folder).ModelPath));
 
         // A file inside onnx/ keeps the description above it.
-        var byFile = ModelLayout.Resolve(Path.Combine(onnx, "model_q4.onnx"));
+        var byFile = ModelLayout.Find(Path.Combine(onnx, "model_q4.onnx"));
         Assert.AreEqual((ModelLayoutKind.TransformersJs, Path.GetFullPath(folder)), (byFile.Kind, byFile.Folder));
     }
 
