@@ -76,7 +76,8 @@ internal sealed class GenAiDescription
 
         var model = Object(root.Require("model"));
         var decoder = model.Get("decoder") is { } d ? Object(d) : (JsonField?)null;
-        var shape = new StatedShape(root.Source);
+        string? type = model.Get("type")?.GetString();
+        var shape = new StatedShape(root.Source) { LlamaLike = type == "llama" };
         shape.Says(StatedShape.Field.VocabSize, Int(model, "vocab_size"), "model.vocab_size")
             .Says(StatedShape.Field.ContextLength, Int(model, "context_length"), "model.context_length")
             .Says(StatedShape.Field.BosTokenId, Int(model, "bos_token_id"), "model.bos_token_id")
@@ -116,7 +117,7 @@ internal sealed class GenAiDescription
             }).Validate($"{root.Source} ('search')");
         }
 
-        return new GenAiDescription(root.Source, model.Get("type")?.GetString(), modelFile, shape, names, defaults, maxLength);
+        return new GenAiDescription(root.Source, type, modelFile, shape, names, defaults, maxLength);
     }
 
     private static GraphIoNames ReadNames(JsonField decoder)

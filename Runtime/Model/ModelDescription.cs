@@ -6,7 +6,7 @@ namespace OnnxGpt.Runtime.Model;
 /// <summary>
 /// Where a loaded model's description comes from. Our own <c>metadata_props</c> first; for a model exported
 /// elsewhere, the files its folder's convention carries, each read for what it states: a Hugging Face
-/// <c>config.json</c> (complete, or only some fields), an ONNX Runtime GenAI <c>genai_config.json</c> (whose
+/// <c>config.json</c> (field by field: complete or not, of any model type), an ONNX Runtime GenAI <c>genai_config.json</c> (whose
 /// <c>model.decoder</c> fields are all optional), <c>generation_config.json</c>'s begin and end ids, and the graph's own
 /// declared dimensions (layers, key/value heads, head size, vocabulary). A value missing from one part is taken from
 /// the next (in a GenAI folder its <c>genai_config.json</c> comes first); a graph whose shape matches a preset (the ONNX
@@ -49,7 +49,8 @@ internal static class ModelDescription
             return new Description(config, source, null, StatedShape.FromConfig(config, source, isFile: false), parts);
         }
 
-        // A complete config.json is the config (as Hugging Face loads it); else the parts fill one in.
+        // Another tool's graph computes everything itself: its files only describe the shape, field by field (a
+        // config.json is not refused for a model type or rotary scaling this project's exporter does not build).
         var defaults = genai?.Defaults;
         StatedShape? generationIds = null;
         string generationPath = Path.Combine(layout.Folder, HfGenerationConfig.FileName);
@@ -66,12 +67,6 @@ internal static class ModelDescription
         }
 
         parts.Add(graph);
-        if (hf is not null && IsComplete(hf))
-        {
-            var config = GptConfig.FromFile(hfPath);
-            return new Description(config, hfPath, defaults, StatedShape.FromConfig(config, hfPath, isFile: true), parts);
-        }
-
         var filled = new List<StatedShape>(parts);
         AddIf(filled, generationIds);
         if (Value(filled, Field.ContextLength) is null && Preset(graph) is { } preset)
@@ -115,9 +110,18 @@ internal static class ModelDescription
 
         // GenAI's gpt2 configs give the cache's heads and head size only: without grouped-query attention (which a
         // stated width or query head count would show) the query heads are the cache's.
-        headSize ??= width is { } w && heads is { } h && h > 0 ? w / h : null;
-        heads ??= width is { } w2 && headSize is { } d && d > 0 ? w2 / d : kvHeads;
-        width ??= heads is { } h2 && headSize is { } d2 ? (int)Math.Min((long)h2 * d2, int.MaxValue) : null;
+        string derived = $"{(filled.FirstOrDefault(p => p.IsFile && !p.IsEmpty) ?? filled[0]).Source} leaves it to be derived";
+        if (heads is null)
+        {
+            heads = width is { } w && headSize is { } d && d > 0 ? w / d : kvHeads;
+            chosen.Has(Field.Heads, heads, $"{derived}: {heads} query heads (width / head size, or the cache's heads)");
+        }
+
+        if (width is null && heads is { } h && headSize is { } hd)
+        {
+            width = (int)Math.Min((long)h * hd, int.MaxValue);
+            chosen.Has(Field.Width, width, $"{derived}: width {width} (heads × head size)");
+        }
 
         var missing = new List<string>();
         if (vocab is null) missing.Add("vocabulary size (vocab_size)");
@@ -138,6 +142,10 @@ internal static class ModelDescription
         }
 
         string source = filled.FirstOrDefault(p => p.IsFile && !p.IsEmpty)?.Source ?? filled.First(p => !p.IsFile && p[Field.ContextLength] is not null).Source;
+        // The family only names what the graph is (for its parameter count); grouped-query attention is the Llama family's.
+        int? groups = kvHeads is { } kv && kv != heads ? kv : null;
+        bool llama = groups is not null || filled.Any(p => p.LlamaLike);
+        int? inner = filled.Select(p => p.InnerWidth).FirstOrDefault(i => i is not null);
         var config = new GptConfig
         {
             VocabSize = vocab!.Value,
@@ -145,10 +153,21 @@ internal static class ModelDescription
             Width = width!.Value,
             Layers = layers!.Value,
             Heads = heads!.Value,
-            KeyValueHeads = kvHeads is { } kv && kv != heads ? kv : null,
+            KeyValueHeads = groups,
             BosTokenId = bos,
             EosTokenId = eos,
-        }.Validate(source);
+            InnerWidth = inner,   // unstated (GenAI states none): 4 × width, which only the parameter count reads
+        };
+        if (llama)
+        {
+            config = config with
+            {
+                Family = ModelFamily.Llama, Norm = NormKind.RmsNorm, Positions = PositionEncoding.Rotary, Mlp = MlpKind.Gated,
+                Activation = Activation.Silu, Bias = false,
+            };
+        }
+
+        config = config.Validate(source);
         return new Description(config, source, defaults, chosen, parts);
     }
 
@@ -186,11 +205,6 @@ internal static class ModelDescription
     private static string Show(int? value) => value?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "?";
 
     private static int? Value(List<StatedShape> parts, Field field) => parts.Select(p => p[field]).FirstOrDefault(v => v is not null);
-
-    /// <summary>A config.json stating every value a config needs.</summary>
-    private static bool IsComplete(StatedShape hf) =>
-        hf[Field.VocabSize] is not null && hf[Field.ContextLength] is not null && hf[Field.Width] is not null
-        && hf[Field.Layers] is not null && hf[Field.Heads] is not null;
 
     private static StatedShape ReadHfFields(string path)
     {

@@ -58,6 +58,16 @@ internal sealed class StatedShape
     /// <summary>A file beside the model, rather than the graph or a preset.</summary>
     public bool IsFile { get; }
 
+    /// <summary>
+    /// The part describes a model of the Llama family (RMSNorm, rotary positions, gated MLP): a <c>config.json</c> with
+    /// <c>rms_norm_eps</c> or <c>model_type</c> llama, a GenAI config of <c>type</c> llama. It decides nothing about
+    /// running a foreign graph (which computes all of that itself), only which family the config in use is described as.
+    /// </summary>
+    public bool LlamaLike { get; init; }
+
+    /// <summary>The feed-forward width the part gives (<c>n_inner</c>, or a Llama config's <c>intermediate_size</c>), for the parameter count.</summary>
+    public int? InnerWidth { get; init; }
+
     /// <summary>Whether the part states anything.</summary>
     public bool IsEmpty => _values.Count == 0;
 
@@ -112,11 +122,14 @@ internal sealed class StatedShape
     /// </summary>
     public static StatedShape FromHfFields(JsonField root)
     {
-        var shape = new StatedShape(root.Source);
         if (root.Kind != System.Text.Json.JsonValueKind.Object)
         {
             throw root.Error("a JSON object at the top level");
         }
+
+        bool llama = root.Get("rms_norm_eps") is not null || root.Get("model_type") is { Kind: System.Text.Json.JsonValueKind.String } t && t.GetString() == "llama";
+        var inner = root.Get(llama ? "intermediate_size" : "n_inner");
+        var shape = new StatedShape(root.Source) { LlamaLike = llama, InnerWidth = inner is { } i ? i.GetInt32() : null };
 
         void From(Field field, params string[] names)
         {

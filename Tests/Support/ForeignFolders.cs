@@ -33,14 +33,54 @@ internal static class ForeignFolders
     /// <summary>What GenAI's text tokenizer reads.</summary>
     public static readonly string[] GenAiSideFiles = ["tokenizer.json", "tokenizer_config.json"];
 
+    /// <summary>The weights an Optimum or transformers.js folder is built from, and the side files its export copies beside it.</summary>
+    public sealed record Checkpoint(GptWeights Weights, Action<string> WriteSideFiles);
+
+    /// <summary>tiny-random-gpt2, with its own config, generation config and tokenizer files.</summary>
+    public static Checkpoint TinyGpt2 => s_tinyGpt2.Value;
+
+    private static readonly Lazy<Checkpoint> s_tinyGpt2 = new(() => new(Weights, folder => CopySideFiles(folder, HfSideFiles)));
+
+    /// <summary>
+    /// stories260K (Llama: RMSNorm, rotary positions, SwiGLU, 8 query heads over 4 key/value heads), as Optimum exports
+    /// a <c>LlamaForCausalLM</c>: the graph in Hugging Face's Llama I/O (<c>past_key_values.{i}.key</c> of 4 heads), a
+    /// Llama <c>config.json</c> (<c>model_type</c> llama, <c>hidden_size</c>, <c>num_key_value_heads</c>,
+    /// <c>rms_norm_eps</c>, ...), <c>generation_config.json</c>, and the SentencePiece <c>tokenizer.model</c> with its
+    /// <c>tokenizer_config.json</c>. Its weights carry the tokenizer's ids (bos 1, eos 2).
+    /// </summary>
+    public static Checkpoint Stories => s_stories.Value;
+
+    private static readonly Lazy<Checkpoint> s_stories = new(() => new(
+        Stories260K.Weights.WithConfig(Stories260K.Weights.Config with { BosTokenId = 1, EosTokenId = 2 }), WriteLlamaSideFiles));
+
+    private static void WriteLlamaSideFiles(string folder)
+    {
+        var c = Stories260K.Weights.Config;
+        var config = new JsonObject
+        {
+            ["architectures"] = new JsonArray("LlamaForCausalLM"), ["model_type"] = "llama", ["hidden_act"] = "silu",
+            ["hidden_size"] = c.Width, ["intermediate_size"] = c.FeedForwardWidth, ["num_hidden_layers"] = c.Layers,
+            ["num_attention_heads"] = c.Heads, ["num_key_value_heads"] = c.KvHeads, ["max_position_embeddings"] = c.ContextLength,
+            ["rms_norm_eps"] = c.LayerNormEpsilon, ["rope_theta"] = c.RopeTheta, ["rope_scaling"] = null, ["tie_word_embeddings"] = c.TiedHead,
+            ["vocab_size"] = c.VocabSize, ["bos_token_id"] = 1, ["eos_token_id"] = 2, ["torch_dtype"] = "float32",
+            ["transformers_version"] = "4.46.3", ["use_cache"] = true,
+        };
+        File.WriteAllText(Path.Combine(folder, ModelFolder.ConfigFile), config.ToJsonString());
+        File.WriteAllText(Path.Combine(folder, "generation_config.json"), """{"bos_token_id": 1, "eos_token_id": 2, "transformers_version": "4.46.3"}""");
+        File.WriteAllText(Path.Combine(folder, "tokenizer_config.json"),
+            """{"add_bos_token": true, "add_eos_token": false, "bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>", "tokenizer_class": "LlamaTokenizer"}""");
+        File.Copy(Stories260K.SentencePieceModel, Path.Combine(folder, "tokenizer.model"));
+    }
+
     // ---- Hugging Face Optimum ----------------------------------------------------------------------------------
 
     /// <summary>Optimum's single decoder <c>model.onnx</c> (past inputs that may be empty on the first step).</summary>
-    public static string OptimumSingle(TempFolder tmp, string name = "optimum-single")
+    public static string OptimumSingle(TempFolder tmp, string name = "optimum-single", Checkpoint? from = null)
     {
+        from ??= TinyGpt2;
         string folder = NewFolder(tmp, name);
-        Save(OptimumDims(Build(), withPast: true), Path.Combine(folder, "model.onnx"));
-        CopySideFiles(folder, HfSideFiles);
+        Save(OptimumDims(Build(null, from.Weights), withPast: true), Path.Combine(folder, "model.onnx"), from.Weights.Config);
+        from.WriteSideFiles(folder);
         return folder;
     }
 
@@ -49,13 +89,15 @@ internal static class ForeignFolders
     /// branches of one <c>If</c> on the boolean input <c>use_cache_branch</c> (shape [1]), the weights shared in the
     /// outer graph (Optimum's merge deduplicates them), the past inputs present on both steps (dummies on the first).
     /// </summary>
-    public static string OptimumMerged(TempFolder tmp, string name = "optimum-merged", string folderInside = "", string fileName = "decoder_model_merged.onnx")
+    public static string OptimumMerged(TempFolder tmp, string name = "optimum-merged", string folderInside = "", string fileName = "decoder_model_merged.onnx",
+        Checkpoint? from = null)
     {
+        from ??= TinyGpt2;
         string folder = NewFolder(tmp, name);
         string target = Path.Combine(folder, folderInside);
         Directory.CreateDirectory(target);
-        Save(Merged(), Path.Combine(target, fileName));
-        CopySideFiles(folder, HfSideFiles);
+        Save(Merged(from.Weights), Path.Combine(target, fileName), from.Weights.Config);
+        from.WriteSideFiles(folder);
         return folder;
     }
 
@@ -63,14 +105,15 @@ internal static class ForeignFolders
     /// Optimum's pair: <c>decoder_model.onnx</c> (no past inputs; the attention mask covers the new tokens only;
     /// present outputs) and <c>decoder_with_past_model.onnx</c> (past inputs, mask over past and new).
     /// </summary>
-    public static string OptimumPair(TempFolder tmp, string name = "optimum-pair", string folderInside = "", string suffix = "")
+    public static string OptimumPair(TempFolder tmp, string name = "optimum-pair", string folderInside = "", string suffix = "", Checkpoint? from = null)
     {
+        from ??= TinyGpt2;
         string folder = NewFolder(tmp, name);
         string target = Path.Combine(folder, folderInside);
         Directory.CreateDirectory(target);
-        Save(OptimumDims(WithoutPast(Build()), withPast: false), Path.Combine(target, $"decoder_model{suffix}.onnx"));
-        Save(OptimumDims(Build(), withPast: true), Path.Combine(target, $"decoder_with_past_model{suffix}.onnx"));
-        CopySideFiles(folder, HfSideFiles);
+        Save(OptimumDims(WithoutPast(Build(null, from.Weights)), withPast: false), Path.Combine(target, $"decoder_model{suffix}.onnx"), from.Weights.Config);
+        Save(OptimumDims(Build(null, from.Weights), withPast: true), Path.Combine(target, $"decoder_with_past_model{suffix}.onnx"), from.Weights.Config);
+        from.WriteSideFiles(folder);
         return folder;
     }
 
@@ -82,17 +125,18 @@ internal static class ForeignFolders
     /// <c>decoder_model_merged_quantized.onnx</c>), the config and tokenizer files above it. The file holds float
     /// weights whatever its name says: the name is the convention, the operators inside are ONNX Runtime's business.
     /// </summary>
-    public static string TransformersJs(TempFolder tmp, string fileName, string name = "transformers-js")
+    public static string TransformersJs(TempFolder tmp, string fileName, string name = "transformers-js", Checkpoint? from = null)
     {
+        from ??= TinyGpt2;
         if (fileName.StartsWith("decoder_model_merged", StringComparison.Ordinal))
         {
-            return OptimumMerged(tmp, name, ModelLayoutFolder, fileName);
+            return OptimumMerged(tmp, name, ModelLayoutFolder, fileName, from);
         }
 
         string folder = NewFolder(tmp, name);
         Directory.CreateDirectory(Path.Combine(folder, ModelLayoutFolder));
-        Save(OptimumDims(Build(), withPast: true), Path.Combine(folder, ModelLayoutFolder, fileName));
-        CopySideFiles(folder, HfSideFiles);
+        Save(OptimumDims(Build(null, from.Weights), withPast: true), Path.Combine(folder, ModelLayoutFolder, fileName), from.Weights.Config);
+        from.WriteSideFiles(folder);
         return folder;
     }
 
@@ -209,13 +253,18 @@ internal static class ForeignFolders
     // ---- graph surgery -----------------------------------------------------------------------------------------
 
     /// <summary>The checkpoint's portable graph in the Optimum convention (or <paramref name="options"/>).</summary>
-    public static GraphProto Build(GraphOptions? options = null) => GptGraph.Build(Weights, options ?? GraphOptions.Portable);
+    public static GraphProto Build(GraphOptions? options = null, GptWeights? weights = null) => GptGraph.Build(weights ?? Weights, options ?? GraphOptions.Portable);
 
     /// <summary>Writes <paramref name="graph"/> as a model file with no OnnxGpt metadata, as another exporter would.</summary>
-    public static void Save(GraphProto graph, string path)
+    /// <param name="graph">The graph.</param>
+    /// <param name="path">The file to write.</param>
+    /// <param name="config">The portable graph's config, which decides its opset (23 for a Llama's RMSNormalization and RotaryEmbedding); GPT-2's by default.</param>
+    public static void Save(GraphProto graph, string path, GptConfig? config = null)
     {
-        var model = new ModelProto { IrVersion = GptGraph.IrVersion, ProducerName = "tests", Graph = graph };
-        model.OpsetImport.Add(new OperatorSetIdProto { Domain = "", Version = GptGraph.Opset });
+        config ??= Weights.Config;
+        var options = GraphOptions.Portable;
+        var model = new ModelProto { IrVersion = GptGraph.IrVersionFor(config, options), ProducerName = "tests", Graph = graph };
+        model.OpsetImport.Add(new OperatorSetIdProto { Domain = "", Version = GptGraph.OpsetFor(config, options) });
         File.WriteAllBytes(path, model.ToByteArray());
     }
 
@@ -281,10 +330,10 @@ internal static class ForeignFolders
     }
 
     /// <summary>Optimum's merged decoder graph (see <see cref="OptimumMerged"/>).</summary>
-    public static GraphProto Merged()
+    public static GraphProto Merged(GptWeights? weights = null)
     {
-        var withPast = OptimumDims(Build(), withPast: true);
-        var noPast = WithoutPast(Build());
+        var withPast = OptimumDims(Build(null, weights), withPast: true);
+        var noPast = WithoutPast(Build(null, weights));
         var merged = new GraphProto { Name = "merged" };
         merged.Input.AddRange(withPast.Input.Select(i => i.Clone()));
         merged.Input.Add(OnnxGraphBuilder.ValueInfo(GraphNames.UseCacheBranch, DataType.Bool, [1]));
