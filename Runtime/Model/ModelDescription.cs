@@ -156,7 +156,9 @@ internal static class ModelDescription
             KeyValueHeads = groups,
             BosTokenId = bos,
             EosTokenId = eos,
-            InnerWidth = inner,   // unstated (GenAI states none): 4 × width, which only the parameter count reads
+            // A Llama config must state its feed-forward width; GenAI's states none. The graph computes it itself, so an
+            // unstated one is taken as 4 × width, which only the parameter count reads.
+            InnerWidth = llama ? inner ?? 4 * width.Value : inner,
         };
         if (llama)
         {

@@ -207,6 +207,28 @@ internal static class ForeignFolders
         return folder;
     }
 
+    /// <summary>
+    /// Our fused export (GroupQueryAttention) with its OnnxGpt metadata removed: what is left is a GenAI <c>llama</c>
+    /// folder (<c>genai_config.json</c> with <c>num_attention_heads</c>, <c>num_key_value_heads</c>, <c>head_size</c>,
+    /// <c>hidden_size</c>, and the <c>past_key_values.%d.key</c> names), described by that file alone.
+    /// </summary>
+    public static string GenAiLlama(TempFolder tmp, string name = "genai-llama")
+    {
+        string folder = Stories260KExport.Folder(tmp, name, new GraphOptions { Flavor = GraphFlavor.Fused });
+        string path = Path.Combine(folder, ModelFolder.ModelFile);
+        var model = ModelProto.Parser.ParseFrom(File.ReadAllBytes(path));
+        model.MetadataProps.Clear();
+        File.WriteAllBytes(path, model.ToByteArray());
+        File.Delete(Path.Combine(folder, ModelFolder.ConfigFile));
+        File.Copy(Stories260K.SentencePieceModel, Path.Combine(folder, "tokenizer.model"), overwrite: true);
+        foreach (var spec in Directory.EnumerateFiles(folder, TokenizerDetection.SpecFile))
+        {
+            File.Delete(spec);
+        }
+
+        return folder;
+    }
+
     // ---- ONNX Model Zoo ----------------------------------------------------------------------------------------
 
     /// <summary>

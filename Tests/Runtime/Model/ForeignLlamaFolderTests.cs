@@ -1,7 +1,5 @@
-using Google.Protobuf;
 using OnnxGpt.Contracts;
 using OnnxGpt.Exporter.Onnx;
-using OnnxGpt.Exporter.Onnx.Proto;
 using OnnxGpt.Runtime.Generation;
 using OnnxGpt.Runtime.Model;
 using OnnxGpt.Tests.Support;
@@ -56,7 +54,7 @@ public sealed class ForeignLlamaFolderTests
             "optimum merged" => ForeignFolders.OptimumMerged(tmp, from: from),
             "optimum pair" => ForeignFolders.OptimumPair(tmp, from: from),
             "transformers.js model_quantized.onnx" => ForeignFolders.TransformersJs(tmp, "model_quantized.onnx", from: from),
-            "genai llama" => GenAiLlama(tmp),
+            "genai llama" => ForeignFolders.GenAiLlama(tmp),
             _ => throw new ArgumentOutOfRangeException(nameof(convention), convention, "no such convention in this test"),
         };
         using var model = GptModel.Load(folder);
@@ -108,28 +106,6 @@ public sealed class ForeignLlamaFolderTests
         File.WriteAllText(path, File.ReadAllText(path).Replace("\"num_key_value_heads\":4", "\"num_key_value_heads\":8", StringComparison.Ordinal));
         var e = Assert.ThrowsExactly<OnnxGptException>(() => GptModel.Load(folder).Dispose());
         StringAssert.Contains(e.Message, "config.json says num_key_value_heads is 8, but the graph has 4 heads in its past inputs");
-    }
-
-    /// <summary>
-    /// Our fused export (GroupQueryAttention) with its OnnxGpt metadata removed: what is left is a GenAI <c>llama</c>
-    /// folder (<c>genai_config.json</c> with <c>num_attention_heads</c>, <c>num_key_value_heads</c>, <c>head_size</c>,
-    /// <c>hidden_size</c>, and the <c>past_key_values.%d.key</c> names), described by that file alone.
-    /// </summary>
-    private static string GenAiLlama(TempFolder tmp)
-    {
-        string folder = Stories260KExport.Folder(tmp, "genai-llama", new GraphOptions { Flavor = GraphFlavor.Fused });
-        string path = Path.Combine(folder, ModelFolder.ModelFile);
-        var model = ModelProto.Parser.ParseFrom(File.ReadAllBytes(path));
-        model.MetadataProps.Clear();
-        File.WriteAllBytes(path, model.ToByteArray());
-        File.Delete(Path.Combine(folder, ModelFolder.ConfigFile));
-        File.Copy(Stories260K.SentencePieceModel, Path.Combine(folder, "tokenizer.model"), overwrite: true);
-        foreach (var spec in Directory.EnumerateFiles(folder, TokenizerDetection.SpecFile))
-        {
-            File.Delete(spec);
-        }
-
-        return folder;
     }
 
     private static int[][] Generate(GptModel model, int[][] prompts, GeneratorOptions settings)
