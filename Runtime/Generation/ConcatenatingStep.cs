@@ -12,7 +12,9 @@ namespace OnnxGpt.Runtime.Generation;
 /// row b its fed tokens at the end (left-padded); a row fed nothing ends on a padding slot that repeats its last
 /// token at its own position, masked, whose query sees the same keys the original did: the row's own logits again.
 /// Rewinding keeps the longest slot prefix in which no row holds more than all but its last kept token
-/// (<see cref="KvCache.Truncate"/> re-lays the buffers out; a device cache starts again from nothing).
+/// (<see cref="KvCache.Truncate"/> re-lays the buffers out; a device cache starts again from nothing). A model split
+/// in two (Optimum's <c>decoder_model.onnx</c> + <c>decoder_with_past_model.onnx</c>) runs its first-step decoder
+/// whenever the layout holds no slots yet, binding only its present outputs, and the decoder with past after that.
 /// </summary>
 internal sealed unsafe class ConcatenatingStep : DecoderStep
 {
@@ -109,8 +111,9 @@ internal sealed unsafe class ConcatenatingStep : DecoderStep
         bool wide = t > 1 || observer is not null;
         // Without the cache every step feeds the whole sequence: size for the capacity once, not per step.
         var logits = wide ? WideLogits((long)rows * (UsesCache ? t : capacity) * Vocab) : NextLogits;
+        SelectSession(past);
         BindInputsAndLogits(rows, t, total, past, t, logits, 0);
-        Cache?.Bind(Binding, past, total);
+        Cache?.Bind(Binding, past, total, bindPast: !RunsFirstStep);
         RunSession(t, past);
         Cache?.Commit(total);
 

@@ -38,12 +38,13 @@ internal abstract unsafe class DecoderStep : IDisposable
     public const long MaxStepFloats = 1L << 24;
 
     private readonly OrtIoBinding _binding;
+    private readonly OrtIoBinding? _firstStepBinding;
     private readonly RunOptions _runOptions;
-    private readonly NativeName _idsName = new(GraphNames.InputIds);
-    private readonly NativeName _maskName = new(GraphNames.AttentionMask);
-    private readonly NativeName _positionsName = new(GraphNames.PositionIds);
+    private readonly NativeName _idsName;
+    private readonly NativeName _maskName;
+    private readonly NativeName _positionsName;
     private readonly NativeName _branchName = new(GraphNames.UseCacheBranch);
-    private readonly NativeName _logitsName = new(GraphNames.Logits);
+    private readonly NativeName _logitsName;
     private readonly NativeName _keepName = new(GraphNames.LogitsToKeep);
     private readonly NativeBuffer<byte> _branch = new(1);
     private readonly NativeBuffer<long> _keep = new(1);
@@ -52,6 +53,9 @@ internal abstract unsafe class DecoderStep : IDisposable
     private NativeBuffer<long>? _mask;
     private NativeBuffer<float>? _wideLogits;
     private volatile bool _interrupted;
+    private float* _logitsTarget;
+    private long _logitsCount;
+    private bool _firstStep;
     private bool _disposed;
 
     protected DecoderStep(GptModel model, Sequence?[] rows, bool useCache)
@@ -62,8 +66,14 @@ internal abstract unsafe class DecoderStep : IDisposable
         SlotTable = rows;
         UsesCache = useCache && Signature.HasCache;
         MemoryInfo = OrtMemoryInfo.DefaultInstance.DangerousGetHandle();
+        var names = Signature.Names;
+        _idsName = new NativeName(names.InputIds);
+        _maskName = new NativeName(names.AttentionMask);
+        _positionsName = new NativeName(names.PositionIds);
+        _logitsName = new NativeName(names.Logits);
         _runOptions = new RunOptions();
         _binding = model.Session.CreateIoBinding();
+        _firstStepBinding = model.FirstStepSession?.CreateIoBinding();
         NextLogits = new NativeBuffer<float>((long)rows.Length * Vocab);
     }
 
@@ -108,7 +118,22 @@ internal abstract unsafe class DecoderStep : IDisposable
     /// <summary>The native <c>OrtMemoryInfo*</c> of host memory, for the token inputs and the logits.</summary>
     protected IntPtr MemoryInfo { get; }
 
-    protected IntPtr Binding => _binding.DangerousGetHandle();
+    /// <summary>The binding of the session the next run uses (see <see cref="SelectSession"/>).</summary>
+    protected IntPtr Binding => (_firstStep ? _firstStepBinding! : _binding).DangerousGetHandle();
+
+    /// <summary>
+    /// The next run goes to the first-step decoder of a pair (Optimum's <c>decoder_model.onnx</c>, which takes no past
+    /// inputs and binds only the present outputs), since it starts from an empty cache.
+    /// </summary>
+    protected bool RunsFirstStep => _firstStep;
+
+    /// <summary>
+    /// Chooses the session for a run over <paramref name="past"/> cached tokens: a model split in two (Optimum's pair)
+    /// runs its first-step decoder when nothing is cached and the decoder with past otherwise; every other model has
+    /// one session.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    protected void SelectSession(int past) => _firstStep = past == 0 && _firstStepBinding is not null;
 
     /// <summary>Each row's next-token logits, (rows, V).</summary>
     protected NativeBuffer<float> NextLogits { get; }
@@ -258,7 +283,10 @@ internal abstract unsafe class DecoderStep : IDisposable
     {
         IntPtr binding = Binding;
         Span<long> shape = [rows, t];
-        BindIndexInput(binding, _idsName, _ids!, Signature.InputIdsType, shape);
+        // The Model Zoo's GPT-2 takes its ids as (rows, 1, T) and gives logits as (rows, 1, k, V): the same memory.
+        bool zoo = Signature.InputIdsRank == 3;
+        Span<long> zooShape = [rows, 1, t];
+        BindIndexInput(binding, _idsName, _ids!, Signature.InputIdsType, zoo ? zooShape : shape);
         if (Signature.PositionIdsType is { } positionType)
         {
             BindIndexInput(binding, _positionsName, _positions!, positionType, shape);
@@ -270,7 +298,7 @@ internal abstract unsafe class DecoderStep : IDisposable
             BindIndexInput(binding, _maskName, _mask!, maskType, shape);
         }
 
-        if (Signature.HasUseCacheBranch)
+        if (Signature.HasUseCacheBranch && !_firstStep)
         {
             *_branch.Pointer = past > 0 ? (byte)1 : (byte)0;
             OrtNative.Bind(binding, output: false, _branchName, MemoryInfo, _branch.Pointer, 1, [1], TensorElementType.Bool);
@@ -282,9 +310,20 @@ internal abstract unsafe class DecoderStep : IDisposable
             OrtNative.Bind(binding, output: false, _keepName, MemoryInfo, _keep.Pointer, sizeof(long), [], TensorElementType.Int64);
         }
 
+        long count = (long)rows * keep * Vocab;
+        if (Signature.HasFixedLogitsShape)
+        {
+            // Declared with fixed sizes: ONNX Runtime allocates the logits as computed and RunSession copies them here.
+            (_firstStep ? _firstStepBinding! : _binding).BindOutputToDevice(Signature.Names.Logits, OrtMemoryInfo.DefaultInstance);
+            _logitsTarget = logits.Pointer + offset;
+            _logitsCount = count;
+            return;
+        }
+
         Span<long> logitsShape = [rows, keep, Vocab];
+        Span<long> zooLogitsShape = [rows, 1, keep, Vocab];
         OrtNative.Bind(binding, output: true, _logitsName, MemoryInfo, logits.Pointer + offset,
-            (long)rows * keep * Vocab * sizeof(float), logitsShape, TensorElementType.Float);
+            count * sizeof(float), zoo ? zooLogitsShape : logitsShape, TensorElementType.Float);
     }
 
     /// <summary>
@@ -320,7 +359,19 @@ internal abstract unsafe class DecoderStep : IDisposable
         Model.EnterRun();
         try
         {
-            Model.Session.RunWithBinding(_runOptions, _binding);
+            if (_firstStep)
+            {
+                Model.FirstStepSession!.RunWithBinding(_runOptions, _firstStepBinding!);
+            }
+            else
+            {
+                Model.Session.RunWithBinding(_runOptions, _binding);
+            }
+
+            if (Signature.HasFixedLogitsShape)
+            {
+                CopyDeviceLogits();
+            }
         }
         catch (OnnxRuntimeException e) when (_interrupted)
         {
@@ -328,12 +379,26 @@ internal abstract unsafe class DecoderStep : IDisposable
         }
         catch (OnnxRuntimeException e)
         {
-            throw new OnnxGptException($"{Model.ModelPath}: ONNX Runtime failed on a step of {t} new and {past} cached tokens: {e.Message}", e);
+            throw new OnnxGptException(
+                $"{(_firstStep ? Model.Layout.FirstStepPath : Model.ModelPath)}: ONNX Runtime failed on a step of {t} new and {past} cached tokens: {e.Message}", e);
         }
         finally
         {
             Model.ExitRun();
         }
+    }
+
+    /// <summary>Copies the logits ONNX Runtime allocated (see <see cref="ModelSignature.HasFixedLogitsShape"/>) to where the step wants them.</summary>
+    private void CopyDeviceLogits()
+    {
+        using var outputs = (_firstStep ? _firstStepBinding! : _binding).GetOutputValues();
+        var values = outputs[0].GetTensorDataAsSpan<float>();
+        if (values.Length != _logitsCount)
+        {
+            throw new OnnxGptException($"{Model.ModelPath}: the graph's logits hold {values.Length} values; expected {_logitsCount} (rows × tokens × vocabulary).");
+        }
+
+        values.CopyTo(new Span<float>(_logitsTarget, checked((int)_logitsCount)));
     }
 
     public void Dispose()
@@ -350,6 +415,12 @@ internal abstract unsafe class DecoderStep : IDisposable
         }
 
         _binding.Dispose();
+        if (_firstStepBinding is { IsInvalid: false })
+        {
+            OrtNative.ClearBindings(_firstStepBinding.DangerousGetHandle());
+        }
+
+        _firstStepBinding?.Dispose();
         _runOptions.Dispose();
         Cache?.Dispose();
         _ids?.Dispose();

@@ -209,13 +209,15 @@ public sealed unsafe class KvCache : IDisposable
 
     /// <summary>
     /// Concatenating: binds the first <paramref name="pastLength"/> cached tokens as the past inputs and the other
-    /// buffer of each pair as the present outputs of <paramref name="totalLength"/> tokens.
+    /// buffer of each pair as the present outputs of <paramref name="totalLength"/> tokens. Without
+    /// <paramref name="bindPast"/> (a first-step decoder, whose graph has no past inputs) only the present outputs are
+    /// bound, and the cache must be empty.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    internal void Bind(IntPtr binding, int pastLength, int totalLength)
+    internal void Bind(IntPtr binding, int pastLength, int totalLength, bool bindPast = true)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
-        if (IsInPlace || pastLength != _length || totalLength > Capacity || totalLength < pastLength)
+        if (IsInPlace || pastLength != _length || totalLength > Capacity || totalLength < pastLength || (!bindPast && pastLength != 0))
         {
             throw new InvalidOperationException(
                 $"a {(IsInPlace ? "in-place" : "concatenating")} cache of {_length} tokens (capacity {Capacity}) cannot bind past {pastLength} and present {totalLength}.");
@@ -230,8 +232,11 @@ public sealed unsafe class KvCache : IDisposable
 
             shape[rank - 2] = pastLength;
             var past = t.Buffers[_current]!;
-            OrtNative.Bind(binding, output: false, t.PastName, past.MemoryInfo, past.Pointer,
-                t.Blocks * pastLength * HeadSize * _elementBytes, shape[..rank], ElementType);
+            if (bindPast)
+            {
+                OrtNative.Bind(binding, output: false, t.PastName, past.MemoryInfo, past.Pointer,
+                    t.Blocks * pastLength * HeadSize * _elementBytes, shape[..rank], ElementType);
+            }
 
             shape[rank - 2] = totalLength;
             var present = t.Buffers[1 - _current]!;

@@ -19,10 +19,8 @@ namespace OnnxGpt.Runtime.Model;
 /// </summary>
 public sealed class GptModel : IDisposable
 {
-    /// <summary>Model files tried, in order, when <see cref="Load(string, Providers.SessionSettings?, Microsoft.Extensions.Logging.ILogger?)"/> is given a folder.</summary>
-    public static IReadOnlyList<string> ModelFileNames { get; } = [ModelFolder.ModelFile, "decoder_model_merged.onnx"];
-
     private readonly InferenceSession _session;
+    private readonly InferenceSession? _firstStepSession;
     private readonly Lazy<ITextTokenizer?> _tokenizer;
     private readonly Lock _cacheLock = new();
     private OrtAllocator? _cacheAllocator;
@@ -32,17 +30,38 @@ public sealed class GptModel : IDisposable
     private int _activeRuns;
     private volatile bool _disposed;
 
-    private GptModel(string modelPath, InferenceSession session, IReadOnlyList<ExecutionProviderOptions> providers)
+    private GptModel(ModelLayout layout, InferenceSession session, InferenceSession? firstStep, IReadOnlyList<ExecutionProviderOptions> providers)
     {
+        string modelPath = layout.ModelPath;
         ModelPath = modelPath;
-        Folder = Path.GetDirectoryName(modelPath) ?? ".";
+        Folder = layout.Folder;
         _session = session;
+        _firstStepSession = firstStep;
         Providers = providers;
         Metadata = new Dictionary<string, string>(session.ModelMetadata.CustomMetadataMap, StringComparer.Ordinal);
-        Signature = ModelSignature.Read(session, modelPath);
-        GenerationDefaults? foreignDefaults;
-        (Config, ConfigSource, foreignDefaults) = ModelDescription.ReadConfig(Metadata, modelPath);
-        CheckAgainstGraph();
+        var genai = layout.GenAiConfigPath is { } genaiPath ? GenAiDescription.Read(genaiPath) : null;
+        // Our own export's graph follows the convention its metadata names; a GenAI config declares the names of others.
+        var names = Metadata.ContainsKey(MetadataKeys.Config) ? null : genai?.Names;
+        Signature = ModelSignature.Read(session, modelPath, names);
+        if (firstStep is not null)
+        {
+            FirstStepSignature = ModelSignature.Read(firstStep, layout.FirstStepPath!, names);
+            ModelSignature.CheckPair(FirstStepSignature, layout.FirstStepPath!, Signature, modelPath);
+            if (Signature.IsFused)
+            {
+                throw new OnnxGptException($"{modelPath}: a fused graph (cache written in place) cannot be split into a first-step decoder and a decoder with past.");
+            }
+        }
+
+        var description = ModelDescription.Read(Metadata, layout, Signature, genai);
+        (Config, ConfigSource) = (description.Config, description.Source);
+        ModelConsistency.CheckShape(modelPath, description);
+        Layout = layout with
+        {
+            Kind = Metadata.ContainsKey(MetadataKeys.Config) ? ModelLayoutKind.OnnxGpt
+                : Signature.Convention == ModelSignature.ModelZooConvention ? ModelLayoutKind.ModelZoo
+                : layout.Kind,
+        };
         if (Metadata.TryGetValue(MetadataKeys.Tokenizer, out var tokenizer))
         {
             TokenizerSpec = TokenizerSpec.FromJson(tokenizer, $"{modelPath} (metadata '{MetadataKeys.Tokenizer}')");
@@ -66,15 +85,21 @@ public sealed class GptModel : IDisposable
 
         GenerationDefaults = Metadata.TryGetValue(MetadataKeys.Generation, out var generation)
             ? GenerationDefaults.FromJson(generation, $"{modelPath} (metadata '{MetadataKeys.Generation}')")
-            : foreignDefaults ?? new GenerationDefaults();
+            : description.Defaults ?? new GenerationDefaults();
         ModelConsistency.Check(modelPath, Config, ConfigSource, built, Metadata, GenerationDefaults);
     }
 
     /// <summary>The <c>.onnx</c> file, as a full path.</summary>
     public string ModelPath { get; }
 
-    /// <summary>The folder holding the model (tokenizer files are looked up here).</summary>
+    /// <summary>
+    /// The folder whose description and tokenizer files go with the model: the model file's own, or for
+    /// transformers.js' <c>onnx/</c> subfolder the one above it.
+    /// </summary>
     public string Folder { get; }
+
+    /// <summary>The convention the folder follows and the files that make the model (see <see cref="ModelLayout"/>).</summary>
+    public ModelLayout Layout { get; }
 
     /// <summary>The model's shape, from its metadata (or a config file beside it).</summary>
     public GptConfig Config { get; }
@@ -84,6 +109,9 @@ public sealed class GptModel : IDisposable
 
     /// <summary>The graph's I/O convention, element types and cache shape.</summary>
     public ModelSignature Signature { get; }
+
+    /// <summary>The signature of a pair's first-step decoder (Optimum's <c>decoder_model.onnx</c>), or null.</summary>
+    public ModelSignature? FirstStepSignature { get; }
 
     /// <summary>
     /// The tokenizer the model's metadata names (for a model exported elsewhere: the one its folder holds, or GPT-2's
@@ -121,20 +149,22 @@ public sealed class GptModel : IDisposable
     public bool IsDisposed => _disposed;
 
     /// <summary>
-    /// Loads a model: a <c>.onnx</c> file, or a folder holding <c>model.onnx</c> (or <c>decoder_model_merged.onnx</c>,
-    /// or the file a <c>genai_config.json</c> names), on the execution providers <paramref name="settings"/> asks for
-    /// (by default the CPU with full graph optimisation). A provider that is not available is an error unless the
-    /// settings allow CPU fallback, which is then logged on <paramref name="logger"/> as a warning.
+    /// Loads a model: a <c>.onnx</c> file, or a model folder in any layout <see cref="ModelLayout"/> recognises
+    /// (OnnxGpt's, ONNX Runtime GenAI's, Hugging Face Optimum's, transformers.js', the ONNX Model Zoo's), on the
+    /// execution providers <paramref name="settings"/> asks for (by default the CPU with full graph optimisation). A
+    /// provider that is not available is an error unless the settings allow CPU fallback, which is then logged on
+    /// <paramref name="logger"/> as a warning.
     /// </summary>
-    /// <exception cref="OnnxGptException">The file is missing, is not a loadable ONNX model, is not a decoder this
-    /// runtime understands, or comes with no description (metadata or config file); the message names the path.
-    /// Or a requested provider is not available.</exception>
+    /// <exception cref="OnnxGptException">The file is missing, the folder follows no supported layout (the message lists
+    /// what it holds and the layouts supported), a file is not a loadable ONNX model or not a decoder this runtime
+    /// understands, or comes with no description (metadata or config file); the message names the path. Or a
+    /// requested provider is not available.</exception>
     public static GptModel Load(string path, SessionSettings? settings = null, ILogger? logger = null)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
-        string modelPath = ResolveModelFile(path);
+        var layout = CheckedLayout(path);
         using var prepared = SessionOptionsFactory.Create(settings ?? new SessionSettings(), logger ?? NullLogger.Instance);
-        return Create(modelPath, prepared.Options, prepared.Providers);
+        return Create(layout, prepared.Options, prepared.Providers);
     }
 
     /// <summary>Loads a model with session options the caller built (and keeps ownership of); <see cref="Providers"/> is then empty.</summary>
@@ -142,29 +172,35 @@ public sealed class GptModel : IDisposable
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
         ArgumentNullException.ThrowIfNull(sessionOptions);
-        return Create(ResolveModelFile(path), sessionOptions, []);
+        return Create(CheckedLayout(path), sessionOptions, []);
     }
 
-    private static GptModel Create(string modelPath, SessionOptions options, IReadOnlyList<ExecutionProviderOptions> providers)
+    private static GptModel Create(ModelLayout layout, SessionOptions options, IReadOnlyList<ExecutionProviderOptions> providers)
     {
-        InferenceSession session;
+        var session = OpenSession(layout.ModelPath, options);
+        InferenceSession? firstStep = null;
         try
         {
-            session = new InferenceSession(modelPath, options);
+            firstStep = layout.FirstStepPath is { } first ? OpenSession(first, options) : null;
+            return new GptModel(layout, session, firstStep, providers);
+        }
+        catch
+        {
+            firstStep?.Dispose();
+            session.Dispose();
+            throw;
+        }
+    }
+
+    private static InferenceSession OpenSession(string modelPath, SessionOptions options)
+    {
+        try
+        {
+            return new InferenceSession(modelPath, options);
         }
         catch (OnnxRuntimeException e)
         {
             throw new OnnxGptException($"cannot load the ONNX model '{modelPath}': {e.Message.Trim()} Is it a complete, valid ONNX file?", e);
-        }
-
-        try
-        {
-            return new GptModel(modelPath, session, providers);
-        }
-        catch
-        {
-            session.Dispose();
-            throw;
         }
     }
 
@@ -198,6 +234,16 @@ public sealed class GptModel : IDisposable
         {
             ThrowIfDisposed();
             return _session;
+        }
+    }
+
+    /// <summary>A pair's first-step decoder session (run when nothing is cached), or null; bracketed like <see cref="Session"/>.</summary>
+    internal InferenceSession? FirstStepSession
+    {
+        get
+        {
+            ThrowIfDisposed();
+            return _firstStepSession;
         }
     }
 
@@ -312,83 +358,39 @@ public sealed class GptModel : IDisposable
         }
 
         _session.Dispose();
+        _firstStepSession?.Dispose();
     }
 
-    /// <summary>One line: file, shape and I/O convention.</summary>
+    /// <summary>One line: layout and files, shape and I/O convention.</summary>
     public override string ToString() =>
-        $"{Path.GetFileName(ModelPath)}: {Config.Layers} layers, {Config.Heads} heads, width {Config.Width}, vocabulary {Config.VocabSize}, " +
+        $"{Layout}: {Config.Layers} layers, {Config.Heads} heads, width {Config.Width}, vocabulary {Config.VocabSize}, " +
         $"context {Config.ContextLength}, {Signature.Convention} I/O";
 
-    private static string ResolveModelFile(string path)
+    /// <summary>
+    /// The layout at <paramref name="path"/>, its graph files checked first: ONNX Runtime opens them and their external
+    /// data itself, so they must be regular files, or a FIFO under their names would block the load forever.
+    /// </summary>
+    private static ModelLayout CheckedLayout(string path)
     {
-        if (Directory.Exists(path))
+        var layout = ModelLayout.Find(path);
+        foreach (var file in new[] { layout.ModelPath, layout.FirstStepPath })
         {
-            var candidates = new List<string>(ModelFileNames.Select(n => Path.Combine(path, n)));
-            if (ModelDescription.GenAiModelFile(path) is { } named)
+            if (file is null)
             {
-                candidates.Insert(0, named);
+                continue;
             }
 
-            foreach (var file in candidates)
+            InputFile.EnsureRegular(file, "ONNX model file");
+            // OnnxGpt's and Optimum's external data name, and transformers.js'.
+            foreach (var data in new[] { file + ".data", file + "_data" })
             {
-                if (InputFile.Exists(file))
+                if (InputFile.Exists(data))
                 {
-                    return CheckedModelFile(Path.GetFullPath(file));
+                    InputFile.EnsureRegular(data, "external data file");
                 }
             }
-
-            throw new OnnxGptException($"model folder '{path}' holds no model file; looked for {string.Join(", ", candidates.Select(Path.GetFileName))}.");
         }
 
-        if (!InputFile.Exists(path))
-        {
-            throw new OnnxGptException($"model file '{path}' does not exist; give a .onnx file or a folder holding {ModelFolder.ModelFile}.");
-        }
-
-        return CheckedModelFile(Path.GetFullPath(path));
-    }
-
-    /// <summary>
-    /// ONNX Runtime opens the model and its external data itself: both must be regular files first, or a FIFO under
-    /// their names would block the load forever.
-    /// </summary>
-    private static string CheckedModelFile(string modelPath)
-    {
-        InputFile.EnsureRegular(modelPath, "ONNX model file");
-        string data = modelPath + ".data";
-        if (InputFile.Exists(data))
-        {
-            InputFile.EnsureRegular(data, "external data file");
-        }
-
-        return modelPath;
-    }
-
-    /// <summary>The config and the graph must agree on what the graph states itself.</summary>
-    private void CheckAgainstGraph()
-    {
-        var s = Signature;
-        if (s.HasCache && s.Layers != Config.Layers)
-        {
-            throw Mismatch("n_layer", Config.Layers, $"{s.Layers} layers of past inputs");
-        }
-
-        if (s.Heads is { } heads && heads != Config.KvHeads)
-        {
-            throw Mismatch(Config.KeyValueHeads is null ? "n_head" : "num_key_value_heads", Config.KvHeads, $"{heads} heads in its past inputs");
-        }
-
-        if (s.HeadSize is { } d && d != Config.HeadSize)
-        {
-            throw Mismatch("head size (n_embd / n_head)", Config.HeadSize, $"head size {d} in its past inputs");
-        }
-
-        if (s.VocabSize is { } v && v != Config.VocabSize)
-        {
-            throw Mismatch("vocab_size", Config.VocabSize, $"{v} logits per token");
-        }
-
-        OnnxGptException Mismatch(string field, int configValue, string graph) => new(
-            $"{ModelPath}: {ConfigSource} says {field} is {configValue}, but the graph has {graph}; the config does not belong to this model.");
+        return layout;
     }
 }

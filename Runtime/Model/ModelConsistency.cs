@@ -6,11 +6,11 @@ namespace OnnxGpt.Runtime.Model;
 
 /// <summary>
 /// The load-time check that a model folder's parts agree with each other, so a mismatch is one clear message when
-/// the model loads rather than a crash once generation samples an id the tokenizer lacks: the graph and the config
-/// (layers, heads, head size, vocabulary: <see cref="GptModel"/> checks those against the signature), the tokenizer
-/// and the vocabulary (every id the model can generate has a text), the special ids (inside the vocabulary; the plain metadata
-/// keys equal to the config's), the generation defaults (within the sampler's ranges) and the config files beside the
-/// model (the same shape as the one in use).
+/// the model loads rather than a crash once generation samples an id the tokenizer lacks: the shape every part states
+/// (<see cref="CheckShape"/>: the graph's declared layers, heads, head size and vocabulary, and every config file beside
+/// the model, complete or not, OnnxGpt's own or another convention's), the tokenizer and the vocabulary (every id the
+/// model can generate has a text), the special ids (inside the vocabulary; the plain metadata keys equal to the
+/// config's) and the generation defaults (within the sampler's ranges).
 /// </summary>
 internal static class ModelConsistency
 {
@@ -25,8 +25,6 @@ internal static class ModelConsistency
         {
             CheckTokenizer(modelPath, config, configSource, tokenizer);
         }
-
-        CheckFilesBeside(modelPath, config, configSource);
     }
 
     private static void CheckTokenizer(string modelPath, GptConfig config, string configSource, ITextTokenizer tokenizer)
@@ -78,39 +76,43 @@ internal static class ModelConsistency
         }
     }
 
-    /// <summary>A <c>config.json</c> or <c>genai_config.json</c> beside the model must describe the same shape as the config in use.</summary>
-    private static void CheckFilesBeside(string modelPath, GptConfig config, string configSource)
+    /// <summary>
+    /// Every part of the folder that states a value of the shape (the graph's declared dimensions, a <c>config.json</c>,
+    /// a <c>genai_config.json</c>, a preset the graph matched) must state the value in use. Run before anything is built
+    /// from the config, so a mismatch is this one message rather than a tokenizer's or a cache's.
+    /// </summary>
+    /// <exception cref="OnnxGptException">Two parts disagree; the message quotes both, each in its own field names.</exception>
+    public static void CheckShape(string modelPath, ModelDescription.Description description)
     {
-        string folder = Path.GetDirectoryName(modelPath) ?? ".";
-        string hf = Path.Combine(folder, ModelFolder.ConfigFile);
-        if (hf != configSource && InputFile.Exists(hf))
+        var config = description.Config;
+        foreach (var part in description.Parts)
         {
-            Compare(GptConfig.FromFile(hf), hf);
-        }
-
-        string genai = Path.Combine(folder, ModelFolder.GenAiConfigFile);
-        if (genai != configSource && InputFile.Exists(genai))
-        {
-            Compare(ModelDescription.ReadGenAiConfig(genai), genai);
-        }
-
-        void Compare(GptConfig other, string file)
-        {
-            foreach (var (field, mine, theirs) in new[]
+            foreach (var (field, mine) in new (StatedShape.Field, int?)[]
             {
-                ("vocab_size", config.VocabSize, other.VocabSize),
-                ("n_positions", config.ContextLength, other.ContextLength),
-                ("n_embd", config.Width, other.Width),
-                ("n_layer", config.Layers, other.Layers),
-                ("n_head", config.Heads, other.Heads),
+                (StatedShape.Field.Layers, config.Layers),
+                (StatedShape.Field.KvHeads, config.KvHeads),
+                (StatedShape.Field.HeadSize, config.HeadSize),
+                (StatedShape.Field.VocabSize, config.VocabSize),
+                (StatedShape.Field.ContextLength, config.ContextLength),
+                (StatedShape.Field.Width, config.Width),
+                (StatedShape.Field.Heads, config.Heads),
+                (StatedShape.Field.BosTokenId, config.BosTokenId),
+                (StatedShape.Field.EosTokenId, config.EosTokenId),
             })
             {
-                if (mine != theirs)
+                // A value the config leaves unset (no begin or end id) is not contradicted by a part that sets one.
+                if (part[field] is not { } theirs || mine is not { } value || theirs == value)
                 {
-                    throw new OnnxGptException(
-                        $"{modelPath}: {file} says {field} is {theirs} but {configSource} says {mine}; the folder's files describe " +
-                        "different models. Export the folder again, or remove the stale file.");
+                    continue;
                 }
+
+                string inUse = description.Chosen[field] is not null
+                    ? description.Chosen.Statement(field)
+                    : $"{description.Source} gives {field} {value.ToString(CultureInfo.InvariantCulture)}";
+                throw new OnnxGptException(part.IsFile
+                    ? $"{modelPath}: {part.Statement(field)} but {inUse}; the folder's files describe different models. " +
+                      "Export the folder again, or remove the stale file."
+                    : $"{modelPath}: {inUse}, but {part.Statement(field)}; the config does not belong to this model.");
             }
         }
     }

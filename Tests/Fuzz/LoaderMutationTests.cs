@@ -77,6 +77,11 @@ public sealed class LoaderMutationTests
         {
             string path = Path.Combine(CaseFolder(), "config.json");
             File.WriteAllBytes(path, bytes);
+            using (var document = JsonInput.ReadFile(path))
+            {
+                StatedShape.FromHfFields(JsonInput.Root(document, path));   // what a foreign folder's config.json is read for
+            }
+
             var config = GptConfig.FromFile(path);
             _ = OnnxGpt.Exporter.Model.GptWeights.ExpectedShapes(config).Count;   // what export sizes from it
         }, MutationFuzzer.Cases(400), seed: 12);
@@ -206,9 +211,39 @@ public sealed class LoaderMutationTests
         {
             string folder = CaseFolder();
             File.WriteAllBytes(Path.Combine(folder, ModelFolder.GenAiConfigFile), bytes);
-            ModelDescription.ReadGenAiConfig(Path.Combine(folder, ModelFolder.GenAiConfigFile));
-            ModelDescription.GenAiModelFile(folder);
+            GenAiDescription.Read(Path.Combine(folder, ModelFolder.GenAiConfigFile));
         }, MutationFuzzer.Cases(400), seed: 18);
+        MutationFuzzer.AssertHolds(report);
+    }
+
+    [TestMethod]
+    public void GenAiGpt2ConfigWithDeclaredNames()
+    {
+        using var tmp = TestPaths.NewTemp();
+        string source = ForeignFolders.GenAiGpt2(tmp, renamed: true);
+        byte[] genai = File.ReadAllBytes(Path.Combine(source, ModelFolder.GenAiConfigFile));
+        var report = MutationFuzzer.Run("genai_config.json (gpt2, declared names)", genai, bytes =>
+        {
+            string folder = CaseFolder();
+            File.WriteAllBytes(Path.Combine(folder, ModelFolder.GenAiConfigFile), bytes);
+            GenAiDescription.Read(Path.Combine(folder, ModelFolder.GenAiConfigFile));
+        }, MutationFuzzer.Cases(300), seed: 20);
+        MutationFuzzer.AssertHolds(report);
+    }
+
+    [TestMethod]
+    public void GenerationConfig()
+    {
+        byte[] seed = Encoding.UTF8.GetBytes("""
+            {"bos_token_id": 98, "eos_token_id": [98, 97], "do_sample": true, "temperature": 0.7, "top_k": 40, "top_p": 0.9,
+             "repetition_penalty": 1.1, "max_new_tokens": 32, "pad_token_id": 98}
+            """);
+        var report = MutationFuzzer.Run("generation_config.json", seed, bytes =>
+        {
+            string path = Path.Combine(CaseFolder(), "generation_config.json");
+            File.WriteAllBytes(path, bytes);
+            HfGenerationConfig.Read(path);
+        }, MutationFuzzer.Cases(300), seed: 21);
         MutationFuzzer.AssertHolds(report);
     }
 

@@ -3,6 +3,7 @@ using System.Diagnostics;
 using Microsoft.ML.OnnxRuntime;
 using OnnxGpt.Cli.Options;
 using OnnxGpt.Exporter.Onnx;
+using OnnxGpt.Runtime.Model;
 
 namespace OnnxGpt.Cli.Commands;
 
@@ -34,7 +35,15 @@ internal sealed class InspectCommand : CliCommand
 
     protected override int Run(ParseResult parse, TextWriter stdout, TextWriter stderr)
     {
-        var info = ModelInspector.Open(parse.GetValue(_path)!);
+        // A folder in any layout the runtime loads (OnnxGpt's, GenAI's, Optimum's, transformers.js', the Model Zoo's).
+        string path = parse.GetValue(_path)!;
+        var layout = ModelLayout.Find(path);
+        var info = ModelInspector.Open(layout.ModelPath);
+        if (Directory.Exists(path))
+        {
+            stdout.WriteLine($"layout: {layout}{(layout.Folder != Path.GetDirectoryName(layout.ModelPath) ? $" (description and tokenizer in {layout.Folder})" : "")}");
+        }
+
         stdout.Write(info.Summary());
         if (parse.GetValue(_load))
         {

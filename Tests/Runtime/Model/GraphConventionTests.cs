@@ -63,6 +63,22 @@ public sealed class GraphConventionTests
     }
 
     [TestMethod]
+    public void OurOwnStackedExportLoadsByItsMetadataBesideItsGenAiConfig()
+    {
+        // The exporter's genai_config.json names the Optimum inputs whatever the convention; the metadata says ort-gpt2.
+        var weights = TestWeights.Random(TestWeights.Small(heads: 2), seed: 34);
+        using var tmp = TestPaths.NewTemp();
+        string folder = TestModels.Export(weights, tmp, options: new ExportOptions { Graph = new GraphOptions { IoConvention = IoConventions.OrtGpt2 } });
+        Assert.IsTrue(File.Exists(Path.Combine(folder, ModelFolder.GenAiConfigFile)));
+        using var model = GptModel.Load(folder);
+        Assert.AreEqual(IoConventions.OrtGpt2, model.Signature.Convention);
+        Assert.AreEqual(ModelLayoutKind.OnnxGpt, model.Layout.Kind);
+        using var generator = model.CreateGenerator(Greedy);
+        generator.Append([4, 9, 16]);
+        CollectionAssert.AreEqual(TestModels.ReferenceGreedy(weights, [4, 9, 16], Greedy.MaxNewTokens), generator.GenerateAll()[0].NewIds.ToArray());
+    }
+
+    [TestMethod]
     public void StackedCacheHoldsKeyThenValuePerLayer()
     {
         var weights = TestWeights.Random(TestWeights.Small(heads: 2), seed: 32);

@@ -1,0 +1,117 @@
+using OnnxGpt.Contracts;
+using OnnxGpt.Exporter.Onnx;
+using OnnxGpt.Runtime.Generation;
+using OnnxGpt.Runtime.Model;
+using OnnxGpt.Tests.Support;
+
+namespace OnnxGpt.Tests.Runtime.Model;
+
+/// <summary>
+/// A real pretrained Llama (stories260K: grouped-query attention, 8 query heads over 4 key/value heads) in the folders
+/// other tools make of a <c>LlamaForCausalLM</c>: Optimum's (single, merged with <c>use_cache_branch</c>, the pair),
+/// transformers.js' <c>onnx/</c> subfolder, and an ONNX Runtime GenAI <c>llama</c> folder whose graph carries no
+/// OnnxGpt metadata. Each is described from its own files (a Llama <c>config.json</c>, <c>genai_config.json</c>,
+/// <c>tokenizer.model</c>) and generates, greedily, the tokens and the story of our own export of the same weights.
+/// </summary>
+[TestClass]
+public sealed class ForeignLlamaFolderTests
+{
+    private static readonly GenerationOptions Greedy = new() { DoSample = false, MaxNewTokens = 24 };
+
+    /// <summary>Two rows of different lengths, both from BOS (1).</summary>
+    private static readonly int[][] Uneven = [[1, 403, 407, 261, 378, 11, 395], [1, 433, 477]];
+
+    private static TempFolder? s_tmp;
+    private static GptModel? s_ours;
+
+    [ClassInitialize]
+    public static void Initialize(TestContext _)
+    {
+        s_tmp = new TempFolder();
+        s_ours = GptModel.Load(Stories260KExport.Folder(s_tmp, "ours"));
+    }
+
+    [ClassCleanup]
+    public static void Cleanup()
+    {
+        s_ours?.Dispose();
+        s_tmp?.Dispose();
+    }
+
+    [TestMethod]
+    [DataRow("optimum model.onnx", ModelLayoutKind.Optimum, "model.onnx")]
+    [DataRow("optimum merged", ModelLayoutKind.Optimum, "decoder_model_merged.onnx")]
+    [DataRow("optimum pair", ModelLayoutKind.Optimum, "decoder_with_past_model.onnx")]
+    [DataRow("transformers.js model_quantized.onnx", ModelLayoutKind.TransformersJs, "model_quantized.onnx")]
+    [DataRow("genai llama", ModelLayoutKind.GenAi, "model.onnx")]
+    public void LlamaFolderIsDescribedFromItsFilesAndTellsOurStory(string convention, ModelLayoutKind kind, string file)
+    {
+        using var tmp = TestPaths.NewTemp();
+        var from = ForeignFolders.Stories;
+        string folder = convention switch
+        {
+            "optimum model.onnx" => ForeignFolders.OptimumSingle(tmp, from: from),
+            "optimum merged" => ForeignFolders.OptimumMerged(tmp, from: from),
+            "optimum pair" => ForeignFolders.OptimumPair(tmp, from: from),
+            "transformers.js model_quantized.onnx" => ForeignFolders.TransformersJs(tmp, "model_quantized.onnx", from: from),
+            "genai llama" => ForeignFolders.GenAiLlama(tmp),
+            _ => throw new ArgumentOutOfRangeException(nameof(convention), convention, "no such convention in this test"),
+        };
+        using var model = GptModel.Load(folder);
+        var ours = s_ours!;
+
+        Assert.IsFalse(model.Metadata.ContainsKey(MetadataKeys.Config), $"{convention}: the graph carries no OnnxGpt description");
+        Assert.AreEqual(kind, model.Layout.Kind, $"{convention}: {model.Layout}");
+        Assert.AreEqual(file, Path.GetFileName(model.ModelPath), convention);
+        Assert.AreEqual(IoConventions.Optimum, model.Signature.Convention, convention);
+        var c = ours.Config;
+        Assert.AreEqual((ModelFamily.Llama, c.VocabSize, c.ContextLength, c.Width, c.Layers, c.Heads, c.KvHeads),
+            (model.Config.Family, model.Config.VocabSize, model.Config.ContextLength, model.Config.Width, model.Config.Layers, model.Config.Heads,
+                model.Config.KvHeads), $"{convention}: the shape, from {model.ConfigSource}");
+        if (kind != ModelLayoutKind.GenAi)
+        {
+            Assert.AreEqual(c.FeedForwardWidth, model.Config.FeedForwardWidth, $"{convention}: config.json's intermediate_size (GenAI's config states none)");
+        }
+
+        Assert.AreEqual((1, 2), (model.Config.BosTokenId, model.Config.EosTokenId), convention);
+        Assert.AreEqual(TokenizerSpec.SentencePieceKind, model.TokenizerSpec?.Kind, $"{convention}: tokenizer.model");
+
+        // Batched, uneven, with the cache and without (a fused graph always writes its cache).
+        foreach (bool cache in model.Signature.IsFused ? new[] { true } : [true, false])
+        {
+            var settings = new GeneratorOptions { UseKvCache = cache };
+            var expected = Generate(ours, Uneven, settings);
+            var found = Generate(model, Uneven, settings);
+            for (int b = 0; b < Uneven.Length; b++)
+            {
+                CollectionAssert.AreEqual(expected[b], found[b],
+                    $"{convention}, cache {cache}, row {b}: ours [{string.Join(", ", expected[b])}], found [{string.Join(", ", found[b])}]");
+            }
+        }
+
+        // From BOS, through the folder's tokenizer: the story.
+        using var generator = model.CreateGenerator(Greedy);
+        generator.AppendText("");
+        string text = generator.GenerateAll()[0].Text ?? "";
+        StringAssert.StartsWith(text, Stories260K.GreedyStart, convention);
+        Assert.AreEqual(ours.GenerateText("", Greedy), text, convention);
+    }
+
+    [TestMethod]
+    public void LlamaConfigThatDisagreesWithTheGraphIsRefusedInItsOwnFieldNames()
+    {
+        using var tmp = TestPaths.NewTemp();
+        string folder = ForeignFolders.OptimumSingle(tmp, from: ForeignFolders.Stories);
+        string path = Path.Combine(folder, ModelFolder.ConfigFile);
+        File.WriteAllText(path, File.ReadAllText(path).Replace("\"num_key_value_heads\":4", "\"num_key_value_heads\":8", StringComparison.Ordinal));
+        var e = Assert.ThrowsExactly<OnnxGptException>(() => GptModel.Load(folder).Dispose());
+        StringAssert.Contains(e.Message, "config.json says num_key_value_heads is 8, but the graph has 4 heads in its past inputs");
+    }
+
+    private static int[][] Generate(GptModel model, int[][] prompts, GeneratorOptions settings)
+    {
+        using var generator = model.CreateGenerator(Greedy, settings);
+        generator.AppendBatch(prompts);
+        return generator.GenerateAll().Select(r => r.Ids.ToArray()).ToArray();
+    }
+}
