@@ -8,7 +8,8 @@ namespace OnnxGpt.Bench;
 /// Arguments that start with <c>bench</c> reach the command line as they are (the comparison's child processes, and
 /// <c>onnxgpt-bench bench --model DIR</c> for the single-model benchmark). <c>onnxgpt-bench load ...</c> is the load
 /// benchmark of <c>onnxgpt serve</c> (<see cref="Load.LoadBench"/>), which lives here because its chart brings
-/// SkiaSharp, which the tool should not ship.
+/// SkiaSharp, which the tool should not ship. <c>onnxgpt-bench engine ...</c> times the batch engine in process
+/// (<see cref="Engine.EngineBench"/>).
 /// </summary>
 public static class Program
 {
@@ -23,6 +24,19 @@ public static class Program
             catch (Exception e)
             {
                 Console.Error.WriteLine($"onnxgpt-bench load failed: {e}");
+                return 1;
+            }
+        }
+
+        if (args is ["engine", .. var engineArgs])
+        {
+            try
+            {
+                return Engine.EngineBench.Run(engineArgs);
+            }
+            catch (Exception e)
+            {
+                Console.Error.WriteLine($"onnxgpt-bench engine failed: {e}");
                 return 1;
             }
         }

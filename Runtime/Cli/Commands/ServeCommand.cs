@@ -160,7 +160,7 @@ internal sealed class ServeCommand : CliCommand
             server.WaitForShutdownAsync().GetAwaiter().GetResult();
             if (client.Engine?.GetStatistics() is { } stats)
             {
-                stdout.WriteLine($"batch engine: {stats.Steps} steps, {stats.GeneratedTokens} tokens generated, {stats.FedTokens} fed; " +
+                stdout.WriteLine($"batch engine: {stats.Steps} steps, {stats.GeneratedTokens} tokens generated, {stats.FedTokens} fed, {stats.InterruptedRuns} decoding runs interrupted for arrivals; " +
                     $"{stats.ManagedBytesPerToken:F1} managed bytes per token on its thread in steady state");
             }
 
