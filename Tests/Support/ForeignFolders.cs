@@ -140,6 +140,23 @@ internal static class ForeignFolders
         return folder;
     }
 
+    /// <summary>
+    /// transformers.js' <c>onnx/model_fp16.onnx</c> as Optimum's fp16 export makes it: weights, cache and logits in
+    /// float16 (our float16 graph, whose last Cast to float32 becomes a Cast to float16 with the logits declared so).
+    /// </summary>
+    public static string TransformersJsFp16(TempFolder tmp, string name = "transformers-js-fp16")
+    {
+        string folder = NewFolder(tmp, name);
+        Directory.CreateDirectory(Path.Combine(folder, ModelLayoutFolder));
+        var graph = OptimumDims(Build(new GraphOptions { Precision = WeightPrecision.Float16 }), withPast: true);
+        var cast = graph.Node.Single(n => n.OpType == "Cast" && n.Output[0] == GraphNames.Logits);
+        cast.Attribute.Single(a => a.Name == "to").I = (long)DataType.Float16;
+        graph.Output.Single(o => o.Name == GraphNames.Logits).Type.TensorType.ElemType = (int)DataType.Float16;
+        Save(graph, Path.Combine(folder, ModelLayoutFolder, "model_fp16.onnx"));
+        CopySideFiles(folder, HfSideFiles);
+        return folder;
+    }
+
     private const string ModelLayoutFolder = "onnx";
 
     // ---- ONNX Runtime GenAI ------------------------------------------------------------------------------------

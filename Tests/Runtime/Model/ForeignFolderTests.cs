@@ -277,6 +277,40 @@ public sealed class ForeignFolderTests
         Assert.AreEqual((ModelLayoutKind.TransformersJs, Path.GetFullPath(folder)), (byFile.Kind, byFile.Folder));
     }
 
+    [TestMethod]
+    public void TransformersJsFp16FileWithHalfLogitsGeneratesWhatOurFp16ExportGenerates()
+    {
+        using var tmp = TestPaths.NewTemp();
+        string folder = ForeignFolders.TransformersJsFp16(tmp);
+        using var model = GptModel.Load(folder);
+        Assert.AreEqual("model_fp16.onnx", Path.GetFileName(model.ModelPath));
+        Assert.AreEqual(Microsoft.ML.OnnxRuntime.Tensors.TensorElementType.Float16, model.Signature.LogitsElementType);
+        Assert.AreEqual(Microsoft.ML.OnnxRuntime.Tensors.TensorElementType.Float16, model.Signature.CacheElementType);
+
+        string oursFolder = tmp.Sub("ours-fp16");
+        GptExporter.Export(ForeignFolders.Weights, oursFolder, new ExportOptions
+        {
+            Graph = new OnnxGpt.Exporter.Onnx.GraphOptions { Precision = OnnxGpt.Exporter.Onnx.WeightPrecision.Float16 },
+            Tokenizer = TokenizerDetection.Detect(TestPaths.TinyRandomGpt2, ForeignFolders.Weights.Config.VocabSize),
+            TokenizerSourceFolder = TestPaths.TinyRandomGpt2,
+        });
+        using var ours = GptModel.Load(oursFolder);
+        Assert.AreEqual(Microsoft.ML.OnnxRuntime.Tensors.TensorElementType.Float, ours.Signature.LogitsElementType, "our float16 export's logits are float32");
+        foreach (bool cache in new[] { true, false })
+        {
+            var settings = new GeneratorOptions { UseKvCache = cache };
+            var expected = Generate(ours, Uneven, settings);
+            var found = Generate(model, Uneven, settings);
+            for (int b = 0; b < Uneven.Length; b++)
+            {
+                CollectionAssert.AreEqual(expected[b], found[b], $"cache {cache}, row {b}: ours [{string.Join(", ", expected[b])}], found [{string.Join(", ", found[b])}]");
+            }
+        }
+
+        // The widened logits are our export's, which were float16 values before their cast to float32.
+        Assert.AreEqual(ours.GenerateText(Text, Greedy), model.GenerateText(Text, Greedy), "text");
+    }
+
     /// <summary>Greedy ids (prompt included) of each row, generated as one batch.</summary>
     private static int[][] Generate(GptModel model, int[][] prompts, GeneratorOptions settings)
     {
