@@ -59,6 +59,7 @@ public sealed class ForeignFolderTests
         ["transformers.js pair quantized", ModelLayoutKind.TransformersJs, IoConventions.Optimum, "decoder_with_past_model_quantized.onnx"],
         ["genai gpt2", ModelLayoutKind.GenAi, IoConventions.OrtGpt2, "past.onnx"],
         ["genai gpt2 renamed", ModelLayoutKind.GenAi, IoConventions.OrtGpt2, "past.onnx"],
+        ["genai decoder renamed", ModelLayoutKind.GenAi, IoConventions.Optimum, "decoder.onnx"],
         ["model zoo", ModelLayoutKind.ModelZoo, ModelSignature.ModelZooConvention, "gpt2-lm-head-10.onnx"],
     ];
 
@@ -73,6 +74,7 @@ public sealed class ForeignFolderTests
         "transformers.js pair quantized" => ForeignFolders.OptimumPair(tmp, "transformers-js-pair", "onnx", "_quantized"),
         "genai gpt2" => ForeignFolders.GenAiGpt2(tmp),
         "genai gpt2 renamed" => ForeignFolders.GenAiGpt2(tmp, renamed: true),
+        "genai decoder renamed" => ForeignFolders.GenAiDecoderRenamed(tmp),
         "model zoo" => ForeignFolders.ModelZoo(tmp, config: true),
         _ => throw new ArgumentOutOfRangeException(nameof(convention), convention, "no such convention in this test"),
     };
