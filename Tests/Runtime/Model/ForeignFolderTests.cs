@@ -254,6 +254,28 @@ public sealed class ForeignFolderTests
     }
 
     [TestMethod]
+    public void EncoderDecoderAndMultimodalFoldersAreRefusedByName()
+    {
+        using var tmp = TestPaths.NewTemp();
+        // Optimum's seq2seq export, at the top and in transformers.js' onnx/.
+        string seq2seq = ForeignFolders.OptimumPair(tmp, "t5");
+        File.WriteAllText(Path.Combine(seq2seq, "encoder_model.onnx"), "");
+        var e = Assert.ThrowsExactly<OnnxGptException>(() => GptModel.Load(seq2seq).Dispose());
+        StringAssert.Contains(e.Message, "holds 'encoder_model.onnx': an encoder-decoder export");
+        string js = ForeignFolders.OptimumPair(tmp, "whisper-js", "onnx", "_quantized");
+        File.WriteAllText(Path.Combine(js, "onnx", "encoder_model_quantized.onnx"), "");
+        e = Assert.ThrowsExactly<OnnxGptException>(() => GptModel.Load(js).Dispose());
+        StringAssert.Contains(e.Message, "holds 'encoder_model_quantized.onnx'");
+
+        // GenAI's multimodal config: a vision section beside the decoder.
+        string genai = ForeignFolders.GenAiGpt2(tmp);
+        string path = Path.Combine(genai, ModelFolder.GenAiConfigFile);
+        File.WriteAllText(path, File.ReadAllText(path).Replace("\"decoder\":", "\"vision\":{\"filename\":\"vision.onnx\"},\"decoder\":", StringComparison.Ordinal));
+        e = Assert.ThrowsExactly<OnnxGptException>(() => GptModel.Load(genai).Dispose());
+        StringAssert.Contains(e.Message, "genai_config.json: $.model.vision describes a vision graph beside the decoder (model.type 'gpt2')");
+    }
+
+    [TestMethod]
     public void TransformersJsTriesTheDtypeItsConfigNamesThenFullPrecisionFirst()
     {
         using var tmp = TestPaths.NewTemp();
