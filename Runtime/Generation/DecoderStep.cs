@@ -1,4 +1,5 @@
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using Microsoft.ML.OnnxRuntime;
 using Microsoft.ML.OnnxRuntime.Tensors;
 using OnnxGpt.Contracts;
@@ -311,9 +312,9 @@ internal abstract unsafe class DecoderStep : IDisposable
         }
 
         long count = (long)rows * keep * Vocab;
-        if (Signature.HasFixedLogitsShape)
+        if (Signature.CopiesLogits)
         {
-            // Declared with fixed sizes: ONNX Runtime allocates the logits as computed and RunSession copies them here.
+            // Declared with fixed sizes, or float16: ONNX Runtime allocates the logits as computed and RunSession copies them here.
             (_firstStep ? _firstStepBinding! : _binding).BindOutputToDevice(Signature.Names.Logits, OrtMemoryInfo.DefaultInstance);
             _logitsTarget = logits.Pointer + offset;
             _logitsCount = count;
@@ -368,7 +369,7 @@ internal abstract unsafe class DecoderStep : IDisposable
                 Model.Session.RunWithBinding(_runOptions, _binding);
             }
 
-            if (Signature.HasFixedLogitsShape)
+            if (Signature.CopiesLogits)
             {
                 CopyDeviceLogits();
             }
@@ -388,17 +389,33 @@ internal abstract unsafe class DecoderStep : IDisposable
         }
     }
 
-    /// <summary>Copies the logits ONNX Runtime allocated (see <see cref="ModelSignature.HasFixedLogitsShape"/>) to where the step wants them.</summary>
+    /// <summary>
+    /// Copies the logits ONNX Runtime allocated (see <see cref="ModelSignature.CopiesLogits"/>) to where the step wants
+    /// them, widening float16 ones.
+    /// </summary>
     private void CopyDeviceLogits()
     {
         using var outputs = (_firstStep ? _firstStepBinding! : _binding).GetOutputValues();
-        var values = outputs[0].GetTensorDataAsSpan<float>();
-        if (values.Length != _logitsCount)
+        var value = outputs[0];
+        long found = value.GetTensorTypeAndShape().ElementCount;
+        if (found != _logitsCount)
         {
-            throw new OnnxGptException($"{Model.ModelPath}: the graph's logits hold {values.Length} values; expected {_logitsCount} (rows × tokens × vocabulary).");
+            throw new OnnxGptException($"{Model.ModelPath}: the graph's logits hold {found} values; expected {_logitsCount} (rows × tokens × vocabulary).");
         }
 
-        values.CopyTo(new Span<float>(_logitsTarget, checked((int)_logitsCount)));
+        var target = new Span<float>(_logitsTarget, checked((int)_logitsCount));
+        if (Signature.LogitsElementType == TensorElementType.Float16)
+        {
+            var halves = MemoryMarshal.Cast<Float16, Half>(value.GetTensorDataAsSpan<Float16>());
+            for (int i = 0; i < target.Length; i++)
+            {
+                target[i] = (float)halves[i];
+            }
+        }
+        else
+        {
+            value.GetTensorDataAsSpan<float>().CopyTo(target);
+        }
     }
 
     public void Dispose()

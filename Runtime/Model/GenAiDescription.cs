@@ -19,6 +19,9 @@ internal sealed class GenAiDescription
     /// <summary>The largest genai_config.json read.</summary>
     public const long MaxFileBytes = 16L << 20;
 
+    /// <summary>The <c>model</c> sections of GenAI's configs for graphs other than a text decoder's.</summary>
+    private static readonly string[] OtherModelParts = ["encoder", "vision", "speech", "embedding"];
+
     private GenAiDescription(string path, string? type, string? modelFile, StatedShape shape, GraphIoNames names,
         GenerationDefaults? defaults, int? maxLength)
     {
@@ -77,6 +80,17 @@ internal sealed class GenAiDescription
         var model = Object(root.Require("model"));
         var decoder = model.Get("decoder") is { } d ? Object(d) : (JsonField?)null;
         string? type = model.Get("type")?.GetString();
+        foreach (var part in OtherModelParts)
+        {
+            if (model.Get(part) is { } other)
+            {
+                throw new OnnxGptException(
+                    $"{root.Source}: {other.Path} describes a {part} graph beside the decoder (model.type '{type ?? "not given"}'): GenAI's " +
+                    "encoder-decoder and multimodal folders (whisper, phi3v, phi4mm, ...) feed their decoder embeddings, not token ids. " +
+                    "This runtime runs decoder-only text models; run this folder with ONNX Runtime GenAI.");
+            }
+        }
+
         var shape = new StatedShape(root.Source) { LlamaLike = type == "llama" };
         shape.Says(StatedShape.Field.VocabSize, Int(model, "vocab_size"), "model.vocab_size")
             .Says(StatedShape.Field.ContextLength, Int(model, "context_length"), "model.context_length")

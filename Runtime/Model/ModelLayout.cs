@@ -36,6 +36,9 @@ public sealed record ModelLayout
     /// <summary>Optimum's decoder for every step after the first.</summary>
     public const string DecoderWithPastFile = "decoder_with_past_model";
 
+    /// <summary>The encoder of Optimum's sequence-to-sequence exports, which this runtime does not run.</summary>
+    public const string EncoderFile = "encoder_model";
+
     /// <summary>transformers.js' subfolder for the graphs.</summary>
     public const string TransformersJsFolder = "onnx";
 
@@ -121,12 +124,18 @@ public sealed record ModelLayout
             return new ModelLayout { Kind = ModelLayoutKind.GenAi, ModelPath = named, Folder = folder, GenAiConfigPath = genaiConfig };
         }
 
+        RefuseEncoderDecoder(folder);
         if (FindDecoder(folder, FileSuffixes) is { } optimum)
         {
             return optimum with { Kind = ModelLayoutKind.Optimum, Folder = folder, GenAiConfigPath = genaiConfig };
         }
 
         string onnx = Path.Combine(folder, TransformersJsFolder);
+        if (Directory.Exists(onnx))
+        {
+            RefuseEncoderDecoder(onnx);
+        }
+
         if (Directory.Exists(onnx) && FindDecoder(onnx, PreferredSuffixes(folder)) is { } js)
         {
             return js with { Kind = ModelLayoutKind.TransformersJs, Folder = folder, GenAiConfigPath = genaiConfig };
@@ -177,6 +186,24 @@ public sealed record ModelLayout
         }
 
         return new ModelLayout { Kind = kind, ModelPath = model, FirstStepPath = first, Folder = folder, GenAiConfigPath = genaiConfig };
+    }
+
+    /// <summary>
+    /// Optimum's and transformers.js' sequence-to-sequence exports (T5, BART, Whisper, ...) keep an
+    /// <c>encoder_model.onnx</c> beside a <c>decoder_model.onnx</c> that takes the encoder's hidden states: refused by name.
+    /// </summary>
+    private static void RefuseEncoderDecoder(string dir)
+    {
+        foreach (var suffix in FileSuffixes)
+        {
+            string encoder = Path.Combine(dir, EncoderFile + suffix + ".onnx");
+            if (InputFile.Exists(encoder))
+            {
+                throw new OnnxGptException(
+                    $"'{dir}' holds '{Path.GetFileName(encoder)}': an encoder-decoder export (its decoder takes the encoder's hidden states). " +
+                    $"This runtime runs decoder-only language models. Supported: {Supported}.");
+            }
+        }
     }
 
     /// <summary>The first decoder in <paramref name="dir"/> by suffix, then base name: single, merged, pair.</summary>

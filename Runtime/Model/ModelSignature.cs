@@ -38,9 +38,10 @@ public sealed class ModelSignature
     private ModelSignature(string convention, GraphIoNames names, TensorElementType idsType, TensorElementType? maskType,
         TensorElementType? positionType, bool useCacheBranch, IReadOnlyList<CacheTensor> cache, int? heads, int? headSize, int? vocab,
         bool fused, bool logitsToKeep, TensorElementType cacheType, int idsRank, int? presentLayers, IReadOnlySet<string> outputNames,
-        bool fixedLogits)
+        bool fixedLogits, TensorElementType logitsType)
     {
         HasFixedLogitsShape = fixedLogits;
+        LogitsElementType = logitsType;
         IsFused = fused;
         Names = names;
         CacheElementType = cacheType;
@@ -124,6 +125,18 @@ public sealed class ModelSignature
     /// </summary>
     internal bool HasFixedLogitsShape { get; }
 
+    /// <summary>
+    /// The element type of the logits: float32, or float16 in a graph exported in half precision (Optimum's and
+    /// transformers.js' <c>_fp16</c> and <c>_q4f16</c> files). Float16 logits are widened to float32 for the sampler.
+    /// </summary>
+    public TensorElementType LogitsElementType { get; }
+
+    /// <summary>
+    /// The logits cannot be written straight into the step's float32 buffer (<see cref="HasFixedLogitsShape"/>, or
+    /// float16 logits): ONNX Runtime allocates them and the step copies (and widens) them.
+    /// </summary>
+    internal bool CopiesLogits => HasFixedLogitsShape || LogitsElementType == TensorElementType.Float16;
+
     /// <summary>Every output name of the graph.</summary>
     internal IReadOnlySet<string> OutputNames { get; }
 
@@ -177,7 +190,7 @@ public sealed class ModelSignature
         }
 
         var logits = Require(outputs, names.Logits, source, "output", names);
-        CheckType(logits, names.Logits, source, TensorElementType.Float);
+        CheckType(logits, names.Logits, source, TensorElementType.Float, TensorElementType.Float16);
         CheckRank(logits, names.Logits, source, 3, "batch, sequence, vocabulary");
         int? vocab = logits.Dimensions[2] > 0 ? logits.Dimensions[2] : null;
 
@@ -258,7 +271,8 @@ public sealed class ModelSignature
         bool fused = session.OverridableInitializerMetadata.ContainsKey(GraphNames.LogitsToKeep)
             || (session.ModelMetadata.CustomMetadataMap.TryGetValue(MetadataKeys.GraphFlavor, out var flavor) && flavor == "fused");
         return new ModelSignature(convention, names, ids.ElementDataType, maskType, positionType, useCacheBranch, cache, heads, headSize, vocab, fused,
-            logitsToKeep, cacheType ?? TensorElementType.Float, idsRank: 2, presentLayers, outputs.Keys.ToHashSet(StringComparer.Ordinal), FixedLeading(logits));
+            logitsToKeep, cacheType ?? TensorElementType.Float, idsRank: 2, presentLayers, outputs.Keys.ToHashSet(StringComparer.Ordinal), FixedLeading(logits),
+            logits.ElementDataType);
     }
 
     /// <summary>
@@ -304,7 +318,8 @@ public sealed class ModelSignature
 
         var zooNames = names with { InputIds = ZooInput, Logits = ZooLogits };
         return new ModelSignature(ModelZooConvention, zooNames, ids.ElementDataType, null, null, false, [], heads, headSize, vocab, fused: false,
-            logitsToKeep: false, TensorElementType.Float, idsRank: 3, layers == 0 ? null : layers, outputs.Keys.ToHashSet(StringComparer.Ordinal), FixedLeading(logits));
+            logitsToKeep: false, TensorElementType.Float, idsRank: 3, layers == 0 ? null : layers, outputs.Keys.ToHashSet(StringComparer.Ordinal), FixedLeading(logits),
+            TensorElementType.Float);
     }
 
     /// <summary>

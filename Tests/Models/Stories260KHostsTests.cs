@@ -45,18 +45,27 @@ public sealed class Stories260KHostsTests
     {
         using var tmp = TestPaths.NewTemp();
         using var model = GptModel.Load(ExportWithTemplate(tmp, GraphFlavor.Portable));
+        string text = await ServeOnceUponATime(model, TestContext.CancellationToken);
+        StringAssert.StartsWith(text, Stories260K.GreedyStart, $"served text: '{text}'");
+    }
+
+    /// <summary>
+    /// Starts <c>onnxgpt serve</c>'s server on <paramref name="model"/> and returns the text of one
+    /// <c>/v1/completions</c> of "Once upon a time" (echoed) at temperature 0, 16 tokens.
+    /// </summary>
+    public static async Task<string> ServeOnceUponATime(GptModel model, CancellationToken cancellationToken)
+    {
         using var chat = new OnnxGptChatClient(model, new OnnxGptChatClientOptions { ModelId = "stories260K" });
         await using var server = await OpenAiServer.StartAsync(chat, new ServerOptions { Urls = "http://127.0.0.1:0" }, TextWriter.Null,
-            cancellationToken: TestContext.CancellationToken);
+            cancellationToken: cancellationToken);
         using var http = new HttpClient { BaseAddress = new Uri(server.Urls[0]), Timeout = TimeSpan.FromSeconds(30) };
         using var response = await http.PostAsync("/v1/completions",
             new StringContent("""{"model":"stories260K","prompt":"Once upon a time","max_tokens":16,"temperature":0,"echo":true}""",
-                System.Text.Encoding.UTF8, "application/json"), TestContext.CancellationToken);
-        string body = await response.Content.ReadAsStringAsync(TestContext.CancellationToken);
+                System.Text.Encoding.UTF8, "application/json"), cancellationToken);
+        string body = await response.Content.ReadAsStringAsync(cancellationToken);
         Assert.IsTrue(response.IsSuccessStatusCode, body);
         using var json = JsonDocument.Parse(body);
-        string text = json.RootElement.GetProperty("choices")[0].GetProperty("text").GetString()!;
-        StringAssert.StartsWith(text, Stories260K.GreedyStart, $"served text: '{text}'");
+        return json.RootElement.GetProperty("choices")[0].GetProperty("text").GetString()!;
     }
 
     private static string ExportWithTemplate(TempFolder tmp, GraphFlavor flavor) =>

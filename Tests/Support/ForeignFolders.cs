@@ -140,6 +140,23 @@ internal static class ForeignFolders
         return folder;
     }
 
+    /// <summary>
+    /// transformers.js' <c>onnx/model_fp16.onnx</c> as Optimum's fp16 export makes it: weights, cache and logits in
+    /// float16 (our float16 graph, whose last Cast to float32 becomes a Cast to float16 with the logits declared so).
+    /// </summary>
+    public static string TransformersJsFp16(TempFolder tmp, string name = "transformers-js-fp16")
+    {
+        string folder = NewFolder(tmp, name);
+        Directory.CreateDirectory(Path.Combine(folder, ModelLayoutFolder));
+        var graph = OptimumDims(Build(new GraphOptions { Precision = WeightPrecision.Float16 }), withPast: true);
+        var cast = graph.Node.Single(n => n.OpType == "Cast" && n.Output[0] == GraphNames.Logits);
+        cast.Attribute.Single(a => a.Name == "to").I = (long)DataType.Float16;
+        graph.Output.Single(o => o.Name == GraphNames.Logits).Type.TensorType.ElemType = (int)DataType.Float16;
+        Save(graph, Path.Combine(folder, ModelLayoutFolder, "model_fp16.onnx"));
+        CopySideFiles(folder, HfSideFiles);
+        return folder;
+    }
+
     private const string ModelLayoutFolder = "onnx";
 
     // ---- ONNX Runtime GenAI ------------------------------------------------------------------------------------
@@ -203,6 +220,63 @@ internal static class ForeignFolders
             ["outputs"] = outputs,
         };
         File.WriteAllText(Path.Combine(folder, ModelFolder.GenAiConfigFile), new JsonObject { ["model"] = model }.ToJsonString());
+        CopySideFiles(folder, GenAiSideFiles);
+        return folder;
+    }
+
+    /// <summary>
+    /// A GenAI folder of the generic <c>decoder</c> type whose graph keeps a cache per key and value, every input and
+    /// output renamed and declared in <c>model.decoder.inputs</c> / <c>outputs</c> (<c>input_ids</c>,
+    /// <c>attention_mask</c>, <c>position_ids</c>, <c>past_key_names</c> <c>cache.%d.k</c>, <c>past_value_names</c>,
+    /// <c>logits</c>, <c>present_key_names</c>, <c>present_value_names</c>), with the shape GenAI documents
+    /// (<c>hidden_size</c>, <c>head_size</c>, <c>num_attention_heads</c>, <c>num_key_value_heads</c>,
+    /// <c>num_hidden_layers</c>) and <c>search.past_present_share_buffer</c> false (present is past and new).
+    /// </summary>
+    public static string GenAiDecoderRenamed(TempFolder tmp, string name = "genai-decoder")
+    {
+        string folder = NewFolder(tmp, name);
+        var graph = OptimumDims(Build(), withPast: true);
+        foreach (var (from, to) in new[] { ("input_ids", "ids"), ("attention_mask", "mask"), ("position_ids", "positions"), ("logits", "scores") })
+        {
+            Rename(graph, from, to);
+        }
+
+        var c = Weights.Config;
+        for (int i = 0; i < c.Layers; i++)
+        {
+            Rename(graph, GraphNames.PastKey(i), $"cache.{i}.k");
+            Rename(graph, GraphNames.PastValue(i), $"cache.{i}.v");
+            Rename(graph, GraphNames.PresentKey(i), $"new_cache.{i}.k");
+            Rename(graph, GraphNames.PresentValue(i), $"new_cache.{i}.v");
+        }
+
+        Save(graph, Path.Combine(folder, "decoder.onnx"));
+        var config = new JsonObject
+        {
+            ["model"] = new JsonObject
+            {
+                ["type"] = "decoder", ["bos_token_id"] = 98, ["eos_token_id"] = new JsonArray(98), ["pad_token_id"] = 98,
+                ["vocab_size"] = c.VocabSize, ["context_length"] = c.ContextLength,
+                ["decoder"] = new JsonObject
+                {
+                    ["filename"] = "decoder.onnx",
+                    ["session_options"] = new JsonObject { ["provider_options"] = new JsonArray() },
+                    ["hidden_size"] = c.Width, ["head_size"] = c.HeadSize, ["num_attention_heads"] = c.Heads,
+                    ["num_key_value_heads"] = c.KvHeads, ["num_hidden_layers"] = c.Layers,
+                    ["inputs"] = new JsonObject
+                    {
+                        ["input_ids"] = "ids", ["attention_mask"] = "mask", ["position_ids"] = "positions",
+                        ["past_key_names"] = "cache.%d.k", ["past_value_names"] = "cache.%d.v",
+                    },
+                    ["outputs"] = new JsonObject
+                    {
+                        ["logits"] = "scores", ["present_key_names"] = "new_cache.%d.k", ["present_value_names"] = "new_cache.%d.v",
+                    },
+                },
+            },
+            ["search"] = new JsonObject { ["max_length"] = c.ContextLength, ["past_present_share_buffer"] = false, ["do_sample"] = false },
+        };
+        File.WriteAllText(Path.Combine(folder, ModelFolder.GenAiConfigFile), config.ToJsonString());
         CopySideFiles(folder, GenAiSideFiles);
         return folder;
     }

@@ -1,6 +1,4 @@
-using System.Text.Json;
 using Microsoft.Extensions.AI;
-using OnnxGpt.Cli.Serving;
 using OnnxGpt.Runtime.Chat;
 using OnnxGpt.Runtime.Model;
 using OnnxGpt.Tests.Models;
@@ -47,9 +45,9 @@ public sealed class ForeignFolderHostsTests
         StringAssert.StartsWith("Once upon a time" + found[0], Stories260K.GreedyStart, $"{convention}: '{found[0]}'");
         CollectionAssert.AreEqual(expected, found, $"{convention}: ours [{string.Join(" | ", expected)}], found [{string.Join(" | ", found)}]");
 
-        string served = await Serve(theirs);
+        string served = await Stories260KHostsTests.ServeOnceUponATime(theirs, TestContext.CancellationToken);
         StringAssert.StartsWith(served, Stories260K.GreedyStart, $"{convention}: served '{served}'");
-        Assert.AreEqual(await Serve(ours), served, convention);
+        Assert.AreEqual(await Stories260KHostsTests.ServeOnceUponATime(ours, TestContext.CancellationToken), served, convention);
     }
 
     /// <summary>Two turns of one conversation; the replies.</summary>
@@ -64,20 +62,5 @@ public sealed class ForeignFolderHostsTests
         messages.Add(new ChatMessage(ChatRole.User, " One day, "));
         var second = await client.GetResponseAsync(messages, options, TestContext.CancellationToken);
         return [first.Text, second.Text];
-    }
-
-    private async Task<string> Serve(GptModel model)
-    {
-        using var chat = new OnnxGptChatClient(model, new OnnxGptChatClientOptions { ModelId = "m" });
-        await using var server = await OpenAiServer.StartAsync(chat, new ServerOptions { Urls = "http://127.0.0.1:0" }, TextWriter.Null,
-            cancellationToken: TestContext.CancellationToken);
-        using var http = new HttpClient { BaseAddress = new Uri(server.Urls[0]), Timeout = TimeSpan.FromSeconds(30) };
-        using var response = await http.PostAsync("/v1/completions",
-            new StringContent("""{"model":"m","prompt":"Once upon a time","max_tokens":16,"temperature":0,"echo":true}""",
-                System.Text.Encoding.UTF8, "application/json"), TestContext.CancellationToken);
-        string body = await response.Content.ReadAsStringAsync(TestContext.CancellationToken);
-        Assert.IsTrue(response.IsSuccessStatusCode, body);
-        using var json = JsonDocument.Parse(body);
-        return json.RootElement.GetProperty("choices")[0].GetProperty("text").GetString()!;
     }
 }

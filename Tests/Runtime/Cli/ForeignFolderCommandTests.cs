@@ -29,6 +29,24 @@ public sealed class ForeignFolderCommandTests
     }
 
     [TestMethod]
+    public void EvalOnAnOptimumPairScoresWhatOurExportScores()
+    {
+        using var tmp = TestPaths.NewTemp();
+        Assert.AreEqual(0, Cli("export", "--hf", TestPaths.TinyRandomGpt2, "--out", tmp.Sub("ours")).Code);
+        string pair = ForeignFolders.OptimumPair(tmp);
+        string[] args = ["--ids", "5,17,3,51,0,9,8,41,2,7,600,12", "--json"];
+        var ours = Cli(["eval", "--model", tmp.Sub("ours"), .. args]);
+        var theirs = Cli(["eval", "--model", pair, .. args]);
+        Assert.AreEqual(0, ours.Code, ours.Err);
+        Assert.AreEqual(0, theirs.Code, theirs.Err);
+        using var a = JsonDocument.Parse(ours.Out.Trim());
+        using var b = JsonDocument.Parse(theirs.Out.Trim());
+        Assert.AreEqual(11, b.RootElement.GetProperty("tokens").GetInt32());
+        double expected = a.RootElement.GetProperty("mean_nll").GetDouble(), found = b.RootElement.GetProperty("mean_nll").GetDouble();
+        Assert.AreEqual(expected, found, 1e-6, $"mean NLL: ours {expected}, the pair's {found}");
+    }
+
+    [TestMethod]
     public void InspectNamesTheLayoutAndItsFiles()
     {
         using var tmp = TestPaths.NewTemp();

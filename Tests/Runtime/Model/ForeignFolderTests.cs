@@ -59,6 +59,7 @@ public sealed class ForeignFolderTests
         ["transformers.js pair quantized", ModelLayoutKind.TransformersJs, IoConventions.Optimum, "decoder_with_past_model_quantized.onnx"],
         ["genai gpt2", ModelLayoutKind.GenAi, IoConventions.OrtGpt2, "past.onnx"],
         ["genai gpt2 renamed", ModelLayoutKind.GenAi, IoConventions.OrtGpt2, "past.onnx"],
+        ["genai decoder renamed", ModelLayoutKind.GenAi, IoConventions.Optimum, "decoder.onnx"],
         ["model zoo", ModelLayoutKind.ModelZoo, ModelSignature.ModelZooConvention, "gpt2-lm-head-10.onnx"],
     ];
 
@@ -73,6 +74,7 @@ public sealed class ForeignFolderTests
         "transformers.js pair quantized" => ForeignFolders.OptimumPair(tmp, "transformers-js-pair", "onnx", "_quantized"),
         "genai gpt2" => ForeignFolders.GenAiGpt2(tmp),
         "genai gpt2 renamed" => ForeignFolders.GenAiGpt2(tmp, renamed: true),
+        "genai decoder renamed" => ForeignFolders.GenAiDecoderRenamed(tmp),
         "model zoo" => ForeignFolders.ModelZoo(tmp, config: true),
         _ => throw new ArgumentOutOfRangeException(nameof(convention), convention, "no such convention in this test"),
     };
@@ -252,6 +254,28 @@ public sealed class ForeignFolderTests
     }
 
     [TestMethod]
+    public void EncoderDecoderAndMultimodalFoldersAreRefusedByName()
+    {
+        using var tmp = TestPaths.NewTemp();
+        // Optimum's seq2seq export, at the top and in transformers.js' onnx/.
+        string seq2seq = ForeignFolders.OptimumPair(tmp, "t5");
+        File.WriteAllText(Path.Combine(seq2seq, "encoder_model.onnx"), "");
+        var e = Assert.ThrowsExactly<OnnxGptException>(() => GptModel.Load(seq2seq).Dispose());
+        StringAssert.Contains(e.Message, "holds 'encoder_model.onnx': an encoder-decoder export");
+        string js = ForeignFolders.OptimumPair(tmp, "whisper-js", "onnx", "_quantized");
+        File.WriteAllText(Path.Combine(js, "onnx", "encoder_model_quantized.onnx"), "");
+        e = Assert.ThrowsExactly<OnnxGptException>(() => GptModel.Load(js).Dispose());
+        StringAssert.Contains(e.Message, "holds 'encoder_model_quantized.onnx'");
+
+        // GenAI's multimodal config: a vision section beside the decoder.
+        string genai = ForeignFolders.GenAiGpt2(tmp);
+        string path = Path.Combine(genai, ModelFolder.GenAiConfigFile);
+        File.WriteAllText(path, File.ReadAllText(path).Replace("\"decoder\":", "\"vision\":{\"filename\":\"vision.onnx\"},\"decoder\":", StringComparison.Ordinal));
+        e = Assert.ThrowsExactly<OnnxGptException>(() => GptModel.Load(genai).Dispose());
+        StringAssert.Contains(e.Message, "genai_config.json: $.model.vision describes a vision graph beside the decoder (model.type 'gpt2')");
+    }
+
+    [TestMethod]
     public void TransformersJsTriesTheDtypeItsConfigNamesThenFullPrecisionFirst()
     {
         using var tmp = TestPaths.NewTemp();
@@ -275,6 +299,40 @@ public sealed class ForeignFolderTests
         // A file inside onnx/ keeps the description above it.
         var byFile = ModelLayout.Find(Path.Combine(onnx, "model_q4.onnx"));
         Assert.AreEqual((ModelLayoutKind.TransformersJs, Path.GetFullPath(folder)), (byFile.Kind, byFile.Folder));
+    }
+
+    [TestMethod]
+    public void TransformersJsFp16FileWithHalfLogitsGeneratesWhatOurFp16ExportGenerates()
+    {
+        using var tmp = TestPaths.NewTemp();
+        string folder = ForeignFolders.TransformersJsFp16(tmp);
+        using var model = GptModel.Load(folder);
+        Assert.AreEqual("model_fp16.onnx", Path.GetFileName(model.ModelPath));
+        Assert.AreEqual(Microsoft.ML.OnnxRuntime.Tensors.TensorElementType.Float16, model.Signature.LogitsElementType);
+        Assert.AreEqual(Microsoft.ML.OnnxRuntime.Tensors.TensorElementType.Float16, model.Signature.CacheElementType);
+
+        string oursFolder = tmp.Sub("ours-fp16");
+        GptExporter.Export(ForeignFolders.Weights, oursFolder, new ExportOptions
+        {
+            Graph = new OnnxGpt.Exporter.Onnx.GraphOptions { Precision = OnnxGpt.Exporter.Onnx.WeightPrecision.Float16 },
+            Tokenizer = TokenizerDetection.Detect(TestPaths.TinyRandomGpt2, ForeignFolders.Weights.Config.VocabSize),
+            TokenizerSourceFolder = TestPaths.TinyRandomGpt2,
+        });
+        using var ours = GptModel.Load(oursFolder);
+        Assert.AreEqual(Microsoft.ML.OnnxRuntime.Tensors.TensorElementType.Float, ours.Signature.LogitsElementType, "our float16 export's logits are float32");
+        foreach (bool cache in new[] { true, false })
+        {
+            var settings = new GeneratorOptions { UseKvCache = cache };
+            var expected = Generate(ours, Uneven, settings);
+            var found = Generate(model, Uneven, settings);
+            for (int b = 0; b < Uneven.Length; b++)
+            {
+                CollectionAssert.AreEqual(expected[b], found[b], $"cache {cache}, row {b}: ours [{string.Join(", ", expected[b])}], found [{string.Join(", ", found[b])}]");
+            }
+        }
+
+        // The widened logits are our export's, which were float16 values before their cast to float32.
+        Assert.AreEqual(ours.GenerateText(Text, Greedy), model.GenerateText(Text, Greedy), "text");
     }
 
     /// <summary>Greedy ids (prompt included) of each row, generated as one batch.</summary>
