@@ -16,14 +16,14 @@ namespace OnnxGpt.Cli.Benchmarking;
 /// </summary>
 internal static class DecodingBench
 {
-    /// <summary>The runs of one repetition, in order.</summary>
-    private static readonly (string Name, GenerationOptions Options)[] Runs =
+    /// <summary>The runs of one repetition, in order (the biased tokens are GPT-2's ',', '.' and ' the', within any vocabulary).</summary>
+    private static (string Name, GenerationOptions Options)[] RunsFor(int vocab) =>
     [
         ("greedy", new GenerationOptions { DoSample = false }),
         ("openai options", new GenerationOptions
         {
             Temperature = 1.0, TopK = 50, PresencePenalty = 0.5, FrequencyPenalty = 0.5, NoRepeatNgramSize = 3,
-            LogitBias = new Dictionary<int, double> { [11] = 2, [13] = -2, [262] = 1 },
+            LogitBias = new Dictionary<int, double> { [11 % vocab] = 2, [13 % vocab] = -2, [262 % vocab] = 1 },
         }),
         ("greedy + top_logprobs 5", new GenerationOptions { DoSample = false, TopLogProbs = 5 }),
         ("n = 4 sampled", new GenerationOptions { Temperature = 1.0, TopK = 50, NumReturnSequences = 4 }),
@@ -35,33 +35,34 @@ internal static class DecodingBench
     public static void Execute(string variant, string folder, int threads, int reps, int promptLength, int newTokens, TextWriter stdout)
     {
         using var model = GptModel.Load(folder, new SessionSettings { Providers = [new CpuProvider(threads)] });
+        var runs = RunsFor(model.Config.VocabSize);
         var random = new Random(1);
         int[] prompt = [.. Enumerable.Range(0, promptLength).Select(_ => random.Next(model.Config.VocabSize))];
-        Decode(model, prompt, Runs[0].Options, 8);   // warm-up: JIT and ONNX Runtime's first runs
-        var results = Runs.Select(_ => new List<Run>()).ToArray();
+        Decode(model, prompt, runs[0].Options, 8);   // warm-up: JIT and ONNX Runtime's first runs
+        var results = runs.Select(_ => new List<Run>()).ToArray();
         for (int rep = 0; rep < reps; rep++)
         {
-            for (int i = 0; i < Runs.Length; i++)
+            for (int i = 0; i < runs.Length; i++)
             {
-                var run = Decode(model, prompt, Runs[i].Options with { Seed = (ulong)(rep + 1) }, newTokens);
+                var run = Decode(model, prompt, runs[i].Options with { Seed = (ulong)(rep + 1) }, newTokens);
                 results[i].Add(run);
                 string copies = run.CopiedPerStep > 0
                     ? Invariant($", {run.CopiedPerStep:F1} cache positions copied per step in {run.CopyMsPerStep:F3} ms")
                     : "";
-                stdout.WriteLine(Invariant($"  rep {rep + 1} {variant,-6} {Runs[i].Name,-24} step {run.StepMs:F2} ms, {run.BytesPerStep:F0} B/step{copies}"));
+                stdout.WriteLine(Invariant($"  rep {rep + 1} {variant,-6} {runs[i].Name,-24} step {run.StepMs:F2} ms, {run.BytesPerStep:F0} B/step{copies}"));
             }
         }
 
         long bytesPerPosition = 2L * model.Config.Layers * model.Config.KvHeads * model.Config.HeadSize * 4;
         stdout.WriteLine($"| {variant} run | decode step ms | ÷ greedy | managed B/step | cache positions copied/step | copy ms/step | copy ÷ step |");
-        for (int i = 0; i < Runs.Length; i++)
+        for (int i = 0; i < runs.Length; i++)
         {
             double step = Median(results[i], r => r.StepMs), ratio = Median(Enumerable.Range(0, reps).Select(r => results[i][r].StepMs / results[0][r].StepMs));
             double copied = Median(results[i], r => r.CopiedPerStep), copyMs = Median(results[i], r => r.CopyMsPerStep);
             string copies = copied > 0
                 ? Invariant($"{copied:F1} ({copied * bytesPerPosition / 1024:F0} KiB) | {copyMs:F3} | {100 * Median(results[i], r => r.CopyMsPerStep / r.StepMs):F2}% |")
                 : "0 | 0 | 0 |";
-            stdout.WriteLine(Invariant($"| {Runs[i].Name} | {step:F2} | {ratio:F3} | {Median(results[i], r => r.BytesPerStep):F0} | {copies}"));
+            stdout.WriteLine(Invariant($"| {runs[i].Name} | {step:F2} | {ratio:F3} | {Median(results[i], r => r.BytesPerStep):F0} | {copies}"));
         }
     }
 
