@@ -178,6 +178,20 @@ public sealed class OnnxGptChatClient : IChatClient
     public IAsyncEnumerable<ChatResponseUpdate> GetStreamingResponseAsync(
         IEnumerable<ChatMessage> messages, ChatOptions? options = null, CancellationToken cancellationToken = default)
     {
+        var (prompt, generation) = PrepareChat(messages, options);
+        return GenerateAsync(prompt, generation, trim: true, cancellationToken);
+    }
+
+    /// <summary>
+    /// The prompt tokens and the generation options a chat request runs with: the messages (after
+    /// <c>Instructions</c>) through the template, old messages dropped when <see cref="OnnxGptChatClientOptions.DropOldMessages"/>
+    /// says so, and the options mapped as the class remarks say. For a host that runs the generation itself (an
+    /// OpenAI server's several choices per chat request); the reply's text is the generated text, trimmed.
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException">An option is out of range; the message names it.</exception>
+    /// <exception cref="OnnxGptException">A message cannot be encoded, or the conversation does not fit the context.</exception>
+    public (int[] Prompt, GenerationOptions Options) PrepareChat(IEnumerable<ChatMessage> messages, ChatOptions? options = null)
+    {
         ArgumentNullException.ThrowIfNull(messages);
         ObjectDisposedException.ThrowIf(_disposed, this);
         var list = new List<ChatMessage>();
@@ -205,7 +219,7 @@ public sealed class OnnxGptChatClient : IChatClient
             prompt = FitToContext(list, prompt, generation.MaxNewTokens);
         }
 
-        return GenerateAsync(EncodePrompt(prompt), generation, trim: true, cancellationToken);
+        return (EncodePrompt(prompt), generation);
     }
 
     /// <summary>

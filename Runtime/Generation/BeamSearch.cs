@@ -13,14 +13,17 @@ namespace OnnxGpt.Runtime.Generation;
 /// <item>Of the group's N·V candidates the best (1 + end tokens)·N (2·N with one end token) are taken in order of
 /// score (ties: the lower beam, then the lower token id). A candidate that is an end token (the model's end of
 /// sequence or a stop token) and ranks among the first N becomes a finished hypothesis, scored
-/// <c>sum / length ^ length_penalty</c> with length the prompt plus the generated tokens before the end token; the
+/// <c>sum / length ^ length_penalty</c> with length the prompt plus the generated tokens before the end token (or,
+/// with <see cref="BeamLength.Generated"/>, the generated tokens with the end token, as transformers now counts); the
 /// others become the next beams until there are N.</item>
 /// <item>Finished hypotheses are kept in a min-heap of N by score (the worst at its root). The group is done by
 /// <see cref="BeamEarlyStopping"/>: Heuristic (Hugging Face's <c>False</c>): N finished and the worst of them
 /// ≥ best candidate score / current length ^ length_penalty (current length = prompt + generated so far); Early
 /// (<c>True</c>): N finished; Never (<c>"never"</c>): as Heuristic, but with a positive length penalty the best
 /// candidate is judged at the longest length the search may reach. At the last step (max new tokens, or the context
-/// full) every live beam of a group not done joins its hypotheses with its score and full length.</item>
+/// full) every live beam of a group not done joins its hypotheses with its score and full length. With
+/// <see cref="BeamLength.Generated"/> every one of these lengths leaves the prompt out, and the current length is
+/// taken after this step's token.</item>
 /// <item>With a constraint (<see cref="GenerationOptions.Constraint"/>) every beam has its own state (a beam copied
 /// from another replays its tokens): its scores are masked after the processors, before the candidates are chosen,
 /// and the token it takes advances it. When fewer continuations are allowed than there are beams, fewer beams go on.
@@ -161,6 +164,15 @@ internal sealed class BeamSearch
 
     private Sequence Lead(int g) => _rows[_order[g * _beams]]!;
 
+    /// <summary>The length a live beam of <paramref name="length"/> tokens is scored with (see <see cref="BeamLength"/>).</summary>
+    private int Length(int length, int promptLength) => _options.BeamLength == BeamLength.Generated ? length - promptLength : length;
+
+    /// <summary>
+    /// The length a hypothesis ending after a beam of <paramref name="length"/> tokens is scored with: without its end
+    /// token, prompt included; or its generated tokens with the end token (and the stopping rules' length after this step).
+    /// </summary>
+    private int EndedLength(int length, int promptLength) => _options.BeamLength == BeamLength.Generated ? length + 1 - promptLength : length;
+
     private void StepGroup(int g, long now)
     {
         int n = _beams, size = 0;
@@ -175,7 +187,7 @@ internal sealed class BeamSearch
             {
                 // Its text completes the constraint, nothing may follow and there is no end token to stop with: the
                 // beam is a finished hypothesis as it stands (as a sampled row stops with ConstraintComplete).
-                _finished[g].Add(_score[row] / Math.Pow(sequence.Length, _options.LengthPenalty), sequence.Tokens[promptLength..].ToArray(), ended: false);
+                _finished[g].Add(_score[row] / Math.Pow(Length(sequence.Length, promptLength), _options.LengthPenalty), sequence.Tokens[promptLength..].ToArray(), ended: false);
                 continue;
             }
 
@@ -217,7 +229,7 @@ internal sealed class BeamSearch
 
                 var parent = _rows[_order[g * n + c.Beam]]!;
                 var generated = parent.Tokens[promptLength..].ToArray();
-                _finished[g].Add(c.Score / Math.Pow(parent.Length, _options.LengthPenalty), [.. generated, c.Token], ended: true);
+                _finished[g].Add(c.Score / Math.Pow(EndedLength(parent.Length, promptLength), _options.LengthPenalty), [.. generated, c.Token], ended: true);
             }
             else
             {
@@ -226,7 +238,8 @@ internal sealed class BeamSearch
         }
 
         // Fewer continuations than beams (a constraint or a logit bias of -inf leaves few tokens): fewer beams go on.
-        if (chosen == 0 || _finished[g].IsDone(ranked[0].Score, curLength, _maxLength[g], _options))
+        int longest = _options.BeamLength == BeamLength.Generated ? _maxLength[g] - promptLength : _maxLength[g];
+        if (chosen == 0 || _finished[g].IsDone(ranked[0].Score, EndedLength(curLength, promptLength), longest, _options))
         {
             _done[g] = true;
             return;
@@ -297,7 +310,7 @@ internal sealed class BeamSearch
         for (int i = 0; i < _live[g]; i++)
         {
             var sequence = _rows[_order[g * n + i]]!;
-            _finished[g].Add(_score[_order[g * n + i]] / Math.Pow(sequence.Length, _options.LengthPenalty),
+            _finished[g].Add(_score[_order[g * n + i]] / Math.Pow(Length(sequence.Length, promptLength), _options.LengthPenalty),
                 sequence.Tokens[promptLength..].ToArray(), ended: false);
         }
 
@@ -452,7 +465,7 @@ internal sealed class BeamSearch
             }
         }
 
-        /// <summary>Hugging Face's <c>is_done</c> with the group's best candidate score and its length before this step's token.</summary>
+        /// <summary>Hugging Face's <c>is_done</c> with the group's best candidate score, the current length and the longest length the search may reach, each as <see cref="BeamLength"/> counts them.</summary>
         public bool IsDone(double bestSum, int currentLength, int maxLength, GenerationOptions options)
         {
             if (_heap.Count < capacity)

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using Microsoft.ML.OnnxRuntime;
@@ -194,12 +195,21 @@ internal abstract unsafe class DecoderStep : IDisposable
 
         if (UsesCache && Cache is not null)
         {
+            long start = Stopwatch.GetTimestamp();
             CopyCache(source, destination, to.Cached, from.Cached);
+            CopiedPositions += Math.Max(0, from.Cached - to.Cached);
+            CopyTicks += Stopwatch.GetTimestamp() - start;
         }
 
         Logits(source).CopyTo(Logits(destination));
         to.Cached = from.Cached;
     }
+
+    /// <summary>Cache positions <see cref="CopyRow"/> has copied so far (each: every layer's keys and values of every head).</summary>
+    public long CopiedPositions { get; private set; }
+
+    /// <summary>The time <see cref="CopyRow"/> has spent copying the cache so far (Stopwatch ticks).</summary>
+    public long CopyTicks { get; private set; }
 
     /// <summary>Whether <see cref="CopyRow"/> can copy this step's cache (it lives in host memory, or there is none).</summary>
     public bool CanCopyRows => Cache is null || !UsesCache || Cache.IsHostAccessible;

@@ -84,10 +84,14 @@ public sealed record GenerationOptions
 
     /// <summary>
     /// Beam search: a finished hypothesis scores its summed log-probabilities divided by <c>length ^ LengthPenalty</c>,
-    /// where length counts the prompt and the generated tokens (not the end token), as in Hugging Face's
-    /// BeamHypotheses that ONNX Runtime reproduces. Above 0 favours longer sequences, below 0 shorter ones.
+    /// where length counts what <see cref="BeamLength"/> says (by default the prompt and the generated tokens, not
+    /// the end token, as in Hugging Face's BeamHypotheses that ONNX Runtime reproduces). Above 0 favours longer
+    /// sequences, below 0 shorter ones.
     /// </summary>
     public double LengthPenalty { get; init; } = 1.0;
+
+    /// <summary>Beam search: what the length under <see cref="LengthPenalty"/> counts (the prompt too, by default).</summary>
+    public BeamLength BeamLength { get; init; } = BeamLength.WithPrompt;
 
     /// <summary>Beam search: when a prompt's search is done (Hugging Face's <c>early_stopping</c>).</summary>
     public BeamEarlyStopping EarlyStopping { get; init; } = BeamEarlyStopping.Heuristic;
@@ -200,6 +204,11 @@ public sealed record GenerationOptions
         if (!Enum.IsDefined(EarlyStopping))
         {
             throw new ArgumentOutOfRangeException(nameof(EarlyStopping), EarlyStopping, $"{nameof(EarlyStopping)} must be Heuristic, Early or Never; found {(int)EarlyStopping}.");
+        }
+
+        if (!Enum.IsDefined(BeamLength))
+        {
+            throw new ArgumentOutOfRangeException(nameof(BeamLength), BeamLength, $"{nameof(BeamLength)} must be WithPrompt or Generated; found {(int)BeamLength}.");
         }
 
         if (NumReturnSequences < 1 || (IsBeamSearch && NumReturnSequences > NumBeams))

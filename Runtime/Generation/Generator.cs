@@ -117,6 +117,16 @@ public sealed class Generator : IDisposable
     /// <summary>Token positions fed to the model summed over rows (a prompt shared by several rows counts once).</summary>
     internal long FedPositions { get; private set; }
 
+    /// <summary>
+    /// Cache positions copied between rows so far: when beams fork (only the positions after the two rows' common
+    /// prefix) and when several sequences per prompt start from the one that ran it. Each position is every layer's
+    /// keys and values for every key/value head.
+    /// </summary>
+    public long CopiedCachePositions => _step?.CopiedPositions ?? 0;
+
+    /// <summary>The time spent copying those positions (see <see cref="CopiedCachePositions"/>).</summary>
+    public TimeSpan CacheCopyTime => Stopwatch.GetElapsedTime(0, _step?.CopyTicks ?? 0);
+
     /// <summary>Rows in the batch; 0 until the first append.</summary>
     public int BatchSize => _rows.Length;
 

@@ -90,6 +90,11 @@ internal static class ReferenceDecoding
         var finished = new List<(double Score, int[] Tokens, bool Ended, int Order)>();
         int added = 0;
         int take = Math.Max(2, 1 + endTokens.Length) * n;
+        // The lengths the scores divide by: transformers' legacy convention (the whole sequence, an ended one without
+        // its end token) or its current one (generated tokens only, an ended one with its end token, the stopping
+        // rule's current length after this step's token).
+        bool generatedOnly = options.BeamLength == BeamLength.Generated;
+        int p = generatedOnly ? prompt.Length : 0;
 
         void Add(double score, int[] tokens, bool ended)
         {
@@ -131,7 +136,7 @@ internal static class ReferenceDecoding
                 {
                     if (rank < n)
                     {
-                        Add(c.Score / Math.Pow(parent.Count, options.LengthPenalty), [.. parent.Skip(prompt.Length), c.Token], ended: true);
+                        Add(c.Score / Math.Pow(parent.Count + (generatedOnly ? 1 : 0) - p, options.LengthPenalty), [.. parent.Skip(prompt.Length), c.Token], ended: true);
                     }
                 }
                 else
@@ -140,7 +145,7 @@ internal static class ReferenceDecoding
                 }
             }
 
-            int currentLength = beams[0].Seq.Count;
+            int currentLength = beams[0].Seq.Count + (generatedOnly ? 1 : 0) - p;
             if (next.Count == 0)
             {
                 done = true;   // every candidate ended
@@ -151,7 +156,7 @@ internal static class ReferenceDecoding
                 done = options.EarlyStopping switch
                 {
                     BeamEarlyStopping.Early => true,
-                    BeamEarlyStopping.Never when lp > 0 => worst >= best / Math.Pow(maxLength, lp),
+                    BeamEarlyStopping.Never when lp > 0 => worst >= best / Math.Pow(maxLength - p, lp),
                     _ => worst >= best / Math.Pow(currentLength, lp),
                 };
             }
@@ -168,7 +173,7 @@ internal static class ReferenceDecoding
         {
             foreach (var (seq, score) in beams)
             {
-                Add(score / Math.Pow(seq.Count, options.LengthPenalty), [.. seq.Skip(prompt.Length)], ended: false);
+                Add(score / Math.Pow(seq.Count - p, options.LengthPenalty), [.. seq.Skip(prompt.Length)], ended: false);
             }
         }
 

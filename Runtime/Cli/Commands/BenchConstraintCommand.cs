@@ -12,53 +12,23 @@ namespace OnnxGpt.Cli.Commands;
 /// </summary>
 internal sealed class BenchConstraintCommand : CliCommand
 {
-    private static readonly string[] VariantNames = ["portable", "fused", "int8", "int4"];
-
-    private readonly Option<string> _work = CliOption.Text("--work", "DIR",
-        "where model folders are exported (once, reused; the same folders as bench compare)",
-        () => Path.Combine(Path.GetTempPath(), "onnxgpt-bench"));
-
-    private readonly Option<string> _preset = CliOption.Choice("--preset",
-        $"the model shape, with seeded GPT-2 weights: {string.Join(", ", GptPresets.Names)}", "gpt2", [.. GptPresets.Names], helpName: "NAME");
-
-    private readonly Option<long> _seed = CliOption.Long("--seed", "N", "seed of the weights", 1, min: 0);
-
-    private readonly Option<string[]?> _variants = CliOption.Custom<string[]>("--variants", "LIST",
-        $"model variants, comma-separated: {string.Join(", ", VariantNames)}", "fused,int4",
-        text => text.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries) is { Length: > 0 } items
-            ? items.FirstOrDefault(i => !VariantNames.Contains(i)) is { } unknown
-                ? (null, $"'{unknown}' is not a variant; expected {string.Join(", ", VariantNames)}.")
-                : (items, null)
-            : (null, $"'{text}' names no variant; expected a comma-separated list."));
+    private readonly SeededVariantsOptionGroup _models = new("fused", "int4");
 
     private readonly Option<int> _newTokens = CliOption.Int("--new-tokens", "N", "most tokens per run (a run ends earlier when its JSON is complete)", 64, min: 1);
 
     private readonly Option<int> _reps = CliOption.Int("--reps", "N", "repetitions per variant (medians reported)", 5, min: 1);
 
-    private readonly Option<int> _threads = CliOption.Int("--threads", "N", "intra-op threads", 2, min: 1);
-
     public BenchConstraintCommand()
         : base("constraint", "what a JSON schema's token mask costs per token, cold and warm, against the free decode step")
     {
-        Options.Add(_work);
-        Options.Add(_preset);
-        Options.Add(_seed);
-        Options.Add(_variants);
+        _models.AddTo(this);
         Options.Add(_newTokens);
         Options.Add(_reps);
-        Options.Add(_threads);
     }
 
     protected override int Run(ParseResult parse, TextWriter stdout, TextWriter stderr)
     {
-        var settings = new ComparisonSettings
-        {
-            Work = parse.GetRequiredValue(_work),
-            Preset = parse.GetRequiredValue(_preset),
-            Seed = (ulong)parse.GetValue(_seed),
-            Variants = parse.GetValue(_variants) is { Length: > 0 } variants ? variants : ["fused", "int4"],
-            Threads = parse.GetValue(_threads),
-        };
+        var settings = _models.Read(parse);
         int reps = parse.GetValue(_reps), newTokens = parse.GetValue(_newTokens);
         var config = GptPresets.Get(settings.Preset);
         stdout.WriteLine($"model: {settings.Preset} (seeded GPT-2 initialisation, seed {settings.Seed}); {settings.Threads} threads; " +

@@ -62,6 +62,10 @@ internal sealed class GenerateCommand : CliCommand
         "beam search: stop once N hypotheses are finished (alone or true); never: only when none can improve; false: Hugging Face's heuristic",
         "true", ["true", "false", "never"]);
 
+    private readonly Option<string?> _beamLength = CliOption.OptionalChoice("--beam-length",
+        "beam search: what the length under --length-penalty counts: with-prompt (ONNX Runtime, vLLM, transformers up to 4.35) or generated (transformers since)",
+        "with-prompt", ["with-prompt", "generated"]);
+
     private readonly Option<int?> _numReturnSequences = CliOption.OptionalInt("--num-return-sequences", "K",
         "sequences per prompt: the K best beams, or K samples (the prompt run once)", "1", min: 1);
 
@@ -112,6 +116,7 @@ internal sealed class GenerateCommand : CliCommand
         Options.Add(_numBeams);
         Options.Add(_lengthPenalty);
         Options.Add(_earlyStopping);
+        Options.Add(_beamLength);
         Options.Add(_numReturnSequences);
         Options.Add(_topLogProbs);
         Options.Add(_seed);
@@ -146,9 +151,9 @@ internal sealed class GenerateCommand : CliCommand
                 r.AddError($"--num-return-sequences ({k}) must not exceed --num-beams ({beams}).");
             }
 
-            if (beams == 1 && (r.Given(_lengthPenalty) || r.Given(_earlyStopping)))
+            if (beams == 1 && (r.Given(_lengthPenalty) || r.Given(_earlyStopping) || r.Given(_beamLength)))
             {
-                r.AddError("--length-penalty and --early-stopping apply to beam search: add --num-beams N (N > 1).");
+                r.AddError("--length-penalty, --early-stopping and --beam-length apply to beam search: add --num-beams N (N > 1).");
             }
 
             if (beams > 1 && r.Given(_stop))
@@ -189,7 +194,11 @@ internal sealed class GenerateCommand : CliCommand
             },
             NumReturnSequences = parse.GetValue(_numReturnSequences),
             TopLogProbs = parse.GetValue(_topLogProbs),
-        }.ApplyTo(GenerationOptions.FromDefaults(model.GenerationDefaults)) with { Constraint = constraint };
+        }.ApplyTo(GenerationOptions.FromDefaults(model.GenerationDefaults)) with
+        {
+            Constraint = constraint,
+            BeamLength = parse.GetValue(_beamLength) == "generated" ? BeamLength.Generated : BeamLength.WithPrompt,
+        };
         options.Validate();   // The command line's values were checked when parsed; this checks the model's defaults.
 
         var settings = new GeneratorOptions

@@ -10,7 +10,7 @@ using OnnxGpt.Runtime.Generation;
 namespace OnnxGpt.Cli.Serving;
 
 /// <summary>
-/// <c>/v1/completions</c> with several choices: a batch of prompts, <c>n</c> &gt; 1, <c>best_of</c> &gt; n, or beam
+/// <c>/v1/completions</c> with several choices (and <c>/v1/chat/completions</c> with <c>n</c> &gt; 1): a batch of prompts, <c>n</c> &gt; 1, <c>best_of</c> &gt; n, or beam
 /// search. They run on one <see cref="Generator"/> over the model (each prompt once, its cache copied into its
 /// rows; beams as the generator's beam search), within the server's concurrency gate, beside the batch engine:
 /// <list type="bullet">
@@ -163,6 +163,68 @@ internal sealed partial class OpenAiEndpoints
             await WriteJsonAsync(context, StatusCodes.Status200OK, body, cancellationToken).ConfigureAwait(false);
             return usage;
         }
+    }
+
+    /// <summary>
+    /// <c>/v1/chat/completions</c> with <c>n</c> &gt; 1 (not streamed): the conversation rendered as the chat client
+    /// renders it, run once, its cache copied into n rows (row j seeded seed + j); each choice's message is its row's
+    /// text, trimmed as the chat client trims a reply.
+    /// </summary>
+    private async Task<UsageDetails> ChatChoicesAsync(HttpContext context, OpenAiRequest request, Stopwatch clock, CancellationToken cancellationToken)
+    {
+        int[] prompt;
+        GenerationOptions generation;
+        try
+        {
+            (prompt, generation) = client.PrepareChat(request.Messages!, request.Options);
+            generation = generation with { NumReturnSequences = request.N, TopLogProbs = request.LogProbs };
+            generation.Validate();
+        }
+        catch (ArgumentException e)
+        {
+            throw OpenAiError.BadRequest(e.Message, ParamOf(e), "invalid_value");
+        }
+        catch (OnnxGptException e)
+        {
+            throw OpenAiError.BadRequest(e.Message, "messages");
+        }
+
+        using var slot = await _gate.EnterAsync(cancellationToken).ConfigureAwait(false);
+        using var generator = client.Model.CreateGenerator(generation);
+        try
+        {
+            generator.Append(prompt);
+        }
+        catch (OnnxGptException e)
+        {
+            throw OpenAiError.BadRequest(e.Message, "messages");
+        }
+
+        var results = await Task.Run(() => generator.GenerateAll(cancellationToken), cancellationToken).ConfigureAwait(false);
+        int generated = results.Sum(r => r.NewTokens);
+        Stats.FirstToken(clock.Elapsed);
+        Stats.TokensGenerated(generated);
+        var json = new LogProbsJson(client.Model.Tokenizer!);
+        var choices = new JsonArray();
+        foreach (var r in results)
+        {
+            choices.Add(new JsonObject
+            {
+                ["index"] = r.Row,
+                ["message"] = new JsonObject { ["role"] = "assistant", ["content"] = (r.Text ?? "").Trim(), ["refusal"] = null },
+                ["logprobs"] = request.LogProbs is null ? null : json.Chat(r.LogProbs ?? []),
+                ["finish_reason"] = FinishName(r.FinishReason),
+            });
+        }
+
+        var usage = new UsageDetails { InputTokenCount = prompt.Length, OutputTokenCount = generated, TotalTokenCount = prompt.Length + generated, CachedInputTokenCount = 0 };
+        var body = new JsonObject
+        {
+            ["id"] = "chatcmpl-" + Guid.NewGuid().ToString("N"), ["object"] = "chat.completion", ["created"] = DateTimeOffset.UtcNow.ToUnixTimeSeconds(),
+            ["model"] = client.ModelId, ["choices"] = choices, ["usage"] = UsageJson(usage),
+        };
+        await WriteJsonAsync(context, StatusCodes.Status200OK, body, cancellationToken).ConfigureAwait(false);
+        return usage;
     }
 
     /// <summary>

@@ -81,9 +81,11 @@ internal sealed partial class OpenAiEndpoints(OnnxGptChatClient client, ServerOp
                 CheckResponseFormat(request.Options);
             }
 
-            if (!chat && NeedsChoices(request))
+            if (chat ? request.N > 1 : NeedsChoices(request))
             {
-                usage = await CompleteChoicesAsync(context, request, clock, cancellationToken).ConfigureAwait(false);
+                usage = chat
+                    ? await ChatChoicesAsync(context, request, clock, cancellationToken).ConfigureAwait(false)
+                    : await CompleteChoicesAsync(context, request, clock, cancellationToken).ConfigureAwait(false);
                 outcome = ServerStats.Outcome.Completed;
                 return;
             }

@@ -27,7 +27,7 @@ internal sealed class OpenAiRequest
     /// <summary>Completion: the prompts (a string, a batch of strings, token ids or a batch of them); null for chat.</summary>
     public IReadOnlyList<CompletionPrompt>? Prompts { get; init; }
 
-    /// <summary>Choices per prompt (OpenAI's <c>n</c>).</summary>
+    /// <summary>Choices per prompt (OpenAI's <c>n</c>; on chat, not streamed).</summary>
     public int N { get; init; } = 1;
 
     /// <summary>
@@ -109,17 +109,12 @@ internal sealed class OpenAiRequest
         options.ResponseFormat = ResponseFormat(root);
         options.StopSequences = Stops(root);
         int n = Int(root, "n") ?? 1;
-        if (chat && n != 1)
-        {
-            throw OpenAiError.BadRequest($"n must be 1 for chat: this server gives several choices through /v1/completions; found {n}.", "n", "invalid_value");
-        }
-
         if (n is < 1 or > MaxChoices)
         {
             throw OpenAiError.BadRequest($"n must be between 1 and {MaxChoices}; found {n}.", "n", "invalid_value");
         }
 
-        int bestOf = chat ? 1 : Int(root, "best_of") ?? n;
+        int bestOf = chat ? n : Int(root, "best_of") ?? n;
         if (bestOf < n || bestOf > MaxChoices)
         {
             throw OpenAiError.BadRequest($"best_of must be between n ({n}) and {MaxChoices}; found {bestOf}.", "best_of", "invalid_value");
@@ -161,6 +156,11 @@ internal sealed class OpenAiRequest
             includeTimings = Bool(streamOptions, "include_timings", "stream_options.include_timings") ?? false;
         }
 
+        if (stream && chat && n > 1)
+        {
+            throw OpenAiError.BadRequest("n above 1 cannot be streamed on chat by this server: ask without stream (or stream n = 1 requests).", "n", "invalid_value");
+        }
+
         if (stream && !chat && (beams || bestOf > n))
         {
             throw OpenAiError.BadRequest(beams ? "use_beam_search cannot be streamed: the beams are decided at the end." : "best_of above n cannot be streamed (as OpenAI's API).",
@@ -168,7 +168,7 @@ internal sealed class OpenAiRequest
         }
 
         var request = chat
-            ? new OpenAiRequest { Model = model, Messages = ReadMessages(root), Stream = stream, IncludeUsage = includeUsage, IncludeTimings = includeTimings, Options = options, LogProbs = logprobs }
+            ? new OpenAiRequest { Model = model, Messages = ReadMessages(root), Stream = stream, IncludeUsage = includeUsage, IncludeTimings = includeTimings, Options = options, LogProbs = logprobs, N = n, BestOf = n }
             : new OpenAiRequest
             {
                 Model = model, Prompts = ReadPrompts(root), Stream = stream, IncludeUsage = includeUsage, IncludeTimings = includeTimings, Options = options, Echo = Bool(root, "echo") ?? false,

@@ -48,6 +48,20 @@ public sealed class GenerateDecodingCommandTests
             Assert.AreEqual(expected[j].Score, lines[j].GetProperty("score").GetDouble(), 1e-5, $"sequence {j}");
         }
 
+        // Transformers' current lengths (generated tokens only).
+        (code, output, err) = Cli("generate", "--model", folder, "--ids", "5,17,3", "--max-new-tokens", "5", "--num-beams", "3",
+            "--num-return-sequences", "2", "--length-penalty", "2", "--beam-length", "generated", "--json");
+        Assert.AreEqual(0, code, err);
+        var generated = output.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => JsonDocument.Parse(l).RootElement).ToList();
+        var expectedGenerated = ReferenceDecoding.BeamSearch(weights, [5, 17, 3],
+            new GenerationOptions { NumBeams = 3, NumReturnSequences = 2, MaxNewTokens = 5, LengthPenalty = 2, BeamLength = BeamLength.Generated }, []);
+        Assert.HasCount(2, generated);
+        for (int j = 0; j < 2; j++)
+        {
+            CollectionAssert.AreEqual(expectedGenerated[j].Tokens, generated[j].GetProperty("ids").EnumerateArray().Skip(3).Select(e => e.GetInt32()).ToArray(), $"generated lengths, sequence {j}");
+            Assert.AreEqual(expectedGenerated[j].Score, generated[j].GetProperty("score").GetDouble(), 1e-6, $"generated lengths, sequence {j}");
+        }
+
         // Samples: three per prompt, with their log-probabilities.
         (code, output, err) = Cli("generate", "--model", folder, "--ids", "5,17,3", "--max-new-tokens", "4", "--num-return-sequences", "3",
             "--seed", "4", "--top-logprobs", "2", "--presence-penalty", "0.5", "--frequency-penalty", "0.5", "--logit-bias", "7:-100,8:2", "--json");
@@ -66,6 +80,8 @@ public sealed class GenerateDecodingCommandTests
     [DataRow("--num-beams 2 --num-return-sequences 3", "--num-return-sequences (3) must not exceed --num-beams (2)")]
     [DataRow("--length-penalty 2", "apply to beam search")]
     [DataRow("--early-stopping", "apply to beam search")]
+    [DataRow("--beam-length generated", "apply to beam search")]
+    [DataRow("--num-beams 2 --beam-length prompt", "--beam-length must be one of with-prompt, generated")]
     [DataRow("--num-beams 2 --early-stopping maybe", "--early-stopping must be one of true, false, never")]
     [DataRow("--logit-bias 5=3", "is not ID:BIAS")]
     [DataRow("--logit-bias 5:300", "between -100 and 100")]

@@ -1,4 +1,5 @@
 using System.ClientModel;
+using System.ClientModel.Primitives;
 using System.Net;
 using System.Text;
 using System.Text.Json;
@@ -108,6 +109,40 @@ public sealed class OpenAiDecodingServerTests
         }
 
         CollectionAssert.AreEqual(details.Select(d => d.LogProbability).ToArray(), streamed.Select(d => d.LogProbability).ToArray());
+    }
+
+    [TestMethod]
+    public async Task ChatNFromTheOpenAiClientGivesEachRowsSeedAsTheChatClientAlone()
+    {
+        // The typed options of the official client have no n (it shows one choice per completion), so the request goes
+        // through the client's protocol method: the same pipeline, the body as OpenAI documents it.
+        const string Body = """
+            {"model":"tiny","messages":[{"role":"user","content":"Tell me a story."}],"n":3,"max_tokens":5,"temperature":1,
+             "seed":11,"logprobs":true,"top_logprobs":2}
+            """;
+        var result = await OpenAiChat().CompleteChatAsync(BinaryContent.Create(BinaryData.FromString(Body)), new RequestOptions { CancellationToken = Cancel });
+        using var json = JsonDocument.Parse(result.GetRawResponse().Content.ToString());
+        var choices = json.RootElement.GetProperty("choices").EnumerateArray().ToList();
+        Assert.HasCount(3, choices);
+        using var local = new OnnxGptChatClient(s_model!, new OnnxGptChatClientOptions { BatchSlots = 0, MaxCachedConversations = 0 });
+        var texts = new HashSet<string>();
+        int tokens = 0;
+        for (int j = 0; j < 3; j++)
+        {
+            Assert.AreEqual(j, choices[j].GetProperty("index").GetInt32());
+            var alone = await local.GetResponseAsync([new AiChatMessage(ChatRole.User, "Tell me a story.")],
+                new ChatOptions { MaxOutputTokens = 5, Temperature = 1, Seed = 11 + j }, Cancel);
+            string text = choices[j].GetProperty("message").GetProperty("content").GetString()!;
+            Assert.AreEqual(alone.Text, text, $"choice {j} is the conversation alone with seed 11 + {j}");
+            var content = choices[j].GetProperty("logprobs").GetProperty("content").EnumerateArray().ToList();
+            Assert.AreEqual((int)alone.Usage!.OutputTokenCount!, content.Count, $"choice {j}: one log-probability per token");
+            Assert.IsTrue(content.All(t => t.GetProperty("logprob").GetDouble() <= 0 && t.GetProperty("top_logprobs").GetArrayLength() == 2), $"choice {j}");
+            tokens += content.Count;
+            texts.Add(text);
+        }
+
+        Assert.IsGreaterThan(1, texts.Count, "test setup: the rows sample different replies");
+        Assert.AreEqual(tokens, json.RootElement.GetProperty("usage").GetProperty("completion_tokens").GetInt32());
     }
 
     [TestMethod]

@@ -71,6 +71,48 @@ public sealed class BeamSearchTests
     }
 
     [TestMethod]
+    [DataRow(27, true, 4, 1.0, BeamEarlyStopping.Heuristic, DisplayName = "fused, transformers' current lengths, heuristic")]
+    [DataRow(28, false, 3, 2.0, BeamEarlyStopping.Never, DisplayName = "portable, transformers' current lengths, length penalty 2, never")]
+    [DataRow(29, true, 3, -0.5, BeamEarlyStopping.Never, DisplayName = "fused, transformers' current lengths, negative length penalty, never")]
+    public void GeneratedLengthsEqualTheReferenceAndDifferFromTheLegacyOnes(int seed, bool fused, int beams, double lengthPenalty, BeamEarlyStopping stopping)
+    {
+        var weights = TestWeights.Random(TestWeights.Small(heads: 2, width: fused ? 32 : 16, layers: 1), seed: (ulong)seed);
+        using var tmp = TestPaths.NewTemp();
+        using var model = GptModel.Load(TestModels.Export(weights, tmp, options: fused ? Fused : null));
+        int[][] prompts = [[5, 17, 3, 52, 9, 11, 30, 2, 2, 7, 40, 1], [8, 41]];
+        int[] stops = [TestModels.ReferenceGreedy(weights, prompts[0], 2)[1], TestModels.ReferenceGreedy(weights, prompts[1], 3)[2]];
+        var options = new GenerationOptions
+        {
+            NumBeams = beams, NumReturnSequences = beams, LengthPenalty = lengthPenalty, EarlyStopping = stopping, MaxNewTokens = 7,
+            StopTokenIds = stops, BeamLength = BeamLength.Generated,
+        };
+        using var generator = model.CreateGenerator(options);
+        generator.AppendBatch(prompts);
+        var results = generator.GenerateAll();
+        bool differs = false;
+        for (int p = 0; p < prompts.Length; p++)
+        {
+            var expected = ReferenceDecoding.BeamSearch(weights, prompts[p], options, stops);
+            var legacy = ReferenceDecoding.BeamSearch(weights, prompts[p], options with { BeamLength = BeamLength.WithPrompt }, stops);
+            differs |= !expected.Select(h => h.Score).SequenceEqual(legacy.Select(h => h.Score));
+            var mine = results.Where(r => r.Prompt == p).ToList();
+            Assert.AreEqual(expected.Count, mine.Count, $"prompt {p}");
+            for (int j = 0; j < mine.Count; j++)
+            {
+                CollectionAssert.AreEqual(expected[j].Tokens, mine[j].NewIds.ToArray(),
+                    $"prompt {p}, rank {j}: expected [{string.Join(",", expected[j].Tokens)}] ({expected[j].Score:F6}), got [{string.Join(",", mine[j].NewIds)}] ({mine[j].Score:F6})");
+                // The score divides by the generated tokens (an ended hypothesis counting its end token).
+                double scale = Math.Pow(mine[j].NewTokens, lengthPenalty);
+                Assert.AreEqual(expected[j].Score * scale, mine[j].Score!.Value * scale, ScoreTolerance, $"prompt {p}, rank {j}: summed log-probability");
+                Assert.AreEqual(expected[j].Score, mine[j].Score!.Value, ScoreTolerance * Math.Max(1, 1 / scale), $"prompt {p}, rank {j}: score");
+            }
+        }
+
+        Assert.IsTrue(differs, "test setup: the two conventions score these hypotheses differently");
+        Assert.IsTrue(results.Any(r => r.FinishReason == FinishReason.StopToken), "test setup: some hypothesis ends with a stop token");
+    }
+
+    [TestMethod]
     [DataRow(31, true)]
     [DataRow(32, false)]
     public void PenaltiesAndNgramBanApplyToBeamsAsToTheReference(int seed, bool fused)
@@ -149,6 +191,11 @@ public sealed class BeamSearchTests
         }
 
         Assert.IsLessThanOrEqualTo(6, steps);
+        // The forks copy only what differs: at least the first step's three copies of the 5-token prompt, far less
+        // than three whole rows per step.
+        long whole = Enumerable.Range(0, steps).Sum(s => 3L * (5 + s));
+        Assert.IsGreaterThanOrEqualTo(15L, generator.CopiedCachePositions);
+        Assert.IsLessThan(whole, generator.CopiedCachePositions, $"copied {generator.CopiedCachePositions} positions; whole rows would be {whole}");
     }
 
     [TestMethod]

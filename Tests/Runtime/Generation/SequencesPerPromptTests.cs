@@ -30,6 +30,7 @@ public sealed class SequencesPerPromptTests
 
         long promptPositions = generator.FedPositions - results.Sum(r => r.NewTokens - 1);
         Assert.AreEqual(prompts.Sum(p => p.Length), promptPositions, "each prompt is fed once, then one position per generated token after the first");
+        Assert.AreEqual(2L * prompts.Sum(p => p.Length), generator.CopiedCachePositions, "each prompt's cache is copied into its two other rows once, nothing after");
         var distinct = new HashSet<string>();
         for (int r = 0; r < results.Count; r++)
         {
