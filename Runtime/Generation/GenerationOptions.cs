@@ -114,6 +114,9 @@ public sealed record GenerationOptions
 
     private static readonly IReadOnlyDictionary<int, double> NoBias = new Dictionary<int, double>();
 
+    /// <summary>Speculative decoding: a draft model or prompt lookup proposes tokens the model verifies several at a time (same output); null: off.</summary>
+    public SpeculativeDecoding? Speculation { get; init; }
+
     /// <summary>True when tokens are picked by argmax: <see cref="DoSample"/> is false or <see cref="Temperature"/> is 0.</summary>
     public bool IsGreedy => !DoSample || Temperature == 0;
 
@@ -226,6 +229,8 @@ public sealed record GenerationOptions
                 throw new ArgumentOutOfRangeException(nameof(StopTokenIds), StopTokenIds[i], $"{nameof(StopTokenIds)}[{i}] must be a token id >= 0; found {StopTokenIds[i]}.");
             }
         }
+
+        Speculation?.Validate();
 
         if (StopStrings is null)
         {

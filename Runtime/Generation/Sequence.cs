@@ -232,6 +232,59 @@ internal sealed class Sequence
         FinishReason = Text is null ? reason : Text.Add(token, reason);
     }
 
+    /// <summary>Draft tokens appended by <see cref="AppendDraft"/> and not yet withdrawn.</summary>
+    public int DraftLength { get; private set; }
+
+    /// <summary>
+    /// Speculative decoding: appends a draft's proposed tokens after the sequence, so that the next step feeds them
+    /// (with the last token) and returns logits at every position. They are not part of the generation (no counts,
+    /// stop rules or text) until <see cref="WithdrawDraft"/> takes them back and <see cref="Accept"/> adds those the
+    /// target agreed with.
+    /// </summary>
+    public void AppendDraft(ReadOnlySpan<int> draft)
+    {
+        if (DraftLength != 0)
+        {
+            throw new InvalidOperationException("a draft is already appended; withdraw it first.");
+        }
+
+        Append(draft);
+        DraftLength = draft.Length;
+    }
+
+    /// <summary>
+    /// Takes the draft back after the verifying step. <see cref="Cached"/> keeps counting the draft's positions until
+    /// the accepted tokens are added (<see cref="Accept"/> writes each over the draft token it replaces) and the step
+    /// that owns the cache applies its rewind rule, which keeps all but the last token; so a draft token that was
+    /// accepted keeps its keys and values, and a rejected one is overwritten before it is read.
+    /// </summary>
+    public void WithdrawDraft()
+    {
+        Length -= DraftLength;
+        DraftLength = 0;
+    }
+
+    /// <summary>
+    /// The token the sequence would pick at <paramref name="position"/> (its tokens before it as the history) from the
+    /// logits there, without appending it: the logits processor, then the sampler; with a draft token, the sampler's
+    /// accept/reject step (<see cref="Sampler.Verify"/>), which returns the draft token when it is accepted.
+    /// </summary>
+    /// <param name="position">How many of <see cref="Tokens"/> come before the token to pick.</param>
+    /// <param name="logits">The logits at that position (changed in place by the processor).</param>
+    /// <param name="draftToken">The draft's token there, or −1 for none (a plain pick).</param>
+    /// <param name="draftProbabilities">The draft's distribution there, or empty for a certain draft.</param>
+    /// <param name="scratch">The sampler's scratch.</param>
+    /// <param name="probabilities">V floats of working space.</param>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public int Pick(int position, Span<float> logits, int draftToken, ReadOnlySpan<float> draftProbabilities, Span<float> scratch, Span<float> probabilities)
+    {
+        var history = Tokens[..position];
+        LogitsProcessor?.Invoke(history, logits);
+        return draftToken < 0
+            ? _sampler.Sample(logits, history, PromptLength, scratch)
+            : _sampler.Verify(logits, history, PromptLength, scratch, draftToken, draftProbabilities, probabilities);
+    }
+
     /// <summary>Stops the generation for a reason outside the tokens (the context is full), releasing held-back text.</summary>
     public void Stop(FinishReason reason)
     {
