@@ -430,12 +430,17 @@ public sealed class Generator : IDisposable
             Reserve((int)Math.Min(_context, (long)_reserved + Math.Max(16, Options.MaxNewTokens)));
         }
 
-        if (Options.Speculation is { IsEnabled: true } && UsesKvCache && GenerateAhead())
+        if (Options.Speculation is { IsEnabled: true } && UsesKvCache)
         {
-            return;
+            // Allocated with the prompt (the draft's cache, the logits of every position), not while decoding.
+            _speculator ??= new Speculator(_model, _rows[0]!.Options, _reserved);
+            if (GenerateAhead())
+            {
+                return;
+            }
         }
 
-        long plainStarted = _speculator is not null && !_logitsValid ? Stopwatch.GetTimestamp() : 0;
+        long plainStarted = _speculator is not null && !_logitsValid && _rows[0]!.Pending == 1 ? Stopwatch.GetTimestamp() : 0;
         EnsureLogits();
         if (plainStarted != 0)
         {
@@ -700,8 +705,7 @@ public sealed class Generator : IDisposable
                 return false;
             }
 
-            _speculator ??= new Speculator(_model, row.Options, _reserved);
-            _aheadCount = _speculator.Round(_step!, _feed, 0, row, _scratch);
+            _aheadCount = _speculator!.Round(_step!, _feed, 0, row, _scratch);
             _aheadNext = 0;
             if (_aheadCount == 0)
             {

@@ -77,6 +77,7 @@ internal sealed class BenchCommand : CliCommand
         Options.Add(_ortProfile);
         Subcommands.Add(new BenchCompareCommand());
         Subcommands.Add(new BenchConstraintCommand());
+        Subcommands.Add(new BenchSpeculativeCommand());
         Validators.Add(r =>
         {
             if (r.Given(_model) && (r.Given(_preset) || r.Given(_cacheDir) || r.Given(_graph) || r.Given(_quantize)))

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 namespace OnnxGpt.Runtime.Generation;
 
 /// <summary>
@@ -52,6 +53,7 @@ internal sealed class DraftLength
     public double Alpha => Math.Clamp(_accepted / _tested, 0, 0.999);
 
     /// <summary>k for the next step, at most <paramref name="budget"/>; 0: a plain step.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public int Choose(int budget)
     {
         _steps++;
@@ -94,6 +96,7 @@ internal sealed class DraftLength
     }
 
     /// <summary>A plain one-token step took <paramref name="ticks"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void ObservePlain(long ticks) => _plain = _plain <= 0 ? ticks : Keep * _plain + (1 - Keep) * ticks;
 
     /// <summary>
@@ -101,6 +104,7 @@ internal sealed class DraftLength
     /// accepted (<paramref name="rejected"/>: then one was refused), took <paramref name="draftTicks"/> to draft and
     /// <paramref name="verifyTicks"/> to verify.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void ObserveRound(int drafted, int accepted, bool rejected, long draftTicks, long verifyTicks)
     {
         _accepted = Keep * _accepted + accepted;

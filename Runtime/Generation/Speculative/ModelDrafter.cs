@@ -1,3 +1,5 @@
+using System.Diagnostics;
+using System.Runtime.CompilerServices;
 using OnnxGpt.Contracts;
 using OnnxGpt.Runtime.Model;
 
@@ -43,6 +45,12 @@ internal sealed class ModelDrafter : IDisposable
         _step = DecoderStep.Create(draft, [_sequence], _capacity, useCache: true);
     }
 
+    /// <summary>
+    /// Time the last <see cref="Propose"/> spent catching up on more than the two tokens a verification settles (the
+    /// prompt, or a sequence rewound or appended to): a one-off, not what a draft token costs.
+    /// </summary>
+    public long CatchUpTicks { get; private set; }
+
     /// <summary>Tokens the draft can see: a longer sequence gets no proposal.</summary>
     public int Capacity => _capacity;
 
@@ -80,6 +88,7 @@ internal sealed class ModelDrafter : IDisposable
     /// Proposes up to <paramref name="k"/> tokens to follow <paramref name="tokens"/>. Sampling, row i of
     /// <paramref name="probabilities"/> (k × V) receives the distribution token i was drawn from.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public int Propose(ReadOnlySpan<int> tokens, int k, Span<int> draft, Span<float> probabilities, bool sampling, Span<float> scratch)
     {
         k = Math.Min(k, _capacity - tokens.Length);
@@ -96,6 +105,19 @@ internal sealed class ModelDrafter : IDisposable
 
         _sequence.Append(tokens[common..]);
         _step.Rewind();   // at least the last token pending: its logits come from the next run
+        CatchUpTicks = 0;
+        if (_sequence.Pending > 2)
+        {
+            long started = Stopwatch.GetTimestamp();
+            while (_sequence.Pending > 2)
+            {
+                _feed[0] = _sequence.Pending - 2;
+                _step.Run(_feed, null);
+            }
+
+            CatchUpTicks = Stopwatch.GetTimestamp() - started;
+        }
+
         for (int i = 0; i < k; i++)
         {
             while (_sequence.Pending > 0)

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 namespace OnnxGpt.Runtime.Generation;
 
 /// <summary>
@@ -19,6 +20,7 @@ internal sealed class PromptLookupDrafter
     }
 
     /// <summary>Writes up to <paramref name="k"/> proposed tokens into <paramref name="draft"/>; returns how many (0: no match).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public int Propose(ReadOnlySpan<int> tokens, int k, Span<int> draft)
     {
         int length = tokens.Length;

@@ -95,6 +95,7 @@ internal sealed class Speculator : IDisposable
         if (drafted == 0 && _drafter is not null)
         {
             drafted = _drafter.Propose(sequence.Tokens, k, _draft, _draftProbabilities, _sampling, scratch);
+            started += _drafter.CatchUpTicks;   // the draft's one-off catch-up is not what its tokens cost
             certain = !_sampling;
         }
 
