@@ -73,13 +73,15 @@ internal sealed class ModelDrafter : IDisposable
 
         if (target.Tokenizer is { } a && draft.Tokenizer is { } b)
         {
-            const string probe = "The quick brown fox, 0123 \"jumps\"\n\tover: the lazy dog's été.";
-            int[] ids = a.Encode(probe), draftIds = b.Encode(probe);
-            if (!ids.AsSpan().SequenceEqual(draftIds))
+            // Every token's bytes, one at a time: the same ids must stand for the same text.
+            for (int id = 0; id < target.Config.VocabSize; id++)
             {
-                throw new OnnxGptException(
-                    $"{draft.ModelPath}: a draft model must share the model's tokenizer, but the two encode a probe text differently " +
-                    $"({draftIds.Length} tokens against {ids.Length} for {target.ModelPath}); give a draft exported with the same tokenizer.");
+                if (!a.GetTokenBytes(id).SequenceEqual(b.GetTokenBytes(id)))
+                {
+                    throw new OnnxGptException(
+                        $"{draft.ModelPath}: a draft model must share the model's tokenizer, but token {id} stands for \"{b.Decode([id])}\" there and for " +
+                        $"\"{a.Decode([id])}\" in {target.ModelPath}; give a draft exported with the same tokenizer.");
+                }
             }
         }
     }
