@@ -9,8 +9,8 @@ namespace OnnxGpt.Runtime.Generation;
 /// drafts k tokens (<see cref="PromptLookupDrafter"/> first, then <see cref="ModelDrafter"/>), appends them to the
 /// sequence as a draft (<see cref="Sequence.AppendDraft"/>), runs the target's <see cref="DecoderStep"/> once on the
 /// last token and the draft with an observer that keeps the logits of every position, then picks token after token
-/// with the sequence's own sampler (<see cref="Sequence.Pick"/>: argmax, or the accept/reject step) until the first
-/// that differs from the draft, and withdraws the draft. The scheduler then accepts the picked tokens
+/// with the sequence's own logits processor, constraint and sampler (<see cref="Sequence.Pick"/>: argmax, or the
+/// accept/reject step) until the first that differs from the draft or ends the generation, and withdraws the draft. The scheduler then accepts the picked tokens
 /// (<see cref="Sequence.Accept"/>, which applies the stop rules token by token) and calls the step's
 /// <see cref="DecoderStep.Rewind"/>, which keeps the cache of every accepted token: rewinding past a rejection only
 /// changes a length. <see cref="DraftLength"/> chooses k. Allocates nothing per round.
@@ -119,7 +119,7 @@ internal sealed class Speculator : IDisposable
         {
             int draftToken = i < drafted ? _draft[i] : -1;
             var q = certain || draftToken < 0 ? default : new ReadOnlySpan<float>(_draftProbabilities, i * _vocab, _vocab);
-            int token = sequence.Pick(_firstIndex + 1 + i, _logits.AsSpan(i * _vocab, _vocab), draftToken, q, scratch, _probabilities);
+            int token = sequence.Pick(_firstIndex + 1 + i, _logits.AsSpan(i * _vocab, _vocab), draftToken, q, scratch, _probabilities, out bool ends);
             _picked[_pickedCount++] = token;
             if (token != draftToken)
             {
@@ -128,6 +128,10 @@ internal sealed class Speculator : IDisposable
             }
 
             accepted++;
+            if (ends)
+            {
+                break;   // what follows an end is not generated
+            }
         }
 
         sequence.WithdrawDraft();

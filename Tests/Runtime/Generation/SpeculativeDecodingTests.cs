@@ -2,6 +2,7 @@ using OnnxGpt.Contracts;
 using OnnxGpt.Exporter;
 using OnnxGpt.Exporter.Onnx;
 using OnnxGpt.Runtime.Batching;
+using OnnxGpt.Runtime.Constraints;
 using OnnxGpt.Runtime.Generation;
 using OnnxGpt.Runtime.Model;
 using OnnxGpt.Tests.Runtime.Batching;
@@ -156,6 +157,45 @@ public sealed class SpeculativeDecodingTests
         var actual = spec.GetNextTokenLogits(0).ToArray();
         float worst = expected.Zip(actual, (x, y) => MathF.Abs(x - y)).Max();
         Assert.IsLessThanOrEqualTo(1e-4f, worst, $"the logits differ by {worst} from the plain cache's");
+    }
+
+    [TestMethod]
+    public void AConstrainedSequenceGetsItsPlainTokensAndStaysInTheGrammar()
+    {
+        // The shipped Shakespeare model under a grammar: the mask applies at every verified position, the constraint
+        // moves on with each picked token and back when the draft is withdrawn, and the sequence ends where it must.
+        using var model = GptModel.Load(Path.Combine(TestPaths.RepoRoot, "models", "shakespeare-char"));
+        var grammar = OutputConstraint.FromGrammar("""
+            root ::= speaker ":\n" line ("\n" line)?
+            speaker ::= "ROMEO" | "JULIET"
+            line ::= [A-Z] [a-z ,']{3,40} [.!?]
+            """);
+        var speculation = new SpeculativeDecoding { PromptLookup = 3, DraftTokens = 6 };
+        foreach (var options in new[]
+        {
+            new GenerationOptions { DoSample = false, MaxNewTokens = 100, Constraint = grammar },
+            new GenerationOptions { Temperature = 0.8, Seed = 3, MaxNewTokens = 100, Constraint = grammar },
+        })
+        {
+            var results = new List<GenerationResult>();
+            long rounds = 0;
+            foreach (var o in new[] { options, options with { Speculation = speculation } })
+            {
+                using var generator = model.CreateGenerator(o);
+                generator.AppendText("JULIET:\nO Romeo.\n\n");
+                results.Add(generator.GenerateAll()[0]);
+                rounds = generator.Speculation?.Rounds ?? 0;
+            }
+
+            Assert.IsGreaterThan(0L, rounds, "no verifying step ran");
+            StringAssert.Matches(results[1].Text, new System.Text.RegularExpressions.Regex(@"^(ROMEO|JULIET):\n[A-Z][a-z ,']{3,40}[.!?](\n[A-Z][a-z ,']{3,40}[.!?])?$"));
+            Assert.IsTrue(results[1].ConstraintComplete, $"{results[1].FinishReason}");
+            if (options.IsGreedy)
+            {
+                CollectionAssert.AreEqual(results[0].Ids.ToArray(), results[1].Ids.ToArray(), $"plain: {results[0].Text}\nspeculative: {results[1].Text}");
+                Assert.AreEqual(results[0].FinishReason, results[1].FinishReason);
+            }
+        }
     }
 
     [TestMethod]
