@@ -224,7 +224,7 @@ internal sealed class BenchSpeculativeCommand : CliCommand
         string? text = parse.GetValue(_prompt);
         if (parse.GetValue(_promptFile) is { } file)
         {
-            text = File.Exists(file) ? File.ReadAllText(file) : throw new OnnxGptException($"--prompt-file: '{file}' does not exist.");
+            text = InputFile.ReadAllText(file, "--prompt-file");
         }
 
         if (text is not null)

@@ -40,6 +40,13 @@ public sealed class SpeculativeChatClientTests
             var actual = await speculative.GetResponseAsync(b, options, TestContext.CancellationToken);
             Assert.AreEqual(expected.Text, actual.Text, $"turn {turn}");
             Assert.AreEqual(expected.Usage!.OutputTokenCount, actual.Usage!.OutputTokenCount);
+            if (speculative.Engine is { } engine)
+            {
+                // The engine verified several tokens per step: fewer steps than the plain client's engine took.
+                long steps = engine.GetStatistics().Steps, plainSteps = plain.Engine!.GetStatistics().Steps;
+                Assert.IsLessThan(plainSteps, steps, $"turn {turn}: {steps} steps with speculation, {plainSteps} without");
+            }
+
             a.AddRange([.. expected.Messages, new(ChatRole.User, "And again")]);
             b.AddRange([.. actual.Messages, new(ChatRole.User, "And again")]);
         }
