@@ -369,7 +369,7 @@ public sealed class BatchEngine : IDisposable
             alone = _feed[b] > 0 ? b : alone;
         }
 
-        if (decoders == 1 && busy == 1 && !ran && _owners[alone]!.Options.Speculation is { IsEnabled: true } && Speculate(alone, ref changed, ref sampled))
+        if (decoders == 1 && busy == 1 && !ran && _owners[alone]!.Options.Speculates && Speculate(alone, ref changed, ref sampled))
         {
             any = false;
             ran = true;

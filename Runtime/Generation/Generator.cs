@@ -221,7 +221,7 @@ public sealed class Generator : IDisposable
         }
 
 
-        if (options.Speculation is { IsEnabled: true } && _rows.Length > 1)
+        if (options.Speculates && _rows.Length > 1)
         {
             throw SpeculationNeedsOneRow(_rows.Length);
         }
@@ -294,7 +294,7 @@ public sealed class Generator : IDisposable
             throw new ArgumentException($"this generator runs a batch of {_rows.Length} rows, not {rows.Count}.", nameof(rows));
         }
 
-        if (rows.Count > 1 && Options.Speculation is { IsEnabled: true })
+        if (rows.Count > 1 && Options.Speculates)
         {
             throw SpeculationNeedsOneRow(rows.Count);
         }
@@ -430,7 +430,7 @@ public sealed class Generator : IDisposable
             Reserve((int)Math.Min(_context, (long)_reserved + Math.Max(16, Options.MaxNewTokens)));
         }
 
-        if (Options.Speculation is { IsEnabled: true } && UsesKvCache)
+        if (Options.Speculates && UsesKvCache)
         {
             // Allocated with the prompt (the draft's cache, the logits of every position), not while decoding.
             _speculator ??= new Speculator(_model, _rows[0]!.Options, _reserved);

@@ -199,6 +199,24 @@ public sealed class SpeculativeDecodingTests
     }
 
     [TestMethod]
+    public void LogProbabilitiesBeamsAndSeveralSequencesDecodePlainly()
+    {
+        // Those are recorded by the plain loop: a request asking for them gets its plain result, and no verifying step.
+        var model = s_models["fused"];
+        var speculation = new SpeculativeDecoding { DraftModel = s_models["int4"], PromptLookup = 2 };
+        foreach (var options in new[] { Greedy with { TopLogProbs = 2 }, Greedy with { NumBeams = 2 }, Greedy with { DoSample = true, Seed = 5, NumReturnSequences = 2 } })
+        {
+            var plain = Run(model, options);
+            using var generator = model.CreateGenerator(options with { Speculation = speculation });
+            generator.Append(Prompt);
+            var result = generator.GenerateAll()[0];
+            CollectionAssert.AreEqual(plain.Ids.ToArray(), result.Ids.ToArray(), $"{options}");
+            Assert.AreEqual(plain.LogProbs?.Count, result.LogProbs?.Count);
+            Assert.AreEqual(0L, generator.Speculation?.Rounds ?? 0, "no verifying step should have run");
+        }
+    }
+
+    [TestMethod]
     public void ABatchOfRowsIsRefusedWithTheReason()
     {
         var model = s_models["fused"];
