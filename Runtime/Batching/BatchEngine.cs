@@ -44,6 +44,7 @@ public sealed class BatchEngine : IDisposable
     private readonly long[] _idleSince;
     private readonly int[] _feed;
     private readonly float[] _scratch;
+    private readonly Speculator?[] _speculators;   // per slot: speculative decoding of its request, once it decodes alone
     private readonly Queue<BatchRequest> _queue = new();
     private readonly Lock _lock = new();
     private readonly AutoResetEvent _wake = new(false);
@@ -79,6 +80,7 @@ public sealed class BatchEngine : IDisposable
         _idleSince = new long[options.Slots];
         _feed = new int[options.Slots];
         _scratch = new float[Sampler.ScratchLength(model.Config.VocabSize)];
+        _speculators = new Speculator?[options.Slots];
         _step = DecoderStep.Create(model, _rows, SlotTokens, useCache: true);
         _thread = new Thread(Loop) { IsBackground = true, Name = "OnnxGpt batch engine" };
     }
@@ -266,6 +268,11 @@ public sealed class BatchEngine : IDisposable
             owner?.Fail(stopped);
         }
 
+        foreach (var speculator in _speculators)
+        {
+            speculator?.Dispose();
+        }
+
         _step.Dispose();
         _wake.Dispose();
     }
@@ -349,19 +356,36 @@ public sealed class BatchEngine : IDisposable
             ran = true;
         }
 
-        // Then every row that decodes (a prompt that just finished included) gets its one token, all in one run.
+        // Then every row that decodes (a prompt that just finished included) gets its one token, all in one run; a
+        // request that asked for speculative decoding and is the only one in a slot runs a verifying step instead.
         bool any = false;
+        int decoders = 0, alone = -1, busy = 0;
         for (int b = 0; b < Slots; b++)
         {
             _feed[b] = _owners[b] is not null && _rows[b]!.Pending == 1 ? 1 : 0;
             any |= _feed[b] > 0;
+            decoders += _feed[b];
+            busy += _owners[b] is not null ? 1 : 0;
+            alone = _feed[b] > 0 ? b : alone;
+        }
+
+        if (decoders == 1 && busy == 1 && !ran && _owners[alone]!.Options.Speculates && Speculate(alone, ref changed, ref sampled))
+        {
+            any = false;
+            ran = true;
         }
 
         if (any)
         {
+            long plainStarted = decoders == 1 && _speculators[alone] is not null ? Stopwatch.GetTimestamp() : 0;
             long interruptions = _interruptions;
             sampled += RunAndSample(ref changed, interruptible: Options.InterruptDecodingForNewRequests && !_interruptedLast);
             _interruptedLast = _interruptions != interruptions;
+            if (plainStarted != 0)
+            {
+                _speculators[alone]?.ObservePlainStep(Stopwatch.GetTimestamp() - plainStarted);
+            }
+
             ran = true;
         }
 
@@ -483,6 +507,54 @@ public sealed class BatchEngine : IDisposable
         }
 
         return sampled;
+    }
+
+    /// <summary>
+    /// A verifying step for the request in slot <paramref name="b"/>, the only one in the engine: its speculator
+    /// drafts, the step scores the draft over that row alone, and every token picked is accepted, streamed and checked
+    /// against the stop rules in turn. False when nothing was drafted (a plain step follows).
+    /// </summary>
+    private bool Speculate(int b, ref bool changed, ref int sampled)
+    {
+        var sequence = _rows[b]!;
+        var owner = _owners[b]!;
+        var speculator = _speculators[b] ??= new Speculator(_model, sequence.Options, SlotTokens);
+        int picked = speculator.Round(_step, _feed, b, sequence, _scratch);
+        if (picked == 0)
+        {
+            return false;
+        }
+
+        OnnxGptTelemetry.BatchSize.Record(1);
+        Interlocked.Increment(ref _steps);
+        owner.AddFed(speculator.Fed);
+        Interlocked.Add(ref _fedTokens, speculator.Fed);
+        long now = Stopwatch.GetTimestamp();
+        foreach (int token in speculator.Picked)
+        {
+            sequence.Accept(token, now);
+            if (sequence.Length >= SlotTokens)
+            {
+                sequence.Stop(FinishReason.ContextFull);
+            }
+
+            sampled++;
+            owner.Publish(new GeneratedToken(b, token, sequence.Text?.Piece ?? string.Empty, sequence.FinishReason));
+            if (sequence.FinishReason != FinishReason.None)
+            {
+                break;
+            }
+        }
+
+        _step.Rewind();   // keeps the cache of every accepted token
+        if (sequence.FinishReason != FinishReason.None)
+        {
+            Leave(b, keep: true);
+            owner.Finish(Generator.Result(b, sequence));
+            changed = true;
+        }
+
+        return true;
     }
 
     /// <summary>Moves queued requests into slots while one can be had. True when any joined or left.</summary>
@@ -620,6 +692,8 @@ public sealed class BatchEngine : IDisposable
     private void Leave(int slot, bool keep)
     {
         _owners[slot] = null;
+        _speculators[slot]?.Dispose();
+        _speculators[slot] = null;
         OnnxGptTelemetry.ActiveSequences.Add(-1);
         lock (_lock)
         {

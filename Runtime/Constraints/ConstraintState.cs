@@ -194,6 +194,12 @@ public sealed class ConstraintState
         return true;
     }
 
+    /// <summary>Where the state is now, to come back to with <see cref="Restore"/> (speculative decoding takes draft tokens ahead of the sequence).</summary>
+    internal Checkpoint Save() => new(_state, _ended, TokenCount);
+
+    /// <summary>Goes back to where <see cref="Save"/> was called.</summary>
+    internal void Restore(Checkpoint checkpoint) => (_state, _ended, TokenCount) = (checkpoint.State, checkpoint.Ended, checkpoint.TokenCount);
+
     /// <summary>Starts again from nothing generated.</summary>
     public void Reset()
     {
@@ -201,4 +207,7 @@ public sealed class ConstraintState
         _ended = false;
         TokenCount = 0;
     }
+
+    /// <summary>A saved position in the automaton (see <see cref="Save"/>).</summary>
+    internal readonly record struct Checkpoint(AutomatonState State, bool Ended, int TokenCount);
 }

@@ -113,10 +113,23 @@ public sealed record GenerationOptions
     /// <summary>The most alternatives <see cref="TopLogProbs"/> may ask for (OpenAI's limit).</summary>
     public const int MaxTopLogProbs = 20;
 
+    /// <summary>
+    /// Speculative decoding: a draft model or prompt lookup proposes tokens the model verifies several at a time (same
+    /// output); null: off. A request with beams, several sequences or log-probabilities decodes plainly instead.
+    /// </summary>
+    public SpeculativeDecoding? Speculation { get; init; }
+
+    /// <summary>
+    /// True when <see cref="Speculation"/> applies: a draft is set, and the request asks for one sequence without beams
+    /// or log-probabilities (those are recorded by the plain loop, token by token).
+    /// </summary>
+    internal bool Speculates => Speculation is { IsEnabled: true } && NumBeams == 1 && NumReturnSequences == 1 && TopLogProbs is null;
+
     /// <summary>True when beam search runs (<see cref="NumBeams"/> above 1).</summary>
     public bool IsBeamSearch => NumBeams > 1;
 
     private static readonly IReadOnlyDictionary<int, double> NoBias = new Dictionary<int, double>();
+
 
     /// <summary>True when tokens are picked by argmax: <see cref="DoSample"/> is false or <see cref="Temperature"/> is 0.</summary>
     public bool IsGreedy => !DoSample || Temperature == 0;
@@ -235,6 +248,8 @@ public sealed record GenerationOptions
                 throw new ArgumentOutOfRangeException(nameof(StopTokenIds), StopTokenIds[i], $"{nameof(StopTokenIds)}[{i}] must be a token id >= 0; found {StopTokenIds[i]}.");
             }
         }
+
+        Speculation?.Validate();
 
         if (StopStrings is null)
         {

@@ -70,6 +70,9 @@ public sealed class Generator : IDisposable
     private int _perPrompt = 1;        // rows per prompt of the first append (beams, or sequences per prompt)
     private bool _forkPending;         // the first row of each prompt runs it; the others copy it once it has run
     private BeamSearch? _beams;
+    private Speculator? _speculator;   // speculative decoding of row 0 (a single sequence), once it decodes
+    private int _aheadCount;           // tokens the last verifying step picked (the speculator's Picked) ...
+    private int _aheadNext;            // ... of which this many have been handed out
 
     internal Generator(GptModel model, GenerationOptions options, GeneratorOptions settings)
     {
@@ -172,6 +175,9 @@ public sealed class Generator : IDisposable
     /// <summary>Tokens dropped from the front by <see cref="PromptTruncation.Left"/> at the last append (the most in any row).</summary>
     public int TruncatedTokens { get; private set; }
 
+    /// <summary>What speculative decoding did since the options last changed (null when it is off).</summary>
+    public SpeculationStatistics? Speculation => _speculator?.Statistics;
+
     /// <summary>Why <paramref name="row"/> stopped, or <see cref="FinishReason.None"/> while it is generating.</summary>
     public FinishReason GetFinishReason(int row) => Row(row).FinishReason;
 
@@ -194,6 +200,7 @@ public sealed class Generator : IDisposable
     public ReadOnlySpan<float> GetNextTokenLogits(int row)
     {
         Row(row);
+        Settle();
         EnsureLogits();
         return _step!.Logits(row);
     }
@@ -223,6 +230,15 @@ public sealed class Generator : IDisposable
                 $"NumBeams and NumReturnSequences are fixed once the batch has started ({Options.NumBeams} and {Options.NumReturnSequences}); create another generator.");
         }
 
+
+        if (options.Speculates && _rows.Length > 1)
+        {
+            throw SpeculationNeedsOneRow(_rows.Length);
+        }
+
+        Settle();
+        _speculator?.Dispose();
+        _speculator = null;
         Options = options;
         _seed = PickSeed(options);
         for (int b = 0; b < _rows.Length; b++)
@@ -287,6 +303,13 @@ public sealed class Generator : IDisposable
         {
             throw new ArgumentException($"this generator runs a batch of {_rows.Length} rows, not {rows.Count}.", nameof(rows));
         }
+
+        if (rows.Count > 1 && Options.Speculates)
+        {
+            throw SpeculationNeedsOneRow(rows.Count);
+        }
+
+        Settle();
 
         var chunks = new int[rows.Count][];
         int longest = 0;
@@ -403,9 +426,9 @@ public sealed class Generator : IDisposable
             return;
         }
 
-        EnsureLogits();
         if (_beams is not null)
         {
+            EnsureLogits();
             _beams.Step(Stopwatch.GetTimestamp(), last: _slots + 1 >= _context);
             _slots++;
             _logitsValid = false;
@@ -415,6 +438,23 @@ public sealed class Generator : IDisposable
         if (_slots == _reserved)
         {
             Reserve((int)Math.Min(_context, (long)_reserved + Math.Max(16, Options.MaxNewTokens)));
+        }
+
+        if (Options.Speculates && UsesKvCache)
+        {
+            // Allocated with the prompt (the draft's cache, the logits of every position), not while decoding.
+            _speculator ??= new Speculator(_model, _rows[0]!.Options, _reserved);
+            if (GenerateAhead())
+            {
+                return;
+            }
+        }
+
+        long plainStarted = _speculator is not null && !_logitsValid && _rows[0]!.Pending == 1 ? Stopwatch.GetTimestamp() : 0;
+        EnsureLogits();
+        if (plainStarted != 0)
+        {
+            _speculator!.ObservePlainStep(Stopwatch.GetTimestamp() - plainStarted);
         }
 
         long now = Stopwatch.GetTimestamp();
@@ -452,6 +492,7 @@ public sealed class Generator : IDisposable
         ThrowIfDisposed();
         ArgumentOutOfRangeException.ThrowIfNegative(length);
         ArgumentOutOfRangeException.ThrowIfGreaterThan(length, _slots);
+        Settle();
         if (length == _slots)
         {
             return;
@@ -595,6 +636,7 @@ public sealed class Generator : IDisposable
             throw new InvalidOperationException("Append tokens before scoring them.");
         }
 
+        Settle();
         Feed(observer);
         _logitsValid = true;
     }
@@ -640,6 +682,7 @@ public sealed class Generator : IDisposable
         }
 
         _disposed = true;
+        _speculator?.Dispose();
         _step?.Dispose();
     }
 
@@ -654,6 +697,73 @@ public sealed class Generator : IDisposable
             ConstraintComplete = sequence.Constraint?.IsComplete,
         };
     }
+
+    /// <summary>
+    /// Speculative decoding of the single sequence: hands out the next token a verifying step picked, or runs such a
+    /// step (the speculator drafts, the step verifies every draft position at once) and hands out its first token.
+    /// Each call still appends one token, so streaming, stop rules and timing see the tokens one by one. False when
+    /// the step is a plain one: the prompt's logits are fresh (the first token comes from them), or nothing was drafted.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private bool GenerateAhead()
+    {
+        var row = _rows[0]!;
+        if (_aheadNext >= _aheadCount)
+        {
+            if (_logitsValid || row.Pending != 1)
+            {
+                return false;
+            }
+
+            _aheadCount = _speculator!.Round(_step!, _feed, 0, row, _scratch);
+            _aheadNext = 0;
+            if (_aheadCount == 0)
+            {
+                return false;
+            }
+
+            _fed += _speculator.Fed;
+        }
+
+        int token = _speculator!.Picked[_aheadNext++];
+        _slotOf[0][row.Length] = _slots;
+        row.Accept(token, Stopwatch.GetTimestamp());
+        _lastTokens[0] = token;
+        _slots++;
+        _logitsValid = false;
+        if (_aheadNext == _aheadCount || row.FinishReason != FinishReason.None)
+        {
+            Settle();
+        }
+
+        if (_slots >= _context)
+        {
+            row.Stop(FinishReason.ContextFull);
+        }
+
+        return true;
+    }
+
+    /// <summary>
+    /// Drops the tokens a verifying step picked and not yet handed out, and lets the step keep the cache of those
+    /// handed out (its rewind rule: all but the last token). Every call that changes the sequence comes here first.
+    /// </summary>
+    private void Settle()
+    {
+        if (_aheadCount == 0)
+        {
+            return;
+        }
+
+        _aheadCount = _aheadNext = 0;
+        _step!.Rewind();
+        _logitsValid = false;
+    }
+
+    private static OnnxGptException SpeculationNeedsOneRow(int rows) => new(
+        $"speculative decoding runs a single sequence per generator, and this batch has {rows} rows (its rows would accept " +
+        "different numbers of draft tokens per step, but a generator's rows advance together); generate the rows one by one, " +
+        "or submit them to a BatchEngine, which speculates for a request while it decodes alone.");
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void EnsureLogits()

@@ -131,6 +131,166 @@ public sealed class Sampler
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public int Sample(ReadOnlySpan<float> logits, ReadOnlySpan<int> previousTokens, int promptLength, Span<float> scratch)
     {
+        int certain = Weigh(logits, previousTokens, promptLength, scratch, out int n, out double total);
+        if (certain >= 0)
+        {
+            return certain;
+        }
+
+        int v = logits.Length;
+        var work = scratch[..v];
+        var candidates = MemoryMarshal.Cast<float, int>(scratch.Slice(v, v));
+        var target = _random.NextDouble() * total;
+        var sum = 0.0;
+        foreach (var id in candidates[..n])
+        {
+            sum += work[id];
+            if (sum > target)
+            {
+                return Picked(id, work, total);
+            }
+        }
+
+        return Picked(candidates[n - 1], work, total); // Only reachable through rounding at the very end of the distribution.
+    }
+
+    /// <summary>
+    /// The distribution <c>Sample</c> draws from for this row (penalty, temperature, top-k, top-p applied),
+    /// written into <paramref name="probabilities"/> (V values summing to 1, 0 outside the candidates); greedy
+    /// decoding gives all of it to the argmax. For speculative decoding: a draft's proposal distribution.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    internal void Distribution(ReadOnlySpan<float> logits, ReadOnlySpan<int> previousTokens, int promptLength, Span<float> scratch, Span<float> probabilities)
+    {
+        int certain = Weigh(logits, previousTokens, promptLength, scratch, out int n, out double total);
+        probabilities[..logits.Length].Clear();
+        if (certain >= 0)
+        {
+            probabilities[certain] = 1;
+            return;
+        }
+
+        int v = logits.Length;
+        var work = scratch[..v];
+        foreach (var id in MemoryMarshal.Cast<float, int>(scratch.Slice(v, v))[..n])
+        {
+            probabilities[id] = (float)(work[id] / total);
+        }
+    }
+
+    /// <summary>A draw from <paramref name="probabilities"/> (non-negative, summing to about 1) with this sampler's generator.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    internal int Draw(ReadOnlySpan<float> probabilities)
+    {
+        double total = 0;
+        int last = 0;
+        for (int i = 0; i < probabilities.Length; i++)
+        {
+            total += probabilities[i];
+            last = probabilities[i] > 0 ? i : last;
+        }
+
+        double target = _random.NextDouble() * total, sum = 0;
+        for (int i = 0; i < probabilities.Length; i++)
+        {
+            sum += probabilities[i];
+            if (sum > target)
+            {
+                return i;
+            }
+        }
+
+        return last;
+    }
+
+    /// <summary>
+    /// Speculative decoding's accept/reject step (Leviathan et al. 2023; Chen et al. 2023), which keeps this sampler's
+    /// distribution p exactly: a draft proposed <paramref name="draftToken"/> from its distribution q
+    /// (<paramref name="draftProbabilities"/>; empty: q puts all its mass on the token, as prompt lookup does). The
+    /// token is kept with probability min(1, p(x) / q(x)); otherwise the result is drawn from max(0, p − q),
+    /// renormalised. Greedy decoding returns the argmax (which accepts the draft exactly when they are equal).
+    /// Returns the token picked: <paramref name="draftToken"/> when accepted.
+    /// </summary>
+    /// <param name="logits">The row's logits at the draft token's position.</param>
+    /// <param name="previousTokens">The row's tokens before that position.</param>
+    /// <param name="promptLength">How many of them are the prompt (as for <see cref="Sample(ReadOnlySpan{float}, ReadOnlySpan{int}, int, Span{float})"/>).</param>
+    /// <param name="scratch">As for <c>Sample</c>.</param>
+    /// <param name="draftToken">The draft's token.</param>
+    /// <param name="draftProbabilities">q over the vocabulary, or empty for a draft that is certain.</param>
+    /// <param name="probabilities">V floats of working space (p).</param>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    internal int Verify(ReadOnlySpan<float> logits, ReadOnlySpan<int> previousTokens, int promptLength, Span<float> scratch, int draftToken,
+        ReadOnlySpan<float> draftProbabilities, Span<float> probabilities)
+    {
+        int certain = Weigh(logits, previousTokens, promptLength, scratch, out int n, out double total);
+        if (certain >= 0)
+        {
+            return certain;
+        }
+
+        int v = logits.Length;
+        var work = scratch[..v];
+        var candidates = MemoryMarshal.Cast<float, int>(scratch.Slice(v, v))[..n];
+        var p = probabilities[..v];
+        p.Clear();
+        foreach (var id in candidates)
+        {
+            p[id] = (float)(work[id] / total);
+        }
+
+        bool point = draftProbabilities.IsEmpty;
+        double pDraft = p[draftToken], qDraft = point ? 1.0 : draftProbabilities[draftToken];
+        if (qDraft > 0 && _random.NextDouble() * qDraft < pDraft)
+        {
+            return Picked(draftToken, p, 1);
+        }
+
+        // Rejected: the residual max(0, p - q), which is 0 outside p's candidates.
+        double residual = 0;
+        foreach (var id in candidates)
+        {
+            residual += Residual(p, draftProbabilities, draftToken, id);
+        }
+
+        if (!(residual > 0))
+        {
+            int drawn = Draw(p);   // p and q agree to rounding: p itself
+            return Picked(drawn, p, 1);
+        }
+
+        double target = _random.NextDouble() * residual, sum = 0;
+        int lastPositive = candidates[^1];
+        foreach (var id in candidates)
+        {
+            double r = Residual(p, draftProbabilities, draftToken, id);
+            if (r > 0)
+            {
+                lastPositive = id;
+                sum += r;
+                if (sum > target)
+                {
+                    return Picked(id, p, 1);
+                }
+            }
+        }
+
+        return Picked(lastPositive, p, 1);
+
+        static double Residual(ReadOnlySpan<float> p, ReadOnlySpan<float> q, int draft, int id) =>
+            q.IsEmpty ? (id == draft ? 0 : p[id]) : Math.Max(0.0, (double)p[id] - q[id]);
+    }
+
+    /// <summary>
+    /// Everything before the draw: checks, the penalties, the bias and the n-gram ban, then greedy (returns the argmax) or the candidates
+    /// after top-k, temperature and top-p, compacted at the front of the scratch's second third, their unnormalised
+    /// probabilities in its first third (<paramref name="n"/> of them, summing to <paramref name="total"/>). Returns
+    /// a token that is certain (greedy, or a logit of +infinity), else −1.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private int Weigh(ReadOnlySpan<float> logits, ReadOnlySpan<int> previousTokens, int promptLength, Span<float> scratch, out int n, out double total)
+    {
+        n = 0;
+        total = 0;
         var v = logits.Length;
         if (v == 0)
         {
@@ -186,7 +346,6 @@ public sealed class Sampler
         var keys = scratch.Slice(2 * v, v);
 
         // The candidates: every token whose logit is not -infinity.
-        var n = 0;
         var max = float.NegativeInfinity;
         for (var i = 0; i < v; i++)
         {
@@ -228,7 +387,6 @@ public sealed class Sampler
         // such id won: token 0 again and again). The largest logit gets probability 1, so as T goes to 0 this tends
         // to greedy, and as T grows it tends to uniform. From here on work[id] holds exp((logit - max) / T), the
         // unnormalised probability, in (0, 1] or 0 on underflow.
-        var total = 0.0;
         foreach (var id in candidates[..n])
         {
             var e = (float)Math.Exp(((double)work[id] - max) / _temperature);
@@ -246,18 +404,7 @@ public sealed class Sampler
             }
         }
 
-        var target = _random.NextDouble() * total;
-        var sum = 0.0;
-        foreach (var id in candidates[..n])
-        {
-            sum += work[id];
-            if (sum > target)
-            {
-                return Picked(id, work, total);
-            }
-        }
-
-        return Picked(candidates[n - 1], work, total); // Only reachable through rounding at the very end of the distribution.
+        return -1;
     }
 
     /// <summary>The picked token, with its log-probability in the distribution drawn from when asked for.</summary>

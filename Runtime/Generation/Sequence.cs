@@ -19,6 +19,8 @@ internal sealed class Sequence
     private int[] _stopIds;
     private float[]? _rawLogits;                 // the model's logits before the processor, when log-probabilities are recorded
     private List<TokenLogProbs>? _logProbs;      // per generated token, when recorded
+    private ConstraintState.Checkpoint _beforePicks;
+    private bool _picking;
 
     /// <param name="options">How tokens are picked and when to stop.</param>
     /// <param name="endOfSequence">The token that ends the sequence, or −1 for none.</param>
@@ -230,6 +232,81 @@ internal sealed class Sequence
         }
 
         FinishReason = Text is null ? reason : Text.Add(token, reason);
+    }
+
+    /// <summary>Draft tokens appended by <see cref="AppendDraft"/> and not yet withdrawn.</summary>
+    public int DraftLength { get; private set; }
+
+    /// <summary>
+    /// Speculative decoding: appends a draft's proposed tokens after the sequence, so that the next step feeds them
+    /// (with the last token) and returns logits at every position. They are not part of the generation (no counts,
+    /// stop rules or text) until <see cref="WithdrawDraft"/> takes them back and <see cref="Accept"/> adds those the
+    /// target agreed with.
+    /// </summary>
+    public void AppendDraft(ReadOnlySpan<int> draft)
+    {
+        if (DraftLength != 0)
+        {
+            throw new InvalidOperationException("a draft is already appended; withdraw it first.");
+        }
+
+        Append(draft);
+        DraftLength = draft.Length;
+    }
+
+    /// <summary>
+    /// Takes the draft back after the verifying step. <see cref="Cached"/> keeps counting the draft's positions until
+    /// the accepted tokens are added (<see cref="Accept"/> writes each over the draft token it replaces) and the step
+    /// that owns the cache applies its rewind rule, which keeps all but the last token; so a draft token that was
+    /// accepted keeps its keys and values, and a rejected one is overwritten before it is read. The constraint goes
+    /// back to where the picks found it (<see cref="Accept"/> advances it again, token by token).
+    /// </summary>
+    public void WithdrawDraft()
+    {
+        Length -= DraftLength;
+        DraftLength = 0;
+        if (_picking)
+        {
+            Constraint?.Restore(_beforePicks);
+            _picking = false;
+        }
+    }
+
+    /// <summary>
+    /// The token the sequence would pick at <paramref name="position"/> (its tokens before it as the history) from the
+    /// logits there, without appending it: the logits processor, the constraint's mask, then the sampler; with a
+    /// draft token, the sampler's accept/reject step (<see cref="Sampler.Verify"/>), which returns the draft token
+    /// when it is accepted. Picks run in order over a verifying step's positions: the constraint moves on with each
+    /// (and back at <see cref="WithdrawDraft"/>).
+    /// </summary>
+    /// <param name="position">How many of <see cref="Tokens"/> come before the token to pick.</param>
+    /// <param name="logits">The logits at that position (changed in place by the processor and the mask).</param>
+    /// <param name="draftToken">The draft's token there, or −1 for none (a plain pick).</param>
+    /// <param name="draftProbabilities">The draft's distribution there, or empty for a certain draft.</param>
+    /// <param name="scratch">The sampler's scratch.</param>
+    /// <param name="probabilities">V floats of working space.</param>
+    /// <param name="ends">The token ends the generation (end of text, a stop token, a complete constraint): pick no further.</param>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public int Pick(int position, Span<float> logits, int draftToken, ReadOnlySpan<float> draftProbabilities, Span<float> scratch, Span<float> probabilities, out bool ends)
+    {
+        var history = Tokens[..position];
+        LogitsProcessor?.Invoke(history, logits);
+        if (Constraint is { } constraint)
+        {
+            if (!_picking)
+            {
+                _beforePicks = constraint.Save();
+                _picking = true;
+            }
+
+            constraint.Apply(logits);
+        }
+
+        int token = draftToken < 0
+            ? _sampler.Sample(logits, history, PromptLength, scratch)
+            : _sampler.Verify(logits, history, PromptLength, scratch, draftToken, draftProbabilities, probabilities);
+        ends = token == _eos || Array.IndexOf(_stopIds, token) >= 0 || (Constraint is { } c && (!c.TryAdvance(token) || !c.CanContinue));
+        return token;
     }
 
     /// <summary>Stops the generation for a reason outside the tokens (the context is full), releasing held-back text.</summary>

@@ -46,6 +46,11 @@ public static class SessionOptionsFactory
                 options.ExecutionMode = ExecutionMode.ORT_PARALLEL; // Inter-op threads only work in parallel mode.
             }
 
+            if (!settings.AllowSpinning)
+            {
+                options.AddSessionConfigEntry("session.intra_op.allow_spinning", "0");
+            }
+
             if (settings.OptimizedModelPath is { } optimized)
             {
                 options.OptimizedModelFilePath = optimized;

@@ -39,4 +39,11 @@ public sealed record SessionSettings
     /// with a folder). Null (the default) profiles nothing; profiling adds a few microseconds to every kernel.
     /// </summary>
     public string? ProfileOutputPrefix { get; init; }
+
+    /// <summary>
+    /// Let the intra-op threads spin between operators (ONNX Runtime's default, true): the next operator starts at once,
+    /// but an idle session's threads keep a core busy for a while. False makes them sleep: set it for a session that
+    /// runs in turns with another in the same process (a speculative decoding draft), so neither takes the other's cores.
+    /// </summary>
+    public bool AllowSpinning { get; init; } = true;
 }

@@ -96,6 +96,8 @@ internal sealed class GenerateCommand : CliCommand
 
     private readonly SessionOptionGroup _session = new();
 
+    private readonly SpeculationOptionGroup _speculation = new();
+
     public GenerateCommand()
         : base("generate", "generate text from a prompt (or token ids), streamed to stdout")
     {
@@ -126,6 +128,7 @@ internal sealed class GenerateCommand : CliCommand
         Options.Add(_jsonSchema);
         Options.Add(_grammar);
         Options.Add(_jsonObject);
+        _speculation.AddTo(this);
         _session.AddTo(this);
         Options.Add(_json);
         Validators.Add(r =>
@@ -138,6 +141,11 @@ internal sealed class GenerateCommand : CliCommand
             if ((r.Given(_jsonSchema) ? 1 : 0) + (r.Given(_grammar) ? 1 : 0) + (r.Given(_jsonObject) ? 1 : 0) > 1)
             {
                 r.AddError("give at most one of --json-schema, --grammar, --json-object.");
+            }
+
+            if (r.Given(_promptsFile) && (r.Given(_speculation.Draft) || r.ValueIfValid(_speculation.PromptLookup) > 0))
+            {
+                r.AddError("--draft and --prompt-lookup speculate for one sequence; --prompts-file runs a batch (use one prompt, or serve the model, whose engine speculates per request).");
             }
 
             if (r.ValueIfValid(_stop) is { } stops && stops.Any(s => s.Length == 0))
@@ -168,7 +176,11 @@ internal sealed class GenerateCommand : CliCommand
         string? prompt = parse.GetValue(_prompt), promptsFile = parse.GetValue(_promptsFile);
         int[]? ids = parse.GetValue(_ids);
         var constraint = ReadConstraint(parse);
-        using var model = _session.Load(parse.GetRequiredValue(_model), parse, stderr);
+        var sessionSettings = _session.Read(parse);
+        var modelSettings = _speculation.HasDraft(parse) ? SpeculationOptionGroup.ForDraft(sessionSettings) : sessionSettings;
+        using var model = SessionOptionGroup.Load(parse.GetRequiredValue(_model), modelSettings, stderr);
+        var speculation = _speculation.Load(parse, sessionSettings, stderr);
+        using var draft = speculation?.DraftModel;
         var options = new GenerationOverrides
         {
             MaxNewTokens = parse.GetValue(_maxNewTokens),
@@ -194,7 +206,7 @@ internal sealed class GenerateCommand : CliCommand
             },
             NumReturnSequences = parse.GetValue(_numReturnSequences),
             TopLogProbs = parse.GetValue(_topLogProbs),
-        }.ApplyTo(GenerationOptions.FromDefaults(model.GenerationDefaults)) with
+        }.ApplyTo(GenerationOptions.FromDefaults(model.GenerationDefaults) with { Speculation = speculation }) with
         {
             Constraint = constraint,
             BeamLength = parse.GetValue(_beamLength) == "generated" ? BeamLength.Generated : BeamLength.WithPrompt,
@@ -259,6 +271,7 @@ internal sealed class GenerateCommand : CliCommand
                 }
 
                 PrintTiming(stderr, results);
+                PrintSpeculation(stderr, generator);
                 return ExitCodes.Success;
             }
 
@@ -269,6 +282,7 @@ internal sealed class GenerateCommand : CliCommand
                 stderr.WriteLine($"warning: the output is incomplete: it stopped ({generator.GetFinishReason(0)}) before completing the {constraint!.Description}.");
             }
 
+            PrintSpeculation(stderr, generator);
             return ExitCodes.Success;
         }
         catch (OperationCanceledException)
@@ -307,6 +321,16 @@ internal sealed class GenerateCommand : CliCommand
             stderr.WriteLine(
                 $"{(results.Count > 1 ? $"[{r.Row}] " : "")}{r.NewTokens} tokens ({r.FinishReason}): first after {r.TimeToFirstToken.TotalMilliseconds:F0} ms, " +
                 $"then {r.DecodeTokensPerSecond:F1} tokens/s");
+        }
+    }
+
+    private static void PrintSpeculation(TextWriter stderr, Generator generator)
+    {
+        if (generator.Speculation is { } s)
+        {
+            stderr.WriteLine(
+                $"speculative: {s.Rounds} verifying steps ({s.MeanDraftLength:F1} draft tokens each, {s.TokensPerRound:F2} tokens per step), " +
+                $"{s.PlainSteps} plain; {s.AcceptedTokens} of {s.DraftedTokens} draft tokens accepted ({s.AcceptanceRate:P0})");
         }
     }
 

@@ -61,6 +61,8 @@ internal sealed class ServeCommand : CliCommand
 
     private readonly SessionOptionGroup _session = new();
 
+    private readonly SpeculationOptionGroup _speculation = new();
+
     private readonly Option<bool> _quiet = CliOption.Flag("--quiet", "log warnings and errors only, not one line per request");
 
     public ServeCommand()
@@ -81,6 +83,7 @@ internal sealed class ServeCommand : CliCommand
         Options.Add(_metrics);
         Options.Add(_otlpEndpoint);
         Options.Add(_otlpProtocol);
+        _speculation.AddTo(this);
         _session.AddTo(this);
         Options.Add(_quiet);
         Validators.Add(r =>
@@ -120,9 +123,14 @@ internal sealed class ServeCommand : CliCommand
             },
         };
         var log = parse.GetValue(_quiet) ? LogLevel.Warning : LogLevel.Information;
-        using var model = _session.Load(parse.GetRequiredValue(_model), parse, stderr);
+        var sessionSettings = _session.Read(parse);
+        var modelSettings = _speculation.HasDraft(parse) ? SpeculationOptionGroup.ForDraft(sessionSettings) : sessionSettings;
+        using var model = SessionOptionGroup.Load(parse.GetRequiredValue(_model), modelSettings, stderr);
+        var speculation = _speculation.Load(parse, sessionSettings, stderr);
+        using var draft = speculation?.DraftModel;
         var clientOptions = new OnnxGptChatClientOptions
         {
+            DefaultGenerationOptions = speculation is null ? null : GenerationOptions.FromDefaults(model.GenerationDefaults) with { Speculation = speculation },
             ModelId = parse.GetValue(_modelId),
             MaxCachedConversations = parse.GetValue(_cacheConversations),
             BatchSlots = options.MaxConcurrentRequests,
@@ -155,6 +163,14 @@ internal sealed class ServeCommand : CliCommand
             stdout.WriteLine(client.Engine is { } engine
                 ? $"  batch engine: {engine.Slots} slots of {engine.SlotTokens} tokens decoded together, KV cache {engine.CacheBytes / 1048576.0:F1} MiB in {model.CacheDevice} memory; queue {options.MaxQueuedRequests}"
                 : $"  portable graph: each request on its own generator, {options.MaxConcurrentRequests} at once (the batch engine needs --graph fused); queue {options.MaxQueuedRequests}");
+            if (speculation is not null)
+            {
+                stdout.WriteLine($"  speculative decoding: {(speculation.DraftModel is { } d ? $"draft {d.ModelPath}" : "")}" +
+                    $"{(speculation.DraftModel is not null && speculation.PromptLookup > 0 ? ", " : "")}" +
+                    $"{(speculation.PromptLookup > 0 ? $"prompt lookup of up to {speculation.PromptLookup} tokens" : "")}; " +
+                    $"{(client.Engine is null ? "for every request (each on its own generator)" : "for a request while it is the only one decoding in the batch engine")}");
+            }
+
             stdout.WriteLine($"  chat template: {(ReferenceEquals(client.Template, ChatTemplate.Default) ? "the plain default" : "from the model's metadata")}; " +
                 $"defaults: {Describe(GenerationOptions.FromDefaults(model.GenerationDefaults))}");
             server.WaitForShutdownAsync().GetAwaiter().GetResult();
