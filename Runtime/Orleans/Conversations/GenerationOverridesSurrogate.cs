@@ -18,6 +18,15 @@ internal struct GenerationOverridesSurrogate
     [Id(5)] public ulong? Seed;
     [Id(6)] public bool? Greedy;
     [Id(7)] public string[] StopStrings;
+    [Id(8)] public double? PresencePenalty;
+    [Id(9)] public double? FrequencyPenalty;
+    [Id(10)] public Dictionary<int, double>? LogitBias;
+    [Id(11)] public int? NoRepeatNgramSize;
+    [Id(12)] public int? NumBeams;
+    [Id(13)] public double? LengthPenalty;
+    [Id(14)] public BeamEarlyStopping? EarlyStopping;
+    [Id(15)] public int? NumReturnSequences;
+    [Id(16)] public int? TopLogProbs;
 }
 
 /// <summary>Converts <see cref="GenerationOverrides"/> to and from <see cref="GenerationOverridesSurrogate"/>.</summary>
@@ -34,6 +43,15 @@ internal sealed class GenerationOverridesConverter : IConverter<GenerationOverri
         Seed = surrogate.Seed,
         Greedy = surrogate.Greedy,
         StopStrings = surrogate.StopStrings ?? [],
+        PresencePenalty = surrogate.PresencePenalty,
+        FrequencyPenalty = surrogate.FrequencyPenalty,
+        LogitBias = surrogate.LogitBias,
+        NoRepeatNgramSize = surrogate.NoRepeatNgramSize,
+        NumBeams = surrogate.NumBeams,
+        LengthPenalty = surrogate.LengthPenalty,
+        EarlyStopping = surrogate.EarlyStopping,
+        NumReturnSequences = surrogate.NumReturnSequences,
+        TopLogProbs = surrogate.TopLogProbs,
     };
 
     public GenerationOverridesSurrogate ConvertToSurrogate(in GenerationOverrides value) => new()
@@ -46,5 +64,14 @@ internal sealed class GenerationOverridesConverter : IConverter<GenerationOverri
         Seed = value.Seed,
         Greedy = value.Greedy,
         StopStrings = [.. value.StopStrings],
+        PresencePenalty = value.PresencePenalty,
+        FrequencyPenalty = value.FrequencyPenalty,
+        LogitBias = value.LogitBias is null ? null : new Dictionary<int, double>(value.LogitBias),
+        NoRepeatNgramSize = value.NoRepeatNgramSize,
+        NumBeams = value.NumBeams,
+        LengthPenalty = value.LengthPenalty,
+        EarlyStopping = value.EarlyStopping,
+        NumReturnSequences = value.NumReturnSequences,
+        TopLogProbs = value.TopLogProbs,
     };
 }

@@ -36,7 +36,12 @@ public sealed class OrleansContractTests
         foreach (var property in properties)
         {
             object? sent = property.GetValue(original), received = property.GetValue(copy);
-            bool same = sent is IEnumerable<string> list ? list.SequenceEqual((IEnumerable<string>)received!) : Equals(sent, received);
+            bool same = sent switch
+            {
+                IEnumerable<string> list => list.SequenceEqual((IEnumerable<string>)received!),
+                IReadOnlyDictionary<int, double> map => received is IReadOnlyDictionary<int, double> back && map.OrderBy(p => p.Key).SequenceEqual(back.OrderBy(p => p.Key)),
+                _ => Equals(sent, received),
+            };
             Assert.IsTrue(same, $"GenerationOverrides.{property.Name} was {sent} and arrived as {received}: add it to GenerationOverridesSurrogate");
         }
     }
@@ -66,6 +71,11 @@ public sealed class OrleansContractTests
         var error = Serializer.Deserialize<Exception>(Serializer.SerializeToArray<Exception>(new ConversationInterruptedException("broke") { TokensReceived = 4 }));
         Assert.IsInstanceOfType<ConversationInterruptedException>(error);
         Assert.AreEqual(4, ((ConversationInterruptedException)error).TokensReceived);
+
+        // A turn the silo refuses reaches the caller as the library's own error, its message and kind kept.
+        var refused = Serializer.Deserialize<Exception>(Serializer.SerializeToArray<Exception>(new OnnxGptException("prompt too long", OnnxGptErrorKind.ModelOutput)));
+        Assert.IsInstanceOfType<OnnxGptException>(refused);
+        Assert.AreEqual(("prompt too long", OnnxGptErrorKind.ModelOutput), (refused.Message, ((OnnxGptException)refused).Kind));
     }
 
     [TestMethod]
@@ -157,6 +167,16 @@ public sealed class OrleansContractTests
         if (t == typeof(IReadOnlyList<string>))
         {
             return new[] { "stop" };
+        }
+
+        if (t == typeof(IReadOnlyDictionary<int, double>))
+        {
+            return new Dictionary<int, double> { [3] = -1.5, [9] = 2 };
+        }
+
+        if (t.IsEnum)
+        {
+            return Enum.GetValues(t).GetValue(Enum.GetValues(t).Length - 1)!;   // not the default (first) member
         }
 
         throw new AssertFailedException($"GenerationOverrides has a property of type {t}: teach this test (and the surrogate) a value for it.");
