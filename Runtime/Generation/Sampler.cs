@@ -81,7 +81,7 @@ public sealed class Sampler
     /// <exception cref="ArgumentException">Not four words, or all zero.</exception>
     public void RestoreRandomState(IReadOnlyList<ulong> state) => _random = DeterministicRandom.FromState(state);
 
-    /// <summary>Floats of scratch that <see cref="Sample"/> needs for a vocabulary of <paramref name="vocabularySize"/>.</summary>
+    /// <summary>Floats of scratch that <c>Sample</c> needs for a vocabulary of <paramref name="vocabularySize"/>.</summary>
     public static int ScratchLength(int vocabularySize)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(vocabularySize);

@@ -137,7 +137,11 @@ public sealed class OrleansServeClusterTests
         }
 
         Console.WriteLine($"second turns after the kill took {clock.Elapsed.TotalSeconds:F1} s; {rebuilt} conversations rebuilt their cache on another silo");
-        Assert.AreEqual(Conversations / Silos, rebuilt, "the killed silo's conversations (two of six, by placement on free slots) came back without their cache; the rest kept theirs");
+        // The killed silo held two of the six (placement by free slots); they came back without their cache. A moved
+        // conversation may also take over the idle row of one that shares its prefix on its new silo (the engine reuses
+        // rows by prefix), which then rebuilds too: at least two, never all.
+        Assert.IsGreaterThanOrEqualTo(Conversations / Silos, rebuilt, "the killed silo's conversations came back without their cache");
+        Assert.IsLessThan(Conversations, rebuilt, "the live silos' conversations kept their caches");
     }
 
     private static ChatClient Chat(string url, string? conversationId = null)
