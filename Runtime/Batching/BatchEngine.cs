@@ -41,6 +41,8 @@ public sealed class BatchEngine : IDisposable
     private readonly DecoderStep _step;
     private readonly Sequence?[] _rows;          // the slot table: a sequence (active or idle) or nothing
     private readonly BatchRequest?[] _owners;    // the request decoding in each slot, or null (idle or free)
+    private readonly BatchRequest?[] _lastOwners;   // the request that last ran in each slot (whose conversation an idle slot holds)
+    private readonly System.Collections.Concurrent.ConcurrentQueue<BatchRequest> _releases = new();
     private readonly long[] _idleSince;
     private readonly int[] _feed;
     private readonly float[] _scratch;
@@ -77,6 +79,7 @@ public sealed class BatchEngine : IDisposable
         _eos = options.StopAtEndOfSequence && model.Config.EosTokenId is { } eos ? eos : -1;
         _rows = new Sequence?[options.Slots];
         _owners = new BatchRequest?[options.Slots];
+        _lastOwners = new BatchRequest?[options.Slots];
         _idleSince = new long[options.Slots];
         _feed = new int[options.Slots];
         _scratch = new float[Sampler.ScratchLength(model.Config.VocabSize)];
@@ -157,10 +160,17 @@ public sealed class BatchEngine : IDisposable
     /// <param name="options">How its tokens are picked, its seed and its stops.</param>
     /// <param name="logitsProcessor">Changes its logits before each sample (constrained decoding); null: none.</param>
     /// <param name="cancellationToken">Cancels the request (its slot is free at the next step).</param>
+    /// <param name="randomState">
+    /// Where its sampler's random stream starts instead of at <see cref="GenerationOptions.Seed"/>: a finished
+    /// request's <see cref="BatchRequest.RandomState"/>, so a conversation's sampling goes on from where its last reply
+    /// stopped (after a restart or on another machine as well); null: from the seed.
+    /// </param>
     /// <exception cref="OnnxGptException">A token id is outside the vocabulary, the prompt is empty or leaves no room
     /// for a reply in a slot, or stop strings are given without a tokenizer.</exception>
+    /// <exception cref="ArgumentException"><paramref name="randomState"/> is not four words, or all zero.</exception>
     /// <exception cref="BatchEngineBusyException">Every slot is busy and the queue is full.</exception>
-    public BatchRequest Submit(IReadOnlyList<int> prompt, GenerationOptions options, LogitsProcessor? logitsProcessor = null, CancellationToken cancellationToken = default)
+    public BatchRequest Submit(IReadOnlyList<int> prompt, GenerationOptions options, LogitsProcessor? logitsProcessor = null, CancellationToken cancellationToken = default,
+        IReadOnlyList<ulong>? randomState = null)
     {
         ArgumentNullException.ThrowIfNull(prompt);
         ArgumentNullException.ThrowIfNull(options);
@@ -173,6 +183,7 @@ public sealed class BatchEngine : IDisposable
                 $"({options.NumReturnSequences}) run on a Generator (GptModel.CreateGenerator).", nameof(options));
         }
 
+        ulong[]? resume = randomState is null ? null : DeterministicRandomState(randomState);
         int vocab = _model.Config.VocabSize;
         foreach (int biased in options.LogitBias.Keys)
         {
@@ -210,7 +221,7 @@ public sealed class BatchEngine : IDisposable
 
         Generator.CheckConstraint(_model, options);   // compiled for the vocabulary here, not on the decoding thread
 
-        var request = new BatchRequest(tokens, options, logitsProcessor, () => _wake.Set());
+        var request = new BatchRequest(tokens, options, logitsProcessor, () => _wake.Set(), resume);
         lock (_lock)
         {
             if (_admitted >= Slots + Options.MaxQueuedRequests)
@@ -239,6 +250,24 @@ public sealed class BatchEngine : IDisposable
 
         _wake.Set();
         return request;
+    }
+
+    /// <summary>
+    /// Frees the slot in which <paramref name="finished"/> left its conversation for reuse, at the next step, if the
+    /// conversation is still there (no later request took the slot over): for a caller that knows the conversation will
+    /// not come back (a conversation that moves away or expires), so the slot goes to a new conversation at once
+    /// instead of waiting to be evicted as the least recently used. A request still running is left alone.
+    /// </summary>
+    public void ReleaseConversation(BatchRequest finished)
+    {
+        ArgumentNullException.ThrowIfNull(finished);
+        if (_disposed || finished.LastSlot < 0)
+        {
+            return;
+        }
+
+        _releases.Enqueue(finished);
+        _wake.Set();
     }
 
     /// <summary>Stops the engine's thread, cancels every request still queued or running and frees the cache.</summary>
@@ -312,7 +341,8 @@ public sealed class BatchEngine : IDisposable
     private bool Step()
     {
         long bytesBefore = GC.GetAllocatedBytesForCurrentThread();
-        bool changed = Admit();
+        bool changed = ApplyReleases();
+        changed |= Admit();
         for (int b = 0; b < Slots; b++)
         {
             if (_owners[b] is { CancelRequested: true } owner)
@@ -501,7 +531,7 @@ public sealed class BatchEngine : IDisposable
             if (sequence.FinishReason != FinishReason.None)
             {
                 Leave(b, keep: true);
-                owner.Finish(Generator.Result(b, sequence));
+                owner.Finish(Generator.Result(b, sequence), sequence.RandomState);
                 changed = true;
             }
         }
@@ -550,11 +580,34 @@ public sealed class BatchEngine : IDisposable
         if (sequence.FinishReason != FinishReason.None)
         {
             Leave(b, keep: true);
-            owner.Finish(Generator.Result(b, sequence));
+            owner.Finish(Generator.Result(b, sequence), sequence.RandomState);
             changed = true;
         }
 
         return true;
+    }
+
+    /// <summary>Empties the slots whose idle conversations <see cref="ReleaseConversation"/> was asked to free. True when any was.</summary>
+    private bool ApplyReleases()
+    {
+        bool changed = false;
+        while (_releases.TryDequeue(out var released))
+        {
+            int b = released.LastSlot;
+            if (_owners[b] is null && ReferenceEquals(_lastOwners[b], released) && _rows[b] is not null)
+            {
+                _rows[b] = null;
+                _lastOwners[b] = null;
+                changed = true;
+            }
+        }
+
+        if (changed)
+        {
+            UpdateCounts();
+        }
+
+        return changed;
     }
 
     /// <summary>Moves queued requests into slots while one can be had. True when any joined or left.</summary>
@@ -673,18 +726,24 @@ public sealed class BatchEngine : IDisposable
             _rows[slot] = sequence;
         }
 
+        if (request.ResumeRandomState is { } resume)
+        {
+            sequence.RestoreRandomState(resume);
+        }
+
         sequence.LogitsProcessor = request.LogitsProcessor;
         sequence.Constraint = Generator.StartConstraint(_model, request.Options.Constraint, request.Options, _eos);
         sequence.Begin(request.SubmittedAt, full: sequence.Length >= SlotTokens);
         _step.Rewind();   // the step's rule: a row keeps at most all but its last token cached
         _owners[slot] = request;
+        _lastOwners[slot] = request;
         OnnxGptTelemetry.ActiveSequences.Add(1);
         UpdateCounts();   // before its first token can reach anyone who then reads the statistics
         request.Place(slot, sequence.Cached);
         if (sequence.FinishReason != FinishReason.None)
         {
             Leave(slot, keep: true);   // max_tokens 0: nothing to generate
-            request.Finish(Generator.Result(slot, sequence));
+            request.Finish(Generator.Result(slot, sequence), sequence.RandomState);
         }
     }
 
@@ -724,6 +783,13 @@ public sealed class BatchEngine : IDisposable
         }
 
         UpdateCounts();
+    }
+
+    /// <summary>A copy of a saved random state, checked now so a bad one fails the submit, not the engine's step.</summary>
+    private static ulong[] DeterministicRandomState(IReadOnlyList<ulong> state)
+    {
+        OnnxGpt.Contracts.DeterministicRandom.FromState(state);
+        return [.. state];
     }
 
     private void UpdateCounts()

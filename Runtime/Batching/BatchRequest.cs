@@ -30,9 +30,10 @@ public sealed class BatchRequest
     private long _promptFedAt;
     private long _firstTokenAt;
 
-    internal BatchRequest(int[] prompt, GenerationOptions options, LogitsProcessor? logitsProcessor, Action wake)
+    internal BatchRequest(int[] prompt, GenerationOptions options, LogitsProcessor? logitsProcessor, Action wake, ulong[]? resumeRandomState = null)
     {
         Prompt = prompt;
+        ResumeRandomState = resumeRandomState;
         Options = options;
         LogitsProcessor = logitsProcessor;
         _wake = wake;
@@ -73,11 +74,24 @@ public sealed class BatchRequest
     /// <summary>Its prompt and generated tokens, text and times once it finished (null before, and when it was cancelled or failed).</summary>
     public GenerationResult? Result { get; private set; }
 
+    /// <summary>
+    /// Its sampler's random state when it finished (<see cref="Sampler.GetRandomState"/>; null before, and when it was
+    /// cancelled or failed): given to <see cref="BatchEngine.Submit"/> as <c>randomState</c>, the next request samples on
+    /// from exactly where this one stopped, on this engine or another.
+    /// </summary>
+    public IReadOnlyList<ulong>? RandomState { get; private set; }
+
     internal int[] Prompt { get; }
 
     internal LogitsProcessor? LogitsProcessor { get; }
 
     internal long SubmittedAt { get; }
+
+    /// <summary>The random state its sampler starts from instead of its seed's, or null.</summary>
+    internal ulong[]? ResumeRandomState { get; }
+
+    /// <summary>The slot it was last placed in (kept after it leaves, so its idle conversation can be released), or −1.</summary>
+    internal int LastSlot { get; private set; } = -1;
 
     internal bool CancelRequested => _cancelRequested;
 
@@ -129,6 +143,7 @@ public sealed class BatchRequest
         Volatile.Write(ref _placedAt, Stopwatch.GetTimestamp());
         _reused = reused;
         _slot = slot;
+        LastSlot = slot;
     }
 
     /// <summary>The engine's run going on when it was submitted began at <paramref name="timestamp"/> (0: none).</summary>
@@ -164,9 +179,10 @@ public sealed class BatchRequest
         _tokens.Writer.TryWrite(token);
     }
 
-    internal void Finish(GenerationResult result)
+    internal void Finish(GenerationResult result, ulong[] randomState)
     {
         Result = result;
+        RandomState = randomState;
         _finishReason = result.FinishReason;
         _slot = -1;
         _tokens.Writer.TryComplete();

@@ -269,23 +269,7 @@ public sealed class OnnxGptChatClient : IChatClient
                 AddStops(requested.Where(s => !string.IsNullOrEmpty(s)));
             }
 
-            result = new GenerationOverrides
-            {
-                MaxNewTokens = options.MaxOutputTokens,
-                Temperature = options.Temperature,
-                TopP = options.TopP,
-                TopK = options.TopK,
-                Seed = options.Seed is { } seed ? unchecked((ulong)seed) : null,
-                RepetitionPenalty = Number(options, RepetitionPenaltyProperty),
-                PresencePenalty = options.PresencePenalty,
-                FrequencyPenalty = options.FrequencyPenalty,
-                LogitBias = LogitBias(options),
-                NoRepeatNgramSize = (int?)Number(options, NoRepeatNgramSizeProperty),
-                NumBeams = (int?)Number(options, NumBeamsProperty),
-                LengthPenalty = Number(options, LengthPenaltyProperty),
-                EarlyStopping = EarlyStopping(options),
-                TopLogProbs = TopLogProbs(options),
-            }.ApplyTo(result);
+            result = Overrides(options).ApplyTo(result);
 
             if (options.Tools is { Count: > 0 } || options.ToolMode is not null)
             {
@@ -336,6 +320,34 @@ public sealed class OnnxGptChatClient : IChatClient
         }
 
         return _schemas.GetOrAdd(text, constraint);
+    }
+
+    /// <summary>
+    /// What <paramref name="options"/> ask for on top of a model's defaults, by the mapping in the class remarks
+    /// (stop sequences aside: <see cref="MapOptions"/> adds them after the template's). A host that applies the
+    /// defaults elsewhere (a conversation grain on another machine) maps a request's options with this.
+    /// </summary>
+    /// <exception cref="ArgumentException">An <c>AdditionalProperties</c> entry the mapping reads (repetition_penalty, num_beams, logit_bias...) is not of its type.</exception>
+    public static GenerationOverrides Overrides(ChatOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        return new GenerationOverrides
+        {
+            MaxNewTokens = options.MaxOutputTokens,
+            Temperature = options.Temperature,
+            TopP = options.TopP,
+            TopK = options.TopK,
+            Seed = options.Seed is { } seed ? unchecked((ulong)seed) : null,
+            RepetitionPenalty = Number(options, RepetitionPenaltyProperty),
+            PresencePenalty = options.PresencePenalty,
+            FrequencyPenalty = options.FrequencyPenalty,
+            LogitBias = LogitBias(options),
+            NoRepeatNgramSize = (int?)Number(options, NoRepeatNgramSizeProperty),
+            NumBeams = (int?)Number(options, NumBeamsProperty),
+            LengthPenalty = Number(options, LengthPenaltyProperty),
+            EarlyStopping = EarlyStopping(options),
+            TopLogProbs = TopLogProbs(options),
+        };
     }
 
     /// <inheritdoc/>

@@ -24,7 +24,7 @@ public sealed class Sampler
     private const int SortWholeNucleusBelow = 256;
     private const int NucleusBuckets = 1024;
 
-    private readonly DeterministicRandom _random;
+    private DeterministicRandom _random;
     private readonly bool _greedy;
     private readonly double _temperature;
     private readonly int _topK;
@@ -70,6 +70,16 @@ public sealed class Sampler
 
     /// <summary>The seed in use: <see cref="GenerationOptions.Seed"/>, or the one picked at random when that was null.</summary>
     public ulong Seed { get; }
+
+    /// <summary>
+    /// The random generator's state now (<see cref="DeterministicRandom.GetState"/>): saved with a conversation, it lets
+    /// <see cref="RestoreRandomState"/> continue this sampler's stream exactly, in another process if need be.
+    /// </summary>
+    public ulong[] GetRandomState() => _random.GetState();
+
+    /// <summary>Continues the random stream from <paramref name="state"/> (see <see cref="GetRandomState"/>) instead of <see cref="Seed"/>'s.</summary>
+    /// <exception cref="ArgumentException">Not four words, or all zero.</exception>
+    public void RestoreRandomState(IReadOnlyList<ulong> state) => _random = DeterministicRandom.FromState(state);
 
     /// <summary>Floats of scratch that <c>Sample</c> needs for a vocabulary of <paramref name="vocabularySize"/>.</summary>
     public static int ScratchLength(int vocabularySize)

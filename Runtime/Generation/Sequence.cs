@@ -43,6 +43,12 @@ internal sealed class Sequence
     /// <summary>The seed the sampler uses.</summary>
     public ulong Seed => _sampler.Seed;
 
+    /// <summary>The sampler's random state now (see <see cref="Sampler.GetRandomState"/>).</summary>
+    public ulong[] RandomState => _sampler.GetRandomState();
+
+    /// <summary>Continues the sampler's random stream from a saved state (see <see cref="Sampler.RestoreRandomState"/>).</summary>
+    public void RestoreRandomState(IReadOnlyList<ulong> state) => _sampler.RestoreRandomState(state);
+
     /// <summary>Tokens in the sequence: prompt and generated.</summary>
     public int Length { get; private set; }
 

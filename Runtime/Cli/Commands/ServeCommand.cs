@@ -59,6 +59,32 @@ internal sealed class ServeCommand : CliCommand
     private readonly Option<string> _otlpProtocol = CliOption.Choice("--otlp-protocol",
         "how --otlp-endpoint is spoken to: grpc (port 4317) or http/protobuf (port 4318)", "grpc", ["grpc", "http/protobuf"]);
 
+    private readonly Option<bool> _orleans = CliOption.Flag("--orleans",
+        "serve through an Orleans cluster, this process a silo of it: each conversation is a grain placed on a silo with a free " +
+        "engine slot (--parallel is this silo's), saved turn by turn, continued on another silo if its own is lost; " +
+        "requests name their conversation by the X-Conversation-Id header, or get a hash of the conversation's start");
+
+    private readonly Option<bool> _orleansClient = CliOption.Flag("--orleans-client",
+        "serve through an Orleans cluster as a client only (no engine here; the model is loaded for its id, template and defaults)");
+
+    private readonly Option<int> _siloPort = CliOption.Int("--silo-port", "PORT", "--orleans: this silo's port for the other silos", 11111, min: 1, max: 65535);
+
+    private readonly Option<int> _gatewayPort = CliOption.Int("--gateway-port", "PORT", "--orleans: this silo's port for cluster clients", 30000, min: 1, max: 65535);
+
+    private readonly Option<int?> _primarySilo = CliOption.OptionalInt("--primary-silo", "PORT",
+        "--orleans: the silo port of the cluster's first silo on this machine (localhost clustering)", "this silo is the first", min: 1, max: 65535);
+
+    private readonly Option<int[]?> _gateways = CliOption.IntList("--gateways", "PORTS",
+        "--orleans-client: the silos' gateway ports on this machine, comma-separated", "30000", min: 1);
+
+    private readonly Option<string> _clusterId = CliOption.Text("--cluster-id", "ID", "--orleans: the cluster's id (its silos and clients share it)", () => "onnxgpt");
+
+    private readonly Option<string?> _orleansStorage = CliOption.Text("--orleans-storage", "DIR",
+        "--orleans: the folder conversations are saved in, the same for every silo, so a silo's loss loses none", "in memory, lost with the silo holding them");
+
+    private readonly Option<int> _idleTimeout = CliOption.Int("--idle-timeout", "SECONDS",
+        "--orleans: a conversation idle this long is deactivated and gives its slot back (its history stays saved)", 600, min: 1);
+
     private readonly SessionOptionGroup _session = new();
 
     private readonly SpeculationOptionGroup _speculation = new();
@@ -84,6 +110,15 @@ internal sealed class ServeCommand : CliCommand
         Options.Add(_otlpEndpoint);
         Options.Add(_otlpProtocol);
         _speculation.AddTo(this);
+        Options.Add(_orleans);
+        Options.Add(_orleansClient);
+        Options.Add(_siloPort);
+        Options.Add(_gatewayPort);
+        Options.Add(_primarySilo);
+        Options.Add(_gateways);
+        Options.Add(_clusterId);
+        Options.Add(_orleansStorage);
+        Options.Add(_idleTimeout);
         _session.AddTo(this);
         Options.Add(_quiet);
         Validators.Add(r =>
@@ -91,6 +126,25 @@ internal sealed class ServeCommand : CliCommand
             if (r.Given(_urls) && string.IsNullOrWhiteSpace(r.ValueIfValid(_urls)))
             {
                 r.AddError("--urls: give at least one address to listen on, e.g. http://127.0.0.1:8080.");
+            }
+
+            bool silo = r.ValueIfValid(_orleans), client = r.ValueIfValid(_orleansClient);
+            if (silo && client)
+            {
+                r.AddError("--orleans and --orleans-client: give one; a silo is a client of its cluster already.");
+            }
+
+            foreach (var (option, asSilo) in new (Option, bool)[] { (_siloPort, true), (_gatewayPort, true), (_primarySilo, true), (_orleansStorage, true), (_idleTimeout, true), (_gateways, false) })
+            {
+                if (r.Given(option) && !(asSilo ? silo : client))
+                {
+                    r.AddError($"{option.Name} needs {(asSilo ? "--orleans" : "--orleans-client")}.");
+                }
+            }
+
+            if (r.Given(_clusterId) && !silo && !client)
+            {
+                r.AddError("--cluster-id needs --orleans or --orleans-client.");
             }
 
             foreach (string origin in r.ValueIfValid(_corsOrigins) ?? [])
@@ -128,28 +182,44 @@ internal sealed class ServeCommand : CliCommand
         using var model = SessionOptionGroup.Load(parse.GetRequiredValue(_model), modelSettings, stderr);
         var speculation = _speculation.Load(parse, sessionSettings, stderr);
         using var draft = speculation?.DraftModel;
+        bool asSilo = parse.GetValue(_orleans), orleans = asSilo || parse.GetValue(_orleansClient);
         var clientOptions = new OnnxGptChatClientOptions
         {
             DefaultGenerationOptions = speculation is null ? null : GenerationOptions.FromDefaults(model.GenerationDefaults) with { Speculation = speculation },
             ModelId = parse.GetValue(_modelId),
-            MaxCachedConversations = parse.GetValue(_cacheConversations),
-            BatchSlots = options.MaxConcurrentRequests,
+            MaxCachedConversations = orleans ? 0 : parse.GetValue(_cacheConversations),
+            // Through a cluster, the silo's conversation engine generates; this client only maps and checks.
+            BatchSlots = orleans ? 0 : options.MaxConcurrentRequests,
             MaxQueuedRequests = options.MaxQueuedRequests,
             PrefillChunkTokens = parse.GetValue(_prefillChunk),
         };
         using var client = new OnnxGptChatClient(model, clientOptions, new WriterLoggerProvider(stderr, LogLevel.Warning).CreateLogger("onnxgpt.chat"));
+        var cluster = orleans ? StartCluster(parse, asSilo, model, options, stderr) : null;
         OpenAiServer server;
         try
         {
-            server = OpenAiServer.StartAsync(client, options, stdout, log).GetAwaiter().GetResult();
+            IReplySource replies = cluster is null ? new LocalReplies(client)
+                : new ClusterReplies(new Orleans.Client.OnnxGptClusterChatClient(cluster.Grains, new Orleans.Client.ClusterChatClientOptions { ModelId = client.ModelId }));
+            server = OpenAiServer.StartAsync(client, replies, options, stdout, log).GetAwaiter().GetResult();
         }
-        catch (IOException e)
+        catch (Exception e)
         {
-            throw new OnnxGptException($"cannot listen on {options.Urls}: {e.Message}", e);
+            cluster?.DisposeAsync().AsTask().GetAwaiter().GetResult();
+            if (e is IOException)
+            {
+                throw new OnnxGptException($"cannot listen on {options.Urls}: {e.Message}", e);
+            }
+
+            throw;
         }
 
         try
         {
+            if (cluster is not null)
+            {
+                stdout.WriteLine($"  orleans: {cluster.Description}");
+            }
+
             stdout.WriteLine($"serving '{client.ModelId}' ({model}) on {string.Join(", ", server.Urls)}; Ctrl+C stops.");
             if (options.WebUi && server.Urls.Count > 0)
             {
@@ -160,7 +230,8 @@ internal sealed class ServeCommand : CliCommand
             {
                 stdout.WriteLine($"  metrics: {server.Urls[0].TrimEnd('/')}{options.Telemetry.MetricsPath} (Prometheus text format)");
             }
-            stdout.WriteLine(client.Engine is { } engine
+            stdout.WriteLine(cluster is not null ? $"  generation: on the cluster's silos (conversation by the {ClusterReplies.ConversationHeader} header, or a hash of its start)"
+                : client.Engine is { } engine
                 ? $"  batch engine: {engine.Slots} slots of {engine.SlotTokens} tokens decoded together, KV cache {engine.CacheBytes / 1048576.0:F1} MiB in {model.CacheDevice} memory; queue {options.MaxQueuedRequests}"
                 : $"  portable graph: each request on its own generator, {options.MaxConcurrentRequests} at once (the batch engine needs --graph fused); queue {options.MaxQueuedRequests}");
             if (speculation is not null)
@@ -185,7 +256,26 @@ internal sealed class ServeCommand : CliCommand
         finally
         {
             server.DisposeAsync().AsTask().GetAwaiter().GetResult();
+            cluster?.DisposeAsync().AsTask().GetAwaiter().GetResult();
         }
+    }
+
+    private ClusterHost StartCluster(ParseResult parse, bool asSilo, Runtime.Model.GptModel model, ServerOptions options, TextWriter stderr)
+    {
+        var settings = new ClusterSettings
+        {
+            IsSilo = asSilo,
+            SiloPort = parse.GetValue(_siloPort),
+            GatewayPort = parse.GetValue(_gatewayPort),
+            PrimarySiloPort = parse.GetValue(_primarySilo),
+            GatewayPorts = parse.GetValue(_gateways) is { Length: > 0 } ports ? ports : [30000],
+            ClusterId = parse.GetRequiredValue(_clusterId),
+            StorageDirectory = parse.GetValue(_orleansStorage) is { } dir ? Path.GetFullPath(dir) : null,
+            IdleTimeout = TimeSpan.FromSeconds(parse.GetValue(_idleTimeout)),
+        };
+        return (asSilo
+            ? ClusterHost.StartSiloAsync(model, options.MaxConcurrentRequests, parse.GetValue(_prefillChunk), settings, stderr, CancellationToken.None)
+            : ClusterHost.StartClientAsync(settings, stderr, CancellationToken.None)).GetAwaiter().GetResult();
     }
 
     private static string Describe(GenerationOptions o) =>

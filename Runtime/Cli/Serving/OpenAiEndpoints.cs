@@ -14,8 +14,11 @@ using OnnxGpt.Runtime.Generation;
 
 namespace OnnxGpt.Cli.Serving;
 
-/// <summary>The request handlers of <see cref="OpenAiServer"/>: OpenAI's JSON in, the chat client's updates out.</summary>
-internal sealed partial class OpenAiEndpoints(OnnxGptChatClient client, ServerOptions options, ILogger logger)
+/// <summary>
+/// The request handlers of <see cref="OpenAiServer"/>: OpenAI's JSON in, the updates of the reply source out (the chat
+/// client, or an Orleans cluster's conversations); the chat client gives the model's id, defaults and checks either way.
+/// </summary>
+internal sealed partial class OpenAiEndpoints(OnnxGptChatClient client, IReplySource replies, ServerOptions options, ILogger logger)
 {
     /// <summary>Responses are JSON for programs, never embedded in HTML: keep quotes and non-ASCII text readable.</summary>
     private static readonly JsonSerializerOptions JsonOutput = new() { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
@@ -81,8 +84,15 @@ internal sealed partial class OpenAiEndpoints(OnnxGptChatClient client, ServerOp
                 CheckResponseFormat(request.Options);
             }
 
+            string? conversationId = replies is ClusterReplies ? ClusterReplies.ConversationId(context.Request) : null;
             if (chat ? request.N > 1 : NeedsChoices(request))
             {
+                if (replies is ClusterReplies)
+                {
+                    throw OpenAiError.BadRequest("several prompts, n, best_of and beam search are not supported through an Orleans cluster (serve --orleans) yet: send one prompt per request, n = 1.",
+                        "n", "unsupported_value");
+                }
+
                 usage = chat
                     ? await ChatChoicesAsync(context, request, clock, cancellationToken).ConfigureAwait(false)
                     : await CompleteChoicesAsync(context, request, clock, cancellationToken).ConfigureAwait(false);
@@ -90,16 +100,14 @@ internal sealed partial class OpenAiEndpoints(OnnxGptChatClient client, ServerOp
                 return;
             }
 
-            // The batch engine holds its own slots and queue (and refuses beyond them); without it, the gate does.
-            using var slot = client.Engine is null ? await _gate.EnterAsync(cancellationToken).ConfigureAwait(false) : null;
+            // The batch engine (or the cluster) holds its own slots and queue (and refuses beyond them); without one, the gate does.
+            using var slot = replies.NeedsGate ? await _gate.EnterAsync(cancellationToken).ConfigureAwait(false) : null;
             IAsyncEnumerable<ChatResponseUpdate> updates;
             try
             {
                 updates = chat
-                    ? client.GetStreamingResponseAsync(request.Messages!, request.Options, cancellationToken)
-                    : request.Prompts![0].Tokens is { } ids
-                        ? client.CompleteStreamingAsync(ids, request.Options, cancellationToken)
-                        : client.CompleteStreamingAsync(request.Prompts[0].Text!, request.Options, cancellationToken);
+                    ? replies.ChatAsync(request.Messages!, request.Options, conversationId, cancellationToken)
+                    : replies.CompleteAsync(request.Prompts![0], request.Options, conversationId, cancellationToken);
             }
             catch (ArgumentException e)
             {

@@ -47,10 +47,16 @@ public sealed class OpenAiServer : IAsyncDisposable
     /// <param name="cancellationToken">Cancels the start.</param>
     /// <exception cref="ArgumentException">An option is out of range.</exception>
     /// <exception cref="IOException">An address cannot be bound (in use, or not a local address).</exception>
-    public static async Task<OpenAiServer> StartAsync(OnnxGptChatClient client, ServerOptions options, TextWriter? log = null,
+    public static Task<OpenAiServer> StartAsync(OnnxGptChatClient client, ServerOptions options, TextWriter? log = null,
+        LogLevel logLevel = LogLevel.Information, CancellationToken cancellationToken = default) =>
+        StartAsync(client, new LocalReplies(client), options, log, logLevel, cancellationToken);
+
+    /// <summary>Starts a server whose replies come from <paramref name="replies"/> (an Orleans cluster's conversations, say); <paramref name="client"/> gives the model's id, defaults and checks.</summary>
+    internal static async Task<OpenAiServer> StartAsync(OnnxGptChatClient client, IReplySource replies, ServerOptions options, TextWriter? log = null,
         LogLevel logLevel = LogLevel.Information, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(client);
+        ArgumentNullException.ThrowIfNull(replies);
         ArgumentNullException.ThrowIfNull(options);
         options.Validate();
         var builder = WebApplication.CreateEmptyBuilder(new WebApplicationOptions { ApplicationName = "onnxgpt" });
@@ -81,7 +87,7 @@ public sealed class OpenAiServer : IAsyncDisposable
         }
 
         var app = builder.Build();
-        var endpoints = new OpenAiEndpoints(client, options, app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("onnxgpt.serve"));
+        var endpoints = new OpenAiEndpoints(client, replies, options, app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("onnxgpt.serve"));
         var requestLog = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("onnxgpt.serve");
         app.Use((context, next) => OpenAiEndpoints.LogRequestAsync(context, next, requestLog));
         app.UseStatusCodePages(context => OpenAiEndpoints.WriteStatusErrorAsync(context.HttpContext));
