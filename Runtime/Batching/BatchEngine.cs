@@ -38,6 +38,7 @@ public sealed class BatchEngine : IDisposable
     private readonly ILogger _logger;
     private readonly ITextTokenizer? _tokenizer;
     private readonly int _eos;
+    private readonly int[] _moreEnds;
     private readonly DecoderStep _step;
     private readonly Sequence?[] _rows;          // the slot table: a sequence (active or idle) or nothing
     private readonly BatchRequest?[] _owners;    // the request decoding in each slot, or null (idle or free)
@@ -77,6 +78,7 @@ public sealed class BatchEngine : IDisposable
         SlotTokens = options.SlotTokens == 0 ? model.Config.ContextLength : Math.Min(options.SlotTokens, model.Config.ContextLength);
         _tokenizer = options.DecodeText ? model.Tokenizer : null;
         _eos = options.StopAtEndOfSequence && model.Config.EosTokenId is { } eos ? eos : -1;
+        _moreEnds = options.StopAtEndOfSequence ? [.. model.EndTokenIds.Where(t => t != _eos)] : [];
         _rows = new Sequence?[options.Slots];
         _owners = new BatchRequest?[options.Slots];
         _lastOwners = new BatchRequest?[options.Slots];
@@ -720,7 +722,7 @@ public sealed class BatchEngine : IDisposable
         }
         else
         {
-            sequence = new Sequence(request.Options, _eos, _tokenizer);
+            sequence = new Sequence(request.Options, _eos, _tokenizer) { MoreEndTokens = _moreEnds };
             sequence.Reserve((int)Math.Min(SlotTokens, (long)prompt.Length + request.Options.MaxNewTokens));
             sequence.Append(prompt);
             _rows[slot] = sequence;

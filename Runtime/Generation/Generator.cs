@@ -54,6 +54,7 @@ public sealed class Generator : IDisposable
     private readonly int _vocab;
     private readonly int _context;
     private readonly int _eos;
+    private readonly int[] _moreEnds;
     private readonly float[] _scratch;
 
     private DecoderStep? _step;
@@ -93,6 +94,7 @@ public sealed class Generator : IDisposable
         _context = model.Config.ContextLength;
         CheckForModel(options, model);
         _eos = settings.StopAtEndOfSequence && model.Config.EosTokenId is { } eos ? eos : -1;
+        _moreEnds = settings.StopAtEndOfSequence ? [.. model.EndTokenIds.Where(t => t != _eos)] : [];
         _scratch = new float[Sampler.ScratchLength(_vocab)];
         _seed = PickSeed(options);
         CheckConstraint(options);
@@ -401,7 +403,7 @@ public sealed class Generator : IDisposable
                     $"{_model.ModelPath}: beam search moves cache rows between beams, which C# can only do in host memory, and this model keeps its cache in {_model.CacheDevice} memory; run beam search on the CPU provider.");
             }
 
-            int[] ends = _eos >= 0 ? [_eos, .. Options.StopTokenIds.Where(t => t != _eos)] : [.. Options.StopTokenIds.Distinct()];
+            int[] ends = _eos >= 0 ? [_eos, .. _moreEnds, .. Options.StopTokenIds.Where(t => t != _eos && !_moreEnds.Contains(t))] : [.. Options.StopTokenIds.Distinct()];
             _beams = new BeamSearch(_rows!, _step!, Options, rows.Count, _vocab, ends, _context);
             _forkPending = false;
         }
@@ -858,7 +860,10 @@ public sealed class Generator : IDisposable
         for (int b = 0; b < batch; b++)
         {
             // Beams decode their text at the end, from the hypothesis' tokens.
-            _rows[b] = new Sequence(RowOptions(b), _eos, Options.IsBeamSearch ? null : _tokenizer) { Constraint = StartConstraint(Options.Constraint, Options) };
+            _rows[b] = new Sequence(RowOptions(b), _eos, Options.IsBeamSearch ? null : _tokenizer)
+            {
+                Constraint = StartConstraint(Options.Constraint, Options), MoreEndTokens = _moreEnds,
+            };
             _slotOf[b] = [];
         }
 

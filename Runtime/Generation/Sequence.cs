@@ -14,6 +14,7 @@ namespace OnnxGpt.Runtime.Generation;
 internal sealed class Sequence
 {
     private readonly int _eos;
+    private int[] _moreEnds = [];
     private int[] _tokens = [];
     private Sampler _sampler;
     private int[] _stopIds;
@@ -35,6 +36,16 @@ internal sealed class Sequence
         {
             Text = new RowText(tokenizer, options.StopStrings, Math.Min(options.MaxNewTokens, 4096));
         }
+    }
+
+    /// <summary>
+    /// Tokens besides the end-of-sequence token that end the sequence as it does (<see cref="FinishReason.EndOfSequence"/>,
+    /// left out of the text): the other ids of a model whose files list several (<see cref="Model.GptModel.EndTokenIds"/>).
+    /// </summary>
+    public IReadOnlyList<int> MoreEndTokens
+    {
+        get => _moreEnds;
+        init => _moreEnds = [.. value];
     }
 
     /// <summary>How tokens are picked (see <see cref="SetOptions"/>).</summary>
@@ -388,7 +399,7 @@ internal sealed class Sequence
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private FinishReason StopReason(int token, int newTokens)
     {
-        if (token == _eos)
+        if (token == _eos || (_moreEnds.Length > 0 && Array.IndexOf(_moreEnds, token) >= 0))
         {
             return FinishReason.EndOfSequence;
         }
@@ -407,7 +418,7 @@ internal sealed class Sequence
         for (int i = PromptLength; i < Length; i++)
         {
             int token = _tokens[i];
-            if (token != _eos && Array.IndexOf(_stopIds, token) < 0)
+            if (token != _eos && Array.IndexOf(_stopIds, token) < 0 && Array.IndexOf(_moreEnds, token) < 0)
             {
                 yield return token;
             }

@@ -95,7 +95,7 @@ internal sealed class GenAiDescription
         shape.Says(StatedShape.Field.VocabSize, Int(model, "vocab_size"), "model.vocab_size")
             .Says(StatedShape.Field.ContextLength, Int(model, "context_length"), "model.context_length")
             .Says(StatedShape.Field.BosTokenId, Int(model, "bos_token_id"), "model.bos_token_id")
-            .Says(StatedShape.Field.EosTokenId, Int(model, "eos_token_id"), "model.eos_token_id");
+            .SaysEnds(model.Get("eos_token_id"), "model.eos_token_id");
 
         var names = GraphIoNames.Default;
         string? modelFile = null;

@@ -55,6 +55,7 @@ public sealed class GptModel : IDisposable
 
         var description = ModelDescription.Read(Metadata, layout, Signature, genai);
         (Config, ConfigSource) = (description.Config, description.Source);
+        EndTokenIds = Config.EosTokenId is { } end ? [end, .. description.EndTokenIds.Where(t => t != end)] : description.EndTokenIds;
         ModelConsistency.CheckShape(modelPath, description);
         Layout = layout with
         {
@@ -103,6 +104,13 @@ public sealed class GptModel : IDisposable
 
     /// <summary>The model's shape, from its metadata (or a config file beside it).</summary>
     public GptConfig Config { get; }
+
+    /// <summary>
+    /// Every token that ends a sequence: <see cref="GptConfig.EosTokenId"/>, and for a folder whose <c>config.json</c>,
+    /// <c>generation_config.json</c> or <c>genai_config.json</c> lists several <c>eos_token_id</c>s (Llama 3's, Qwen2's
+    /// chat models) the others too; generation stops at any of them. Empty when the model has no end token.
+    /// </summary>
+    public IReadOnlyList<int> EndTokenIds { get; }
 
     /// <summary>Where <see cref="Config"/> was read: the model's metadata, or a config file beside it.</summary>
     public string ConfigSource { get; }

@@ -39,7 +39,7 @@ internal static class HfGenerationConfig
         }).Validate(path);
         var ids = new StatedShape(path)
             .Says(StatedShape.Field.BosTokenId, root.Get("bos_token_id") is { } bos ? StatedShape.FirstInt(bos) : null, "bos_token_id")
-            .Says(StatedShape.Field.EosTokenId, root.Get("eos_token_id") is { } eos ? StatedShape.FirstInt(eos) : null, "eos_token_id");
+            .SaysEnds(root.Get("eos_token_id"), "eos_token_id");
         return (defaults, ids);
     }
 }

@@ -27,7 +27,9 @@ internal static class ModelDescription
     /// <param name="Defaults">Generation defaults found with it (a GenAI config's <c>search</c>, a <c>generation_config.json</c>), or null.</param>
     /// <param name="Chosen">For each of the config's values, the sentence of the part that gave it.</param>
     /// <param name="Parts">Every part that states something about the shape (files, the graph), to check against <paramref name="Config"/>.</param>
-    public sealed record Description(GptConfig Config, string Source, GenerationDefaults? Defaults, StatedShape Chosen, IReadOnlyList<StatedShape> Parts);
+    /// <param name="EndTokenIds">Every end id the files list (an <c>eos_token_id</c> list), in order; empty when they give one at most.</param>
+    public sealed record Description(GptConfig Config, string Source, GenerationDefaults? Defaults, StatedShape Chosen, IReadOnlyList<StatedShape> Parts,
+        IReadOnlyList<int> EndTokenIds);
 
     /// <summary>Reads the description of the model at <paramref name="layout"/>, whose graph has <paramref name="signature"/>.</summary>
     /// <exception cref="OnnxGptException">A file is malformed, or no part states what the runtime needs; the message says what was looked for.</exception>
@@ -46,7 +48,7 @@ internal static class ModelDescription
             AddIf(parts, hf);
             AddIf(parts, genai?.Shape);
             parts.Add(graph);
-            return new Description(config, source, null, StatedShape.FromConfig(config, source, isFile: false), parts);
+            return new Description(config, source, null, StatedShape.FromConfig(config, source, isFile: false), parts, []);
         }
 
         // Another tool's graph computes everything itself: its files only describe the shape, field by field (a
@@ -170,7 +172,26 @@ internal static class ModelDescription
         }
 
         config = config.Validate(source);
-        return new Description(config, source, defaults, chosen, parts);
+        var ends = new List<int>();
+        foreach (var part in filled)
+        {
+            foreach (int id in part.EndIds)
+            {
+                if (id < 0 || id >= config.VocabSize)
+                {
+                    throw new OnnxGptException(
+                        $"{part.Source}: eos_token_id lists {id}, outside the vocabulary of {config.VocabSize} tokens ({chosen.Statement(Field.VocabSize)}); " +
+                        "expected token ids of this model.");
+                }
+
+                if (!ends.Contains(id))
+                {
+                    ends.Add(id);
+                }
+            }
+        }
+
+        return new Description(config, source, defaults, chosen, parts, ends);
     }
 
     /// <summary>What the graph states: its cache's layers, heads and head size, and its logits' vocabulary.</summary>

@@ -68,6 +68,28 @@ internal sealed class StatedShape
     /// <summary>The feed-forward width the part gives (<c>n_inner</c>, or a Llama config's <c>intermediate_size</c>), for the parameter count.</summary>
     public int? InnerWidth { get; init; }
 
+    /// <summary>Every id of the part's end-token field when it lists several (Llama 3's and Qwen2's files do); the first is its <see cref="Field.EosTokenId"/>.</summary>
+    public IReadOnlyList<int> EndIds { get; private set; } = [];
+
+    /// <summary>
+    /// Records the end id <paramref name="eos"/> gives under <paramref name="name"/>: an integer, or a list whose first
+    /// id is the end token and whose every id ends a sequence.
+    /// </summary>
+    public StatedShape SaysEnds(JsonField? eos, string name)
+    {
+        if (eos is not { Kind: not System.Text.Json.JsonValueKind.Null } value)
+        {
+            return this;
+        }
+
+        if (value.Kind == System.Text.Json.JsonValueKind.Array)
+        {
+            EndIds = [.. value.Items().Select(i => i.GetInt32())];
+        }
+
+        return Says(Field.EosTokenId, FirstInt(value), name);
+    }
+
     /// <summary>Whether the part states anything.</summary>
     public bool IsEmpty => _values.Count == 0;
 
@@ -150,7 +172,7 @@ internal sealed class StatedShape
         From(Field.Heads, "n_head", "num_attention_heads");
         From(Field.KvHeads, "num_key_value_heads");
         From(Field.BosTokenId, "bos_token_id");
-        From(Field.EosTokenId, "eos_token_id");
+        shape.SaysEnds(root.Get("eos_token_id"), "eos_token_id");
         if (shape[Field.KvHeads] is null && shape[Field.Heads] is { } heads)
         {
             shape.Says(Field.KvHeads, heads, root.Get("n_head") is null ? "num_attention_heads" : "n_head");

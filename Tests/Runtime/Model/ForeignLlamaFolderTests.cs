@@ -108,6 +108,51 @@ public sealed class ForeignLlamaFolderTests
         StringAssert.Contains(e.Message, "config.json says num_key_value_heads is 8, but the graph has 4 heads in its past inputs");
     }
 
+    [TestMethod]
+    public async Task EveryEndIdAFolderListsEndsTheSequence()
+    {
+        // The story from BOS on our export; the first token after the third that has not come before stands in for a
+        // chat model's second end token (Llama 3's <|eot_id|>, Qwen2's <|im_end|>).
+        var ours = s_ours!;
+        var story = Generate(ours, [[1]], new GeneratorOptions())[0][1..];
+        int k = Enumerable.Range(3, story.Length - 3).First(i => Array.IndexOf(story, story[i], 0, i) < 0);
+        int end = story[k];
+
+        // Optimum: generation_config.json lists [2, end]; the generator stops there.
+        using var tmp = TestPaths.NewTemp();
+        string optimum = ForeignFolders.OptimumSingle(tmp, from: ForeignFolders.Stories);
+        File.WriteAllText(Path.Combine(optimum, "generation_config.json"), $$"""{"bos_token_id": 1, "eos_token_id": [2, {{end}}]}""");
+        using (var model = GptModel.Load(optimum))
+        {
+            CollectionAssert.AreEqual(new[] { 2, end }, model.EndTokenIds.ToArray());
+            using var generator = model.CreateGenerator(Greedy);
+            generator.Append([1]);
+            var result = generator.GenerateAll()[0];
+            Assert.AreEqual(FinishReason.EndOfSequence, result.FinishReason);
+            CollectionAssert.AreEqual(story[..(k + 1)], result.Ids.ToArray()[1..], "the story up to the end token");
+        }
+
+        // GenAI (a fused graph: the batch engine): genai_config.json's model.eos_token_id lists them.
+        string genai = ForeignFolders.GenAiLlama(tmp);
+        string path = Path.Combine(genai, ModelFolder.GenAiConfigFile);
+        File.WriteAllText(path, File.ReadAllText(path).Replace("\"eos_token_id\": 2", $"\"eos_token_id\": [2, {end}]", StringComparison.Ordinal));
+        using (var model = GptModel.Load(genai))
+        {
+            CollectionAssert.AreEqual(new[] { 2, end }, model.EndTokenIds.ToArray());
+            using var engine = OnnxGpt.Runtime.Batching.BatchEngine.Start(model, new OnnxGpt.Runtime.Batching.BatchEngineOptions { Slots = 2 });
+            var request = engine.Submit([1], Greedy);
+            await request.Completion;
+            Assert.AreEqual(FinishReason.EndOfSequence, request.FinishReason);
+            CollectionAssert.AreEqual(story[..(k + 1)], request.Result!.Ids.ToArray()[1..], "the story up to the end token, batched");
+        }
+
+        // An end id outside the vocabulary is refused naming the file.
+        File.WriteAllText(Path.Combine(optimum, "config.json"), File.ReadAllText(Path.Combine(optimum, "config.json"))
+            .Replace("\"eos_token_id\":2", "\"eos_token_id\":[2,512]", StringComparison.Ordinal));
+        var e = Assert.ThrowsExactly<OnnxGptException>(() => GptModel.Load(optimum).Dispose());
+        StringAssert.Contains(e.Message, "config.json: eos_token_id lists 512, outside the vocabulary of 512 tokens");
+    }
+
     private static int[][] Generate(GptModel model, int[][] prompts, GeneratorOptions settings)
     {
         using var generator = model.CreateGenerator(Greedy, settings);
