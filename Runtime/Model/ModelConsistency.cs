@@ -106,6 +106,12 @@ internal static class ModelConsistency
                     continue;
                 }
 
+                // A list of end ids agrees with an end id it holds (Llama 3's config.json lists three, its GenAI config one).
+                if (field == StatedShape.Field.EosTokenId && part.EndIds.Contains(value))
+                {
+                    continue;
+                }
+
                 string inUse = description.Chosen[field] is not null
                     ? description.Chosen.Statement(field)
                     : $"{description.Source} gives {field} {value.ToString(CultureInfo.InvariantCulture)}";

@@ -146,6 +146,18 @@ public sealed class ForeignLlamaFolderTests
             CollectionAssert.AreEqual(story[..(k + 1)], request.Result!.Ids.ToArray()[1..], "the story up to the end token, batched");
         }
 
+        // A list agrees with a file that names one of its ids; a file naming another disagrees.
+        string config = Path.Combine(genai, ModelFolder.ConfigFile);
+        File.WriteAllText(config, $$"""{"eos_token_id": [{{end}}, 2]}""");
+        using (var model = GptModel.Load(genai))
+        {
+            CollectionAssert.AreEqual(new[] { 2, end }, model.EndTokenIds.ToArray(), "genai_config.json's order first");
+        }
+
+        File.WriteAllText(config, """{"eos_token_id": [7, 9]}""");
+        var stale = Assert.ThrowsExactly<OnnxGptException>(() => GptModel.Load(genai).Dispose());
+        StringAssert.Contains(stale.Message, "config.json says eos_token_id is 7 but");
+
         // An end id outside the vocabulary is refused naming the file.
         File.WriteAllText(Path.Combine(optimum, "config.json"), File.ReadAllText(Path.Combine(optimum, "config.json"))
             .Replace("\"eos_token_id\":2", "\"eos_token_id\":[2,512]", StringComparison.Ordinal));
