@@ -79,6 +79,8 @@ internal sealed class BenchCommand : CliCommand
         Subcommands.Add(new BenchConstraintCommand());
         Subcommands.Add(new BenchDecodingCommand());
         Subcommands.Add(new BenchSpeculativeCommand());
+        Subcommands.Add(new BenchOrleansCommand());
+        Subcommands.Add(new BenchCacheSimCommand());
         Validators.Add(r =>
         {
             if (r.Given(_model) && (r.Given(_preset) || r.Given(_cacheDir) || r.Given(_graph) || r.Given(_quantize)))

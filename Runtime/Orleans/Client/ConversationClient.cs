@@ -61,7 +61,8 @@ public sealed class ConversationClient
         for (int attempt = 1; ; attempt++)
         {
             using var call = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-            var stream = grain.ContinueAsync(turn, call.Token).GetAsyncEnumerator(call.Token);
+            // One update per message: Orleans otherwise gathers up to 100 into one batch, and a reply would arrive at once at its end.
+            var stream = grain.ContinueAsync(turn, call.Token).WithBatchSize(1).GetAsyncEnumerator(call.Token);
             int received = 0;
             Exception? lost = null;
             try
