@@ -2,9 +2,10 @@ namespace OnnxGpt.Runtime.Chat;
 
 /// <summary>
 /// Trims a reply streamed piece by piece: drops leading whitespace, and holds trailing whitespace back until more
-/// text follows (what is still held when the reply ends is dropped).
+/// text follows (what is still held when the reply ends is dropped): what the chat client does to its replies, for a
+/// host that streams replies it generates itself (an OpenAI server's several choices). One per reply.
 /// </summary>
-internal sealed class ReplyTrimmer
+public sealed class ReplyTrimmer
 {
     private bool _started;
     private string _held = string.Empty;

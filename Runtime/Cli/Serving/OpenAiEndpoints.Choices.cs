@@ -166,9 +166,9 @@ internal sealed partial class OpenAiEndpoints
     }
 
     /// <summary>
-    /// <c>/v1/chat/completions</c> with <c>n</c> &gt; 1 (not streamed): the conversation rendered as the chat client
-    /// renders it, run once, its cache copied into n rows (row j seeded seed + j); each choice's message is its row's
-    /// text, trimmed as the chat client trims a reply.
+    /// <c>/v1/chat/completions</c> with <c>n</c> &gt; 1: the conversation rendered as the chat client renders it, run
+    /// once, its cache copied into n rows (row j seeded seed + j); each choice's message is its row's text, trimmed as
+    /// the chat client trims a reply (streamed: each row's pieces through its own <see cref="ReplyTrimmer"/>).
     /// </summary>
     private async Task<UsageDetails> ChatChoicesAsync(HttpContext context, OpenAiRequest request, Stopwatch clock, CancellationToken cancellationToken)
     {
@@ -200,6 +200,13 @@ internal sealed partial class OpenAiEndpoints
             throw OpenAiError.BadRequest(e.Message, "messages");
         }
 
+        string id = "chatcmpl-" + Guid.NewGuid().ToString("N");
+        long created = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
+        if (request.Stream)
+        {
+            return await StreamChatChoicesAsync(context, request, generator, id, created, prompt.Length, clock, cancellationToken).ConfigureAwait(false);
+        }
+
         var results = await Task.Run(() => generator.GenerateAll(cancellationToken), cancellationToken).ConfigureAwait(false);
         int generated = results.Sum(r => r.NewTokens);
         Stats.FirstToken(clock.Elapsed);
@@ -220,11 +227,84 @@ internal sealed partial class OpenAiEndpoints
         var usage = new UsageDetails { InputTokenCount = prompt.Length, OutputTokenCount = generated, TotalTokenCount = prompt.Length + generated, CachedInputTokenCount = 0 };
         var body = new JsonObject
         {
-            ["id"] = "chatcmpl-" + Guid.NewGuid().ToString("N"), ["object"] = "chat.completion", ["created"] = DateTimeOffset.UtcNow.ToUnixTimeSeconds(),
-            ["model"] = client.ModelId, ["choices"] = choices, ["usage"] = UsageJson(usage),
+            ["id"] = id, ["object"] = "chat.completion", ["created"] = created, ["model"] = client.ModelId, ["choices"] = choices, ["usage"] = UsageJson(usage),
         };
         await WriteJsonAsync(context, StatusCodes.Status200OK, body, cancellationToken).ConfigureAwait(false);
         return usage;
+    }
+
+    /// <summary>
+    /// Several chat choices streamed: each choice's role first, then each row's trimmed pieces as they come with their
+    /// index (a token whose text the trim holds back sends its log-probabilities with the next piece, or with the finish), each row's finish
+    /// reason when it stops, usage if asked, [DONE].
+    /// </summary>
+    private async Task<UsageDetails> StreamChatChoicesAsync(HttpContext context, OpenAiRequest request, Generator generator, string id, long created,
+        int promptTokens, Stopwatch clock, CancellationToken cancellationToken)
+    {
+        var response = context.Response;
+        response.StatusCode = StatusCodes.Status200OK;
+        response.ContentType = "text/event-stream";
+        response.Headers.CacheControl = "no-cache";
+        var json = new LogProbsJson(client.Model.Tokenizer!);
+        var trimmers = new ReplyTrimmer[generator.BatchSize];
+        var pending = new List<TokenLogProbs>[generator.BatchSize];
+        for (int row = 0; row < generator.BatchSize; row++)
+        {
+            trimmers[row] = new ReplyTrimmer();
+            pending[row] = [];
+            await SendAsync(Chunk(row, new JsonObject { ["role"] = "assistant", ["content"] = "" }, null, null)).ConfigureAwait(false);
+        }
+
+        int generated = 0;
+        await foreach (var token in generator.StreamAsync(cancellationToken).ConfigureAwait(false))
+        {
+            if (generated++ == 0)
+            {
+                Stats.FirstToken(clock.Elapsed);
+            }
+
+            Stats.TokensGenerated(1);
+            if (request.LogProbs is not null && token.LogProbs is { } lp)
+            {
+                pending[token.Row].Add(lp);
+            }
+
+            string piece = trimmers[token.Row].Push(token.Text);
+            if (piece.Length > 0)
+            {
+                JsonObject? logprobs = request.LogProbs is null ? null : json.Chat(pending[token.Row]);
+                pending[token.Row].Clear();
+                await SendAsync(Chunk(token.Row, new JsonObject { ["content"] = piece }, logprobs, null)).ConfigureAwait(false);
+            }
+
+            if (token.FinishReason != FinishReason.None)
+            {
+                // Tokens whose text the trim dropped at the end still send their log-probabilities, with the finish.
+                JsonObject? logprobs = request.LogProbs is null || pending[token.Row].Count == 0 ? null : json.Chat(pending[token.Row]);
+                await SendAsync(Chunk(token.Row, new JsonObject(), logprobs, FinishName(token.FinishReason))).ConfigureAwait(false);
+            }
+        }
+
+        var usage = new UsageDetails { InputTokenCount = promptTokens, OutputTokenCount = generated, TotalTokenCount = promptTokens + generated, CachedInputTokenCount = 0 };
+        if (request.IncludeUsage)
+        {
+            await SendAsync(new JsonObject
+            {
+                ["id"] = id, ["object"] = "chat.completion.chunk", ["created"] = created, ["model"] = client.ModelId, ["choices"] = new JsonArray(), ["usage"] = UsageJson(usage),
+            }).ConfigureAwait(false);
+        }
+
+        await response.WriteAsync("data: [DONE]\n\n", cancellationToken).ConfigureAwait(false);
+        await response.Body.FlushAsync(cancellationToken).ConfigureAwait(false);
+        return usage;
+
+        Task SendAsync(JsonObject chunk) => WriteEventAsync(response, chunk.ToJsonString(JsonOutput), cancellationToken);
+
+        JsonObject Chunk(int index, JsonObject delta, JsonObject? logprobs, string? finish) => new()
+        {
+            ["id"] = id, ["object"] = "chat.completion.chunk", ["created"] = created, ["model"] = client.ModelId,
+            ["choices"] = new JsonArray(new JsonObject { ["index"] = index, ["delta"] = delta, ["logprobs"] = logprobs, ["finish_reason"] = finish }),
+        };
     }
 
     /// <summary>

@@ -27,7 +27,7 @@ internal sealed class OpenAiRequest
     /// <summary>Completion: the prompts (a string, a batch of strings, token ids or a batch of them); null for chat.</summary>
     public IReadOnlyList<CompletionPrompt>? Prompts { get; init; }
 
-    /// <summary>Choices per prompt (OpenAI's <c>n</c>; on chat, not streamed).</summary>
+    /// <summary>Choices per prompt (OpenAI's <c>n</c>).</summary>
     public int N { get; init; } = 1;
 
     /// <summary>
@@ -154,11 +154,6 @@ internal sealed class OpenAiRequest
 
             includeUsage = Bool(streamOptions, "include_usage", "stream_options.include_usage") ?? false;
             includeTimings = Bool(streamOptions, "include_timings", "stream_options.include_timings") ?? false;
-        }
-
-        if (stream && chat && n > 1)
-        {
-            throw OpenAiError.BadRequest("n above 1 cannot be streamed on chat by this server: ask without stream (or stream n = 1 requests).", "n", "invalid_value");
         }
 
         if (stream && !chat && (beams || bestOf > n))

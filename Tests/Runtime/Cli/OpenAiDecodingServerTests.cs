@@ -143,6 +143,42 @@ public sealed class OpenAiDecodingServerTests
 
         Assert.IsGreaterThan(1, texts.Count, "test setup: the rows sample different replies");
         Assert.AreEqual(tokens, json.RootElement.GetProperty("usage").GetProperty("completion_tokens").GetInt32());
+
+        // Streamed: each choice's pieces carry its index and add up to its message, with every token's log-probability.
+        using var streamed = await s_http!.PostAsync("/v1/chat/completions",
+            new StringContent(Body.Replace("\"n\":3", "\"n\":3,\"stream\":true", StringComparison.Ordinal), Encoding.UTF8, "application/json"), Cancel);
+        Assert.AreEqual(HttpStatusCode.OK, streamed.StatusCode);
+        var pieces = new StringBuilder[3].Select(_ => new StringBuilder()).ToArray();
+        var finishes = new string?[3];
+        var counted = new int[3];
+        var events = await ReadEventsAsync(streamed);
+        Assert.AreEqual("[DONE]", events[^1]);
+        foreach (var e in events.SkipLast(1))
+        {
+            var c = JsonDocument.Parse(e).RootElement.GetProperty("choices")[0];
+            int i = c.GetProperty("index").GetInt32();
+            if (c.GetProperty("delta").TryGetProperty("content", out var content))
+            {
+                pieces[i].Append(content.GetString());
+            }
+
+            if (c.GetProperty("logprobs").ValueKind == JsonValueKind.Object)
+            {
+                counted[i] += c.GetProperty("logprobs").GetProperty("content").GetArrayLength();
+            }
+
+            if (c.GetProperty("finish_reason").ValueKind == JsonValueKind.String)
+            {
+                finishes[i] = c.GetProperty("finish_reason").GetString();
+            }
+        }
+
+        for (int j = 0; j < 3; j++)
+        {
+            Assert.AreEqual(choices[j].GetProperty("message").GetProperty("content").GetString(), pieces[j].ToString(), $"streamed choice {j}");
+            Assert.AreEqual(choices[j].GetProperty("finish_reason").GetString(), finishes[j], $"streamed choice {j}: finish reason");
+            Assert.AreEqual(choices[j].GetProperty("logprobs").GetProperty("content").GetArrayLength(), counted[j], $"streamed choice {j}: log-probabilities");
+        }
     }
 
     [TestMethod]

@@ -118,4 +118,30 @@ public sealed class SequencesPerPromptTests
             Assert.AreEqual(best, logProbs[i].Top[0].TokenId, $"token {i}: the raw distribution's most likely token");
         }
     }
+
+    [TestMethod]
+    public void EachSampledRowFollowsTheConstraintWithItsOwnStateAsItsSoloRun()
+    {
+        // n rows forked from one constrained prompt: each row has its own constraint state (masked before its draw,
+        // advanced by its own tokens), and gives what the prompt alone gives with that row's seed.
+        using var tmp = new TempFolder();
+        using var model = GptModel.Load(ChatModels.ExportTinyGpt2(tmp));
+        var constraint = OutputConstraint.FromGrammar("""root ::= ("yes" | "no" | "maybe") ", " [a-z]{1,4} "." """);
+        var options = new GenerationOptions { Seed = 21, NumReturnSequences = 4, MaxNewTokens = 16, Temperature = 1.2, TopK = 0, Constraint = constraint };
+        using var generator = model.CreateGenerator(options);
+        generator.AppendText("The answer is");
+        var results = generator.GenerateAll();
+        Assert.HasCount(4, results);
+        var pattern = new System.Text.RegularExpressions.Regex("^(yes|no|maybe), [a-z]{1,4}\\.$");
+        for (int r = 0; r < 4; r++)
+        {
+            StringAssert.Matches(results[r].Text, pattern, $"row {r}");
+            Assert.IsTrue(results[r].ConstraintComplete, $"row {r}");
+            using var alone = model.CreateGenerator(options with { NumReturnSequences = 1, Seed = 21 + (ulong)r });
+            alone.AppendText("The answer is");
+            CollectionAssert.AreEqual(alone.GenerateAll()[0].NewIds.ToArray(), results[r].NewIds.ToArray(), $"row {r} = the prompt alone with seed 21 + {r}");
+        }
+
+        Assert.IsGreaterThan(1, results.Select(r => r.Text).Distinct().Count(), "test setup: the rows sample different answers");
+    }
 }
