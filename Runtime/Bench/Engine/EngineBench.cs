@@ -21,17 +21,18 @@ public static class EngineBench
 {
     public const string Usage = """
         usage: onnxgpt-bench engine --model DIR[,DIR...] [--rows 1,8] [--prompt-tokens 16] [--new-tokens 64] [--passes 3]
-                                    [--threads 2] [--ort-profile PREFIX]
+                                    [--threads 2] [--slot-tokens N] [--ort-profile PREFIX]
           The batch engine in process (no HTTP): N requests at once, greedy, decoded together; prints aggregate decode
           tokens/s per row count and the ratio to one row, per pass; --ort-profile: the kernel time per operator of the
-          decoding steps at each row count (traces PREFIX_<model>_<rows>_*.json).
+          decoding steps at each row count (traces PREFIX_<model>_<rows>_*.json); --slot-tokens: tokens per slot
+          (default: the model's context).
         """;
 
     public static int Run(string[] args)
     {
         string[] models = [];
         int[] rows = [1, 8];
-        int promptTokens = 16, newTokens = 64, passes = 3, threads = 2;
+        int promptTokens = 16, newTokens = 64, passes = 3, threads = 2, slotTokens = 0;
         string? profile = null;
         for (int i = 0; i < args.Length; i++)
         {
@@ -47,6 +48,7 @@ public static class EngineBench
                 case "--new-tokens": newTokens = Int(); break;
                 case "--passes": passes = Int(); break;
                 case "--threads": threads = Int(); break;
+                case "--slot-tokens": slotTokens = Int(); break;
                 case "--ort-profile": profile = Value(); break;
                 default: throw new ArgumentException($"unknown option '{name}'.\n{Usage}");
             }
@@ -58,13 +60,14 @@ public static class EngineBench
         }
 
         var settings = new SessionSettings { Providers = [new CpuProvider(threads)] };
-        Console.WriteLine($"batch engine in process: rows {string.Join(",", rows)}; {promptTokens}-token prompts, {newTokens} new tokens, greedy; {threads} threads; {passes} passes");
+        Console.WriteLine($"batch engine in process: rows {string.Join(",", rows)}; {promptTokens}-token prompts, {newTokens} new tokens, greedy; {threads} threads; {passes} passes; " +
+            $"slots of {(slotTokens == 0 ? "the whole context" : $"{slotTokens} tokens")}");
         foreach (string folder in models)
         {
             string label = Path.GetFileName(Path.TrimEndingDirectorySeparator(folder));
             var ratios = rows.ToDictionary(r => r, _ => new List<double>());
             using (var model = GptModel.Load(folder, settings))
-            using (var engine = StartEngine(model, rows.Max()))
+            using (var engine = StartEngine(model, rows.Max(), slotTokens))
             {
                 Measure(engine, 1, promptTokens, 8);   // warm-up
                 for (int pass = 0; pass < passes; pass++)
@@ -88,7 +91,7 @@ public static class EngineBench
             {
                 foreach (int r in rows)
                 {
-                    Profile(folder, settings, label, r, promptTokens, newTokens, profile);
+                    Profile(folder, settings, label, r, promptTokens, newTokens, slotTokens, profile);
                 }
             }
         }
@@ -96,10 +99,10 @@ public static class EngineBench
         return 0;
     }
 
-    private static BatchEngine StartEngine(GptModel model, int slots) => BatchEngine.Start(model, new BatchEngineOptions
+    private static BatchEngine StartEngine(GptModel model, int slots, int slotTokens) => BatchEngine.Start(model, new BatchEngineOptions
     {
         Slots = slots,
-        SlotTokens = 0,
+        SlotTokens = slotTokens,
         MaxIdleConversations = 0,   // every request is fed in full
         StopAtEndOfSequence = false,
         DecodeText = false,
@@ -120,11 +123,11 @@ public static class EngineBench
         return tokens / Stopwatch.GetElapsedTime(first, last).TotalSeconds;
     }
 
-    private static void Profile(string folder, SessionSettings settings, string label, int rows, int promptTokens, int newTokens, string prefix)
+    private static void Profile(string folder, SessionSettings settings, string label, int rows, int promptTokens, int newTokens, int slotTokens, string prefix)
     {
         string path = $"{prefix}_{label}_{rows}";
         using (var model = GptModel.Load(folder, settings with { ProfileOutputPrefix = path }))
-        using (var engine = StartEngine(model, rows))
+        using (var engine = StartEngine(model, rows, slotTokens))
         {
             Measure(engine, rows, promptTokens, newTokens);
         }

