@@ -16,17 +16,36 @@ public sealed class ProgressTests
     public void RedirectedProgressIsPlainPeriodicLines()
     {
         var log = new StringWriter();
-        using (var progress = CliProgress.Start(log, "eval", 1000, "tokens", TimeSpan.FromMilliseconds(40)))
+        string Written()
         {
-            for (int i = 1; i <= 10; i++)
+            lock (log)   // CliProgress writes its lines under the writer's lock, from its timer's thread
             {
-                progress.Report(i * 100);
-                Thread.Sleep(30);
+                return log.ToString();
             }
         }
 
+        using (var progress = CliProgress.Start(log, "eval", 1000, "tokens", TimeSpan.FromMilliseconds(40)))
+        {
+            // The periodic lines come from a timer, which a loaded machine may run late: wait for each count's line
+            // (up to 30 s) rather than for a fixed time.
+            for (int i = 1; i <= 3; i++)
+            {
+                progress.Report(i * 100);
+                string count = $"eval: {i * 100:N0}/1,000 tokens";
+                var waited = Stopwatch.StartNew();
+                while (!Written().Contains(count, StringComparison.Ordinal) && waited.Elapsed < TimeSpan.FromSeconds(30))
+                {
+                    Thread.Sleep(10);
+                }
+
+                StringAssert.Contains(Written(), count, "a periodic line for each count reported");
+            }
+
+            progress.Report(1000);
+        }
+
         var lines = log.ToString().Split(Environment.NewLine, StringSplitOptions.RemoveEmptyEntries);
-        Assert.IsGreaterThanOrEqualTo(3, lines.Length, log.ToString());
+        Assert.IsGreaterThanOrEqualTo(4, lines.Length, log.ToString());
         Assert.IsTrue(lines.All(l => l.StartsWith("eval: ", StringComparison.Ordinal) && l.Contains(" tokens/s", StringComparison.Ordinal)), log.ToString());
         Assert.IsTrue(lines[..^1].Any(l => l.EndsWith(" left", StringComparison.Ordinal)), "lines before the last say the time left:\n" + log);
         StringAssert.StartsWith(lines[^1], "eval: 1,000/1,000 tokens (100%)");

@@ -36,10 +36,13 @@ public sealed class AllocationTests
             new GenerationOptions { DoSample = false, MaxNewTokens = 150 }, new GeneratorOptions { UseKvCache = useCache });
         generator.AppendBatch(Enumerable.Range(0, batch).Select(b => Enumerable.Range(1, 6 + b).ToArray()).ToArray());
 
-        Step(generator, 8);                        // prefill and warm-up
-        double early = Measure(generator, 24);     // context ~ 16..40
+        // Steady state per token: the least of three 8-token windows, so that a one-off allocation on this thread
+        // (seen once in a loaded full run: 48 -> 360 B/token in one window, 48 -> 48 when rerun) does not count as
+        // growth with context, while anything every token allocates still shows in every window.
+        Step(generator, 8);                          // prefill and warm-up
+        double early = LeastOf(generator, 3, 8);     // context ~ 16..40
         Step(generator, 80);
-        double late = Measure(generator, 24);      // context ~ 120..144
+        double late = LeastOf(generator, 3, 8);      // context ~ 120..144
         Assert.IsFalse(generator.IsDone, "test setup: generation must still be running");
 
         Assert.AreEqual(text, generator.GetText(0) is not null);
@@ -56,6 +59,17 @@ public sealed class AllocationTests
         {
             generator.GenerateNextToken();
         }
+    }
+
+    private static double LeastOf(Generator generator, int windows, int tokens)
+    {
+        double least = double.MaxValue;
+        for (int i = 0; i < windows; i++)
+        {
+            least = Math.Min(least, Measure(generator, tokens));
+        }
+
+        return least;
     }
 
     private static double Measure(Generator generator, int tokens)
