@@ -551,7 +551,17 @@ public sealed class BatchEngine : IDisposable
         var sequence = _rows[b]!;
         var owner = _owners[b]!;
         var speculator = _speculators[b] ??= new Speculator(_model, sequence.Options, SlotTokens);
-        int picked = speculator.Round(_step, _feed, b, sequence, _scratch);
+        Volatile.Write(ref _runningSince, Stopwatch.GetTimestamp());   // a request arriving now waits for this round (not interruptible)
+        int picked;
+        try
+        {
+            picked = speculator.Round(_step, _feed, b, sequence, _scratch);
+        }
+        finally
+        {
+            Volatile.Write(ref _runningSince, 0);
+        }
+
         if (picked == 0)
         {
             return false;

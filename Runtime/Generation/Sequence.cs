@@ -322,7 +322,7 @@ internal sealed class Sequence
         int token = draftToken < 0
             ? _sampler.Sample(logits, history, PromptLength, scratch)
             : _sampler.Verify(logits, history, PromptLength, scratch, draftToken, draftProbabilities, probabilities);
-        ends = token == _eos || Array.IndexOf(_stopIds, token) >= 0 || (Constraint is { } c && (!c.TryAdvance(token) || !c.CanContinue));
+        ends = token == _eos || Array.IndexOf(_moreEnds, token) >= 0 || Array.IndexOf(_stopIds, token) >= 0 || (Constraint is { } c && (!c.TryAdvance(token) || !c.CanContinue));
         return token;
     }
 
