@@ -285,18 +285,7 @@ internal sealed partial class OpenAiEndpoints
             }
         }
 
-        var usage = new UsageDetails { InputTokenCount = promptTokens, OutputTokenCount = generated, TotalTokenCount = promptTokens + generated, CachedInputTokenCount = 0 };
-        if (request.IncludeUsage)
-        {
-            await SendAsync(new JsonObject
-            {
-                ["id"] = id, ["object"] = "chat.completion.chunk", ["created"] = created, ["model"] = client.ModelId, ["choices"] = new JsonArray(), ["usage"] = UsageJson(usage),
-            }).ConfigureAwait(false);
-        }
-
-        await response.WriteAsync("data: [DONE]\n\n", cancellationToken).ConfigureAwait(false);
-        await response.Body.FlushAsync(cancellationToken).ConfigureAwait(false);
-        return usage;
+        return await EndChoicesStreamAsync(response, request, id, "chat.completion.chunk", created, promptTokens, generated, cancellationToken).ConfigureAwait(false);
 
         Task SendAsync(JsonObject chunk) => WriteEventAsync(response, chunk.ToJsonString(JsonOutput), cancellationToken);
 
@@ -363,18 +352,7 @@ internal sealed partial class OpenAiEndpoints
             await SendAsync(Chunk(token.Row, token.Text, logprobs, finish)).ConfigureAwait(false);
         }
 
-        var usage = new UsageDetails { InputTokenCount = promptTokens, OutputTokenCount = generated, TotalTokenCount = promptTokens + generated, CachedInputTokenCount = 0 };
-        if (request.IncludeUsage)
-        {
-            await SendAsync(new JsonObject
-            {
-                ["id"] = id, ["object"] = "text_completion", ["created"] = created, ["model"] = client.ModelId, ["choices"] = new JsonArray(), ["usage"] = UsageJson(usage),
-            }).ConfigureAwait(false);
-        }
-
-        await response.WriteAsync("data: [DONE]\n\n", cancellationToken).ConfigureAwait(false);
-        await response.Body.FlushAsync(cancellationToken).ConfigureAwait(false);
-        return usage;
+        return await EndChoicesStreamAsync(response, request, id, "text_completion", created, promptTokens, generated, cancellationToken).ConfigureAwait(false);
 
         Task SendAsync(JsonObject chunk) => WriteEventAsync(response, chunk.ToJsonString(JsonOutput), cancellationToken);
 
@@ -383,6 +361,28 @@ internal sealed partial class OpenAiEndpoints
             ["id"] = id, ["object"] = "text_completion", ["created"] = created, ["model"] = client.ModelId,
             ["choices"] = new JsonArray(new JsonObject { ["text"] = text, ["index"] = index, ["logprobs"] = logprobs, ["finish_reason"] = finish }),
         };
+    }
+
+    /// <summary>
+    /// Ends a stream of several choices: the usage chunk when the request asked for it (no choices, as OpenAI sends
+    /// it), then <c>[DONE]</c>. Returns the usage.
+    /// </summary>
+    private async Task<UsageDetails> EndChoicesStreamAsync(HttpResponse response, OpenAiRequest request, string id, string objectName, long created,
+        int promptTokens, int generated, CancellationToken cancellationToken)
+    {
+        var usage = new UsageDetails { InputTokenCount = promptTokens, OutputTokenCount = generated, TotalTokenCount = promptTokens + generated, CachedInputTokenCount = 0 };
+        if (request.IncludeUsage)
+        {
+            var chunk = new JsonObject
+            {
+                ["id"] = id, ["object"] = objectName, ["created"] = created, ["model"] = client.ModelId, ["choices"] = new JsonArray(), ["usage"] = UsageJson(usage),
+            };
+            await WriteEventAsync(response, chunk.ToJsonString(JsonOutput), cancellationToken).ConfigureAwait(false);
+        }
+
+        await response.WriteAsync("data: [DONE]\n\n", cancellationToken).ConfigureAwait(false);
+        await response.Body.FlushAsync(cancellationToken).ConfigureAwait(false);
+        return usage;
     }
 
     private static JsonObject UsageJson(UsageDetails usage) => new()
