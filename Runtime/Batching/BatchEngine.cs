@@ -523,13 +523,8 @@ public sealed class BatchEngine : IDisposable
             }
 
             int token = sequence.Next(_step.Logits(b), _scratch, now);
-            if (sequence.Length >= SlotTokens)
-            {
-                sequence.Stop(FinishReason.ContextFull);
-            }
-
             sampled++;
-            owner.Publish(new GeneratedToken(b, token, sequence.Text?.Piece ?? string.Empty, sequence.FinishReason, sequence.LastLogProbs));
+            Publish(b, sequence, owner, token);
             if (sequence.FinishReason != FinishReason.None)
             {
                 Leave(b, keep: true);
@@ -539,6 +534,17 @@ public sealed class BatchEngine : IDisposable
         }
 
         return sampled;
+    }
+
+    /// <summary>Stops the sequence in slot <paramref name="b"/> if it filled its slot, and streams its newest token to its request.</summary>
+    private void Publish(int b, Sequence sequence, BatchRequest owner, int token)
+    {
+        if (sequence.Length >= SlotTokens)
+        {
+            sequence.Stop(FinishReason.ContextFull);
+        }
+
+        owner.Publish(new GeneratedToken(b, token, sequence.Text?.Piece ?? string.Empty, sequence.FinishReason, sequence.LastLogProbs));
     }
 
     /// <summary>
@@ -575,13 +581,8 @@ public sealed class BatchEngine : IDisposable
         foreach (int token in speculator.Picked)
         {
             sequence.Accept(token, now);
-            if (sequence.Length >= SlotTokens)
-            {
-                sequence.Stop(FinishReason.ContextFull);
-            }
-
             sampled++;
-            owner.Publish(new GeneratedToken(b, token, sequence.Text?.Piece ?? string.Empty, sequence.FinishReason));
+            Publish(b, sequence, owner, token);
             if (sequence.FinishReason != FinishReason.None)
             {
                 break;
