@@ -20,6 +20,16 @@ internal static class TestModels
     }
 
     /// <summary>
+    /// The small fused model the batch engine's and the decoding step's tests share: random weights of
+    /// <paramref name="seed"/>, 4 heads of width 32, 64 tokens of context, exported into <paramref name="tmp"/> and loaded.
+    /// </summary>
+    public static OnnxGpt.Runtime.Model.GptModel LoadSmallFused(TempFolder tmp, ulong seed)
+    {
+        var weights = TestWeights.Random(TestWeights.Small(heads: 4, width: 32) with { ContextLength = 64 }, seed: seed);
+        return OnnxGpt.Runtime.Model.GptModel.Load(Export(weights, tmp, options: new ExportOptions { Graph = new GraphOptions { Flavor = GraphFlavor.Fused } }));
+    }
+
+    /// <summary>
     /// Writes a graph variant as a model exported elsewhere would be: <c>model.onnx</c> with no OnnxGpt metadata,
     /// and (unless <paramref name="configJson"/> is null) a <c>config.json</c> beside it.
     /// </summary>

@@ -23,8 +23,7 @@ public sealed class InterruptedStepTests
     public static void Initialize(TestContext _)
     {
         s_tmp = new TempFolder();
-        var weights = TestWeights.Random(TestWeights.Small(heads: 4, width: 32) with { ContextLength = 64 }, seed: 103);
-        s_model = GptModel.Load(TestModels.Export(weights, s_tmp, options: new ExportOptions { Graph = new GraphOptions { Flavor = GraphFlavor.Fused } }));
+        s_model = TestModels.LoadSmallFused(s_tmp, seed: 103);
     }
 
     [ClassCleanup]
