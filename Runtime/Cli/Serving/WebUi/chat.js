@@ -160,7 +160,10 @@ async function send() {
   let finish = null;
   const figures = () => {
     const tokens = usage?.completion_tokens ?? pieces;
-    const rate = tokens > 1 && last > first ? (tokens - 1) / ((last - first) / 1000) : null;
+    // Tokens after the first over the time they took; when they all arrived in one burst (the browser's clock is
+    // coarse, and a fast model's events can come in one network read), over the whole reply from the request instead.
+    const rate = tokens > 1 && last - first >= 1 ? (tokens - 1) / ((last - first) / 1000)
+      : tokens > 0 && last > started ? tokens / ((last - started) / 1000) : null;
     return { tokens, ttftMs: first === null ? null : first - started, tokensPerSecond: rate, finish };
   };
   try {
