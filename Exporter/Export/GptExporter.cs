@@ -115,6 +115,11 @@ public static class GptExporter
             model.OpsetImport.Add(new OperatorSetIdProto { Domain = GptGraph.MicrosoftDomain, Version = 1 });
         }
 
+        if (options.Graph.Float16Cache)
+        {
+            model.OpsetImport.Add(new OperatorSetIdProto { Domain = OnnxGptOperators.Domain, Version = OnnxGptOperators.DomainVersion });
+        }
+
         foreach (var (key, value) in Metadata(weights.Config, options))
         {
             model.MetadataProps.Add(new StringStringEntryProto { Key = key, Value = value });
@@ -126,7 +131,11 @@ public static class GptExporter
         }
 
         File.WriteAllText(Path.Combine(staging, ModelFolder.ConfigFile), weights.Config.ToJson() + "\n");
-        File.WriteAllText(Path.Combine(staging, ModelFolder.GenAiConfigFile), GenAiConfig.ToJson(weights.Config, options) + "\n");
+        if (!options.Graph.Float16Cache)
+        {
+            // ONNX Runtime GenAI cannot run OnnxGpt's own attention operator, so that export gets no GenAI config.
+            File.WriteAllText(Path.Combine(staging, ModelFolder.GenAiConfigFile), GenAiConfig.ToJson(weights.Config, options) + "\n");
+        }
         CopyTokenizerFiles(staging, options);
         return (external, new FileInfo(modelPath).Length, external ? new FileInfo(dataPath).Length : 0);
     }

@@ -57,6 +57,9 @@ public sealed partial class GptGraph
     /// <summary>The type of weights, activations and cache: float32, or float16 for <see cref="WeightPrecision.Float16"/>.</summary>
     private readonly DataType _float;
 
+    /// <summary>The type of the KV cache: <see cref="_float"/>, or float16 for <see cref="GraphOptions.Float16Cache"/>.</summary>
+    private readonly DataType _cache;
+
     private GptGraph(GptWeights weights, GraphOptions options, Func<WeightData, TensorProto> initializer)
     {
         _w = weights;
@@ -65,6 +68,7 @@ public sealed partial class GptGraph
         _fused = options.Flavor == GraphFlavor.Fused;
         _llama = _c.Family == ModelFamily.Llama;
         _float = options.Precision == WeightPrecision.Float16 ? DataType.Float16 : DataType.Float;
+        _cache = options.Float16Cache ? DataType.Float16 : _float;
         _initializer = initializer;
         if (options.DecomposedLlamaOperators && !_llama)
         {
@@ -76,6 +80,13 @@ public sealed partial class GptGraph
             throw new OnnxGptException(
                 $"the fused graph's GroupQueryAttention needs a head size that is a multiple of 8; this model has head size {_c.HeadSize} " +
                 $"(n_embd {_c.Width} / n_head {_c.Heads}). Export it with --graph portable.");
+        }
+
+        if (options.Float16Cache && (_llama || _c.HeadSize % 16 != 0))
+        {
+            throw new OnnxGptException(
+                $"a float16 KV cache (--kv-cache fp16) is built for the GPT-2 family with a head size that is a multiple of 16; this model is " +
+                $"{(_llama ? "of the Llama family" : $"of head size {_c.HeadSize} (n_embd {_c.Width} / n_head {_c.Heads})")}. Export it with the default cache.");
         }
     }
 
@@ -103,8 +114,8 @@ public sealed partial class GptGraph
         {
             past[i] = stacked
                 ? StackedPast(i)
-                : (_g.Input(GraphNames.PastKey(i), _float, GraphNames.BatchDim, _c.KvHeads, GraphNames.PastSequenceDim, _c.HeadSize),
-                   _g.Input(GraphNames.PastValue(i), _float, GraphNames.BatchDim, _c.KvHeads, GraphNames.PastSequenceDim, _c.HeadSize));
+                : (_g.Input(GraphNames.PastKey(i), _cache, GraphNames.BatchDim, _c.KvHeads, GraphNames.PastSequenceDim, _c.HeadSize),
+                   _g.Input(GraphNames.PastValue(i), _cache, GraphNames.BatchDim, _c.KvHeads, GraphNames.PastSequenceDim, _c.HeadSize));
             if (useCacheBranch is not null)
             {
                 past[i] = CacheBranch(i, past[i], useCacheBranch);
@@ -163,8 +174,8 @@ public sealed partial class GptGraph
                 continue;
             }
 
-            _g.Output(GraphNames.PresentKey(i), present[i].Key, _float, GraphNames.BatchDim, _c.KvHeads, GraphNames.TotalSequenceDim, _c.HeadSize);
-            _g.Output(GraphNames.PresentValue(i), present[i].Value, _float, GraphNames.BatchDim, _c.KvHeads, GraphNames.TotalSequenceDim, _c.HeadSize);
+            _g.Output(GraphNames.PresentKey(i), present[i].Key, _cache, GraphNames.BatchDim, _c.KvHeads, GraphNames.TotalSequenceDim, _c.HeadSize);
+            _g.Output(GraphNames.PresentValue(i), present[i].Value, _cache, GraphNames.BatchDim, _c.KvHeads, GraphNames.TotalSequenceDim, _c.HeadSize);
         }
 
         return _g.Graph;
@@ -410,8 +421,11 @@ public sealed partial class GptGraph
             qkv = Linear(prefix + "attn.c_attn", x);                                  // (B, T, 3C)
         }
 
-        var outs = _g.Node("GroupQueryAttention", [qkv, "", "", past.Key, past.Value, lengths.SeqLensK, lengths.Total!], 3, null, MicrosoftDomain,
-            Attr.Int("num_heads", _c.Heads), Attr.Int("kv_num_heads", _c.Heads));   // (B, T, C), present (B, H, S, D) twice
+        var outs = _options.Float16Cache
+            ? _g.Node(OnnxGptOperators.Float16CacheAttention, [qkv, past.Key, past.Value, lengths.SeqLensK, lengths.Total!], 3, null, OnnxGptOperators.Domain,
+                Attr.Int("num_heads", _c.Heads))                                      // the same, the cache float16
+            : _g.Node("GroupQueryAttention", [qkv, "", "", past.Key, past.Value, lengths.SeqLensK, lengths.Total!], 3, null, MicrosoftDomain,
+                Attr.Int("num_heads", _c.Heads), Attr.Int("kv_num_heads", _c.Heads));   // (B, T, C), present (B, H, S, D) twice
         using (_g.Scope("c_proj"))
         {
             var (y, bias) = LinearDeferredBias(prefix + "attn.c_proj", outs[0]);     // (B, T, C)

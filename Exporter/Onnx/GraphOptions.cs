@@ -42,6 +42,14 @@ public sealed record GraphOptions
     /// </summary>
     public bool DecomposedLlamaOperators { get; init; }
 
+    /// <summary>
+    /// Keep the KV cache in float16 for a float32 graph (<c>--kv-cache fp16</c>): half the bytes that attention reads
+    /// per token at long context. Fused graph, float32 weights or quantized ones, GPT-2 family. Attention is then OnnxGpt's
+    /// own operator (<see cref="OnnxGptOperators.Float16CacheAttention"/>), which ONNX Runtime runs once the runtime has
+    /// registered it: OnnxGpt's runtime does so for every session, other hosts cannot load the model.
+    /// </summary>
+    public bool Float16Cache { get; init; }
+
     /// <summary>The default: the portable graph with float weights.</summary>
     public static GraphOptions Portable { get; } = new();
 
@@ -71,6 +79,11 @@ public sealed record GraphOptions
         if (Precision == WeightPrecision.Float16 && Quantization != WeightQuantization.None)
         {
             throw new OnnxGptException($"--dtype fp16 applies to float weights; quantization {Quantization} keeps float32 activations. Choose one.");
+        }
+
+        if (Float16Cache && (Flavor != GraphFlavor.Fused || Precision != WeightPrecision.Float32))
+        {
+            throw new OnnxGptException("a float16 KV cache (--kv-cache fp16) is an option of the fused graph with float32 activations (--graph fused, --dtype fp32); with --dtype fp16 the cache is float16 already.");
         }
 
         if (BlockSize < 16 || (BlockSize & (BlockSize - 1)) != 0)

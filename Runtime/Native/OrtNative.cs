@@ -34,7 +34,8 @@ internal static unsafe class OrtNative
     private const int ClearBoundInputsIndex = 141;
     private const int ClearBoundOutputsIndex = 142;
 
-    private static readonly IntPtr* Api = LoadApi();
+    /// <summary>The OrtApi function table (also used by <see cref="CustomOperators"/>).</summary>
+    internal static readonly IntPtr* Api = LoadApi();
 
     private static delegate* unmanaged[Stdcall]<IntPtr, int> GetErrorCode =>
         (delegate* unmanaged[Stdcall]<IntPtr, int>)Api[GetErrorCodeIndex];
@@ -99,6 +100,29 @@ internal static unsafe class OrtNative
         string message = Marshal.PtrToStringUTF8((IntPtr)GetErrorMessage(status)) ?? "(no message)";
         ReleaseStatus(status);
         throw new OnnxGptException($"ONNX Runtime could not bind '{name}' (error code {code}): {message}");
+    }
+
+    /// <summary>Throws for a failed ONNX Runtime call's status (and releases it); nothing for success (null).</summary>
+    internal static void ThrowIfError(IntPtr status, string what)
+    {
+        if (status == IntPtr.Zero)
+        {
+            return;
+        }
+
+        int code = GetErrorCode(status);
+        string message = Marshal.PtrToStringUTF8((IntPtr)GetErrorMessage(status)) ?? "(no message)";
+        ReleaseStatus(status);
+        throw new OnnxGptException($"ONNX Runtime failed {what} (error code {code}): {message}");
+    }
+
+    /// <summary>Releases a status (null is fine).</summary>
+    internal static void Release(IntPtr status)
+    {
+        if (status != IntPtr.Zero)
+        {
+            ReleaseStatus(status);
+        }
     }
 
     private static IntPtr* LoadApi()

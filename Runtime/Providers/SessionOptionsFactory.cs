@@ -7,6 +7,13 @@ namespace OnnxGpt.Runtime.Providers;
 /// <summary>Turns <see cref="SessionSettings"/> into ONNX Runtime <see cref="SessionOptions"/>.</summary>
 public static class SessionOptionsFactory
 {
+    /// <summary>
+    /// Registers OnnxGpt's own operators (domain <c>com.onnxgpt</c>: the attention of an export with a float16 cache)
+    /// with <paramref name="options"/>, for an application that creates its own <see cref="InferenceSession"/> for such a
+    /// model. Sessions made through <see cref="Create(SessionSettings, ILogger)"/> have them already.
+    /// </summary>
+    public static void AddOnnxGptOperators(SessionOptions options) => Native.CustomOperators.AddTo(options);
+
     /// <summary>The provider names this ONNX Runtime build has (<c>CPUExecutionProvider</c>, ...).</summary>
     public static IReadOnlyList<string> AvailableProviders() => OrtEnv.Instance().GetAvailableProviders();
 
@@ -63,6 +70,8 @@ public static class SessionOptionsFactory
                 options.EnableProfiling = true;
             }
 
+            // OnnxGpt's own operators (a float16-cache export's attention); a model without them does not notice.
+            AddOnnxGptOperators(options);
             var applied = new List<ExecutionProviderOptions>(requested.Count + 1);
             foreach (var provider in requested)
             {

@@ -68,6 +68,11 @@ internal sealed class EngineComparison(ComparisonSettings o, TextWriter stdout)
 
                 foreach (var variant in o.Variants)
                 {
+                    if (IsFloat16Cache(variant) && engine != BenchEngines.OnnxGpt)
+                    {
+                        continue;   // OnnxGpt's own attention operator: only our host loads these exports
+                    }
+
                     var m = RunChildProcess(o, engine, variant, folders[variant]);
                     Report(rep, m);
                     results.Add(m with { Repetition = rep });
@@ -266,6 +271,9 @@ internal sealed class EngineComparison(ComparisonSettings o, TextWriter stdout)
     /// <summary>The weights of --checkpoint, exported instead of seeded ones.</summary>
     private GptWeights? _checkpoint;
 
+    /// <summary>A variant exported with <c>--kv-cache fp16</c> (its name ends in <c>-kv16</c>).</summary>
+    internal static bool IsFloat16Cache(string variant) => variant.EndsWith("-kv16", StringComparison.Ordinal);
+
     /// <summary>The variant's folder under the work folder, exported there first unless the same exporter build already did.</summary>
     internal string EnsureExported(GptConfig config, string variant)
     {
@@ -274,7 +282,8 @@ internal sealed class EngineComparison(ComparisonSettings o, TextWriter stdout)
         // assembly's module version id, which a deterministic build changes exactly when the exporter's code changes.
         string stampPath = Path.Combine(folder, ".bench-export-stamp");
         string stamp = $"{typeof(GptExporter).Assembly.ManifestModule.ModuleVersionId} {variant} threads {o.Threads}";
-        if (File.Exists(Path.Combine(folder, ModelFolder.ModelFile)) && File.Exists(Path.Combine(folder, ModelFolder.GenAiConfigFile))
+        if (File.Exists(Path.Combine(folder, ModelFolder.ModelFile))
+            && (IsFloat16Cache(variant) || File.Exists(Path.Combine(folder, ModelFolder.GenAiConfigFile)))
             && File.Exists(stampPath) && File.ReadAllText(stampPath) == stamp)
         {
             return folder;
@@ -287,7 +296,9 @@ internal sealed class EngineComparison(ComparisonSettings o, TextWriter stdout)
             "fused" => new GraphOptions { Flavor = GraphFlavor.Fused },
             "int8" => new GraphOptions { Flavor = GraphFlavor.Fused, Quantization = WeightQuantization.Int8 },
             "int4" => new GraphOptions { Flavor = GraphFlavor.Fused, Quantization = WeightQuantization.Int4 },
-            _ => throw new CliUsageException($"--variants: unknown variant '{variant}'; expected portable, decomposed, fused, int8 or int4."),
+            "fused-kv16" => new GraphOptions { Flavor = GraphFlavor.Fused, Float16Cache = true },
+            "int4-kv16" => new GraphOptions { Flavor = GraphFlavor.Fused, Quantization = WeightQuantization.Int4, Float16Cache = true },
+            _ => throw new CliUsageException($"--variants: unknown variant '{variant}'; expected portable, decomposed, fused, int8, int4, fused-kv16 or int4-kv16."),
         };
         stdout.WriteLine($"exporting {o.ModelName} as {variant} to {folder}");
         using (var progress = new ExportProgress(Console.Error, $"export {variant}"))
@@ -301,7 +312,11 @@ internal sealed class EngineComparison(ComparisonSettings o, TextWriter stdout)
             }, progress);
         }
 
-        SetGenAiThreads(folder, o.Threads);
+        if (!IsFloat16Cache(variant))
+        {
+            SetGenAiThreads(folder, o.Threads);   // (a float16-cache export has no GenAI config: GenAI cannot run it)
+        }
+
         File.WriteAllText(stampPath, stamp);
         return folder;
     }

@@ -16,9 +16,9 @@ internal static class LlamaBenchRunner
     /// <summary>The llama.cpp weight type compared with each of our variants (null: none).</summary>
     public static string? Counterpart(string variant) => variant switch
     {
-        "portable" or "fused" => "f32",
+        "portable" or "fused" or "fused-kv16" => "f32",
         "int8" => "q8_0",
-        "int4" => "q4_0",
+        "int4" or "int4-kv16" => "q4_0",
         _ => null,
     };
 

@@ -12,7 +12,7 @@ namespace OnnxGpt.Cli.Commands;
 /// </summary>
 internal sealed class BenchCompareCommand : CliCommand
 {
-    private static readonly string[] VariantNames = ["portable", "decomposed", "fused", "int8", "int4"];
+    private static readonly string[] VariantNames = ["portable", "decomposed", "fused", "int8", "int4", "fused-kv16", "int4-kv16"];
 
     private readonly Option<string> _work = CliOption.Text("--work", "DIR",
         "where model folders are exported (once, reused) and results.json is written",
@@ -30,7 +30,7 @@ internal sealed class BenchCompareCommand : CliCommand
     private readonly Option<long> _seed = CliOption.Long("--seed", "N", "seed of the weights and of the prompts", 1, min: 0);
 
     private readonly Option<string[]?> _variants = CliOption.Custom<string[]>("--variants", "LIST",
-        $"model variants, comma-separated: {string.Join(", ", VariantNames)} (as onnxgpt export --graph/--quantize; decomposed: the " +
+        $"model variants, comma-separated: {string.Join(", ", VariantNames)} (as onnxgpt export --graph/--quantize; -kv16: with --kv-cache fp16; decomposed: the " +
         "Llama portable graph without opset 23's RMSNormalization/RotaryEmbedding/Attention)", "fused,int4",
         text => List(text, VariantNames, "variant"));
 

@@ -42,6 +42,11 @@ internal sealed class ExportCommand : CliCommand
         "fp16: weights, activations and KV cache in float16 (for GPUs above all; ONNX Runtime also runs it on CPU); logits stay float32",
         "fp32", ["fp32", "fp16"]);
 
+    private readonly Option<string> _kvCache = CliOption.Choice("--kv-cache",
+        "fp16: the KV cache in float16 for a float32 or quantized fused graph (half the bytes attention reads per token at long context; " +
+        "OnnxGpt's own attention operator, so only OnnxGpt's runtime loads the model); needs --graph fused",
+        "fp32", ["fp32", "fp16"]);
+
     private readonly Option<string?> _quantize = CliOption.OptionalChoice("--quantize",
         "weight-only block quantization of the projections and the head (needs --graph fused; MatMulNBits); embeddings stay float",
         "none", ["int4", "int8"]);
@@ -67,6 +72,7 @@ internal sealed class ExportCommand : CliCommand
         Options.Add(_graph);
         Options.Add(_dtype);
         Options.Add(_quantize);
+        Options.Add(_kvCache);
         Options.Add(_blockSize);
         Options.Add(_externalData);
         Options.Add(_force);
@@ -92,6 +98,11 @@ internal sealed class ExportCommand : CliCommand
                 r.AddError("--quantize needs --graph fused (MatMulNBits is an ONNX Runtime operator).");
             }
 
+            if (r.ValueIfValid(_kvCache) == "fp16" && (r.ValueIfValid(_graph) != "fused" || r.ValueIfValid(_dtype) == "fp16"))
+            {
+                r.AddError("--kv-cache fp16 needs --graph fused with float32 activations (with --dtype fp16 the cache is float16 already).");
+            }
+
             if (r.Given(_quantize) && r.ValueIfValid(_dtype) == "fp16")
             {
                 r.AddError("--dtype fp16 and --quantize exclude each other: quantized weights keep float32 activations; choose one.");
@@ -114,6 +125,7 @@ internal sealed class ExportCommand : CliCommand
             },
             BlockSize = parse.GetValue(_blockSize),
             Precision = parse.GetValue(_dtype) == "fp16" ? WeightPrecision.Float16 : WeightPrecision.Float32,
+            Float16Cache = parse.GetValue(_kvCache) == "fp16",
         };
 
         if (File.Exists(output))

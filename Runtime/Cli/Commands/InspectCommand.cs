@@ -4,6 +4,7 @@ using Microsoft.ML.OnnxRuntime;
 using OnnxGpt.Cli.Options;
 using OnnxGpt.Exporter.Onnx;
 using OnnxGpt.Runtime.Model;
+using OnnxGpt.Runtime.Providers;
 
 namespace OnnxGpt.Cli.Commands;
 
@@ -54,6 +55,7 @@ internal sealed class InspectCommand : CliCommand
                 {
                     LogSeverityLevel = parse.GetValue(_ortWarnings) ? OrtLoggingLevel.ORT_LOGGING_LEVEL_WARNING : OrtLoggingLevel.ORT_LOGGING_LEVEL_ERROR,
                 };
+                SessionOptionsFactory.AddOnnxGptOperators(options);
                 using var session = new InferenceSession(info.Path, options);
                 clock.Stop();
                 using var self = Process.GetCurrentProcess();
