@@ -218,6 +218,7 @@ internal static unsafe class CustomOperators
     /// <summary>Thrown inside <see cref="Compute"/> for a tensor that does not fit the operator; becomes its status.</summary>
     private sealed class ShapeException(string message) : Exception(message);
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static IntPtr Compute(int heads, IntPtr context)
     {
         try
@@ -360,6 +361,7 @@ internal static unsafe class CustomOperators
     }
 
     /// <summary>Input <paramref name="index"/>'s data, after checking its element type and rank (−1: a scalar or one element).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void* Input(IntPtr context, int index, string name, int elementType, Span<long> shape, int rank)
     {
         var api = OrtNative.Api;
@@ -421,6 +423,7 @@ internal static unsafe class CustomOperators
         return data;
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void* Output(IntPtr context, int index, ReadOnlySpan<long> shape)
     {
         var api = OrtNative.Api;

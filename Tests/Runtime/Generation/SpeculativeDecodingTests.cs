@@ -12,7 +12,7 @@ namespace OnnxGpt.Tests.Runtime.Generation;
 
 /// <summary>
 /// Speculative decoding against plain decoding of the same model: greedy output token for token on every flavour
-/// (portable and fused, float32 and int4 targets), with drafts that mostly agree (the int4 export of the same
+/// (portable and fused, float32 and int4 targets, float32 and float16 caches), with drafts that mostly agree (the int4 export of the same
 /// weights, prompt lookup) and one that mostly does not (other weights), through stops, rewinds and the batch engine;
 /// with sampling, the distribution of the first token the accept/reject step picks against the model's own, by a
 /// chi-square test over many seeded draws on a vocabulary of 8.
@@ -41,6 +41,11 @@ public sealed class SpeculativeDecodingTests
         Load("int4", same, int4);
         Load("other-fused", other, fused);
         Load("other-portable", other, new GraphOptions());
+
+        // The float16-cache flavours need a head size that is a multiple of 16: their own weights, the same vocabulary.
+        var halves = TestWeights.Random(TestWeights.Small(heads: 2, width: 32) with { ContextLength = 64 }, seed: 165);
+        Load("fused-kv16", halves, fused with { Float16Cache = true });
+        Load("int4-kv16", halves, int4 with { Float16Cache = true });
 
         // A vocabulary of 8 with flatter logits, for the chi-square tests.
         var small = TestWeights.Small(heads: 4, width: 32) with { VocabSize = 8, ContextLength = 32 };
@@ -74,6 +79,10 @@ public sealed class SpeculativeDecodingTests
     [DataRow("int4", "fused", 0, 4)]
     [DataRow("int4", "other-fused", 0, 2)]
     [DataRow("int4", null, 3, 6)]
+    [DataRow("fused-kv16", "int4-kv16", 0, 4)]
+    [DataRow("fused-kv16", null, 2, 0)]
+    [DataRow("int4-kv16", "fused-kv16", 0, 3)]
+    [DataRow("int4-kv16", null, 3, 6)]
     public void GreedyOutputIsPlainGreedyTokenForToken(string target, string? draft, int lookup, int k)
     {
         var model = s_models[target];

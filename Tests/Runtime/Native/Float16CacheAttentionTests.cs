@@ -200,3 +200,97 @@ public sealed unsafe class Float16CacheAttentionTests
         }
     }
 }
+
+/// <summary>The operator as ONNX Runtime runs it, in a one-node model: tensors that do not fit are refused by name; unbound presents get a copy.</summary>
+[TestClass]
+public sealed class Float16CacheOperatorTests
+{
+    private const int Heads = 2, HeadSize = 16, Capacity = 8;
+
+    private static byte[] OneNodeModel(int pastHeads)
+    {
+        var g = new OnnxGpt.Exporter.Onnx.OnnxGraphBuilder("attention");
+        var f32 = OnnxGpt.Exporter.Onnx.Proto.TensorProto.Types.DataType.Float;
+        var f16 = OnnxGpt.Exporter.Onnx.Proto.TensorProto.Types.DataType.Float16;
+        var i32 = OnnxGpt.Exporter.Onnx.Proto.TensorProto.Types.DataType.Int32;
+        g.Input("qkv", f32, 1, "T", 3 * Heads * HeadSize);
+        g.Input("past_key", f16, 1, pastHeads, Capacity, HeadSize);
+        g.Input("past_value", f16, 1, pastHeads, Capacity, HeadSize);
+        g.Input("seqlens_k", i32, 1);
+        g.Input("total_sequence_length", i32);
+        var outs = g.Node(OnnxGpt.Contracts.OnnxGptOperators.Float16CacheAttention, ["qkv", "past_key", "past_value", "seqlens_k", "total_sequence_length"], 3, null,
+            OnnxGpt.Contracts.OnnxGptOperators.Domain, OnnxGpt.Exporter.Onnx.Attr.Int("num_heads", Heads));
+        g.Output("output", outs[0], f32, 1, "T", Heads * HeadSize);
+        g.Output("present_key", outs[1], f16, 1, pastHeads, Capacity, HeadSize);
+        g.Output("present_value", outs[2], f16, 1, pastHeads, Capacity, HeadSize);
+        var model = new OnnxGpt.Exporter.Onnx.Proto.ModelProto { IrVersion = 10, Graph = g.Graph };
+        model.OpsetImport.Add(new OnnxGpt.Exporter.Onnx.Proto.OperatorSetIdProto { Domain = "", Version = 21 });
+        model.OpsetImport.Add(new OnnxGpt.Exporter.Onnx.Proto.OperatorSetIdProto { Domain = OnnxGpt.Contracts.OnnxGptOperators.Domain, Version = 1 });
+        return Google.Protobuf.MessageExtensions.ToByteArray(model);
+    }
+
+    private static Microsoft.ML.OnnxRuntime.InferenceSession Session(int pastHeads)
+    {
+        var options = new Microsoft.ML.OnnxRuntime.SessionOptions();
+        OnnxGpt.Runtime.Providers.SessionOptionsFactory.AddOnnxGptOperators(options);
+        return new Microsoft.ML.OnnxRuntime.InferenceSession(OneNodeModel(pastHeads), options);
+    }
+
+    private static Microsoft.ML.OnnxRuntime.NamedOnnxValue[] Inputs(int pastHeads, int past, float[] qkv)
+    {
+        var cache = new Microsoft.ML.OnnxRuntime.Tensors.DenseTensor<Microsoft.ML.OnnxRuntime.Float16>([1, pastHeads, Capacity, HeadSize]);
+        for (int i = 0; i < cache.Length; i++)
+        {
+            cache.SetValue(i, (Microsoft.ML.OnnxRuntime.Float16)(float)(i % 7 * 0.25));
+        }
+
+        return
+        [
+            Microsoft.ML.OnnxRuntime.NamedOnnxValue.CreateFromTensor("qkv", new Microsoft.ML.OnnxRuntime.Tensors.DenseTensor<float>(qkv, [1, 1, 3 * Heads * HeadSize])),
+            Microsoft.ML.OnnxRuntime.NamedOnnxValue.CreateFromTensor("past_key", cache),
+            Microsoft.ML.OnnxRuntime.NamedOnnxValue.CreateFromTensor("past_value", cache.Clone()),
+            Microsoft.ML.OnnxRuntime.NamedOnnxValue.CreateFromTensor("seqlens_k", new Microsoft.ML.OnnxRuntime.Tensors.DenseTensor<int>(new[] { past }, [1])),
+            Microsoft.ML.OnnxRuntime.NamedOnnxValue.CreateFromTensor("total_sequence_length", new Microsoft.ML.OnnxRuntime.Tensors.DenseTensor<int>(new[] { past + 1 }, Array.Empty<int>())),
+        ];
+    }
+
+    [TestMethod]
+    public void PresentsNotBoundToThePastGetThePastAndTheNewToken()
+    {
+        using var session = Session(Heads);
+        var qkv = Enumerable.Range(0, 3 * Heads * HeadSize).Select(i => (i % 5) * 0.5f - 1).ToArray();
+        var inputs = Inputs(Heads, past: 3, qkv);
+        using var results = session.Run(inputs);
+        var past = (Microsoft.ML.OnnxRuntime.Tensors.DenseTensor<Microsoft.ML.OnnxRuntime.Float16>)inputs[1].Value;
+        var present = results.Single(r => r.Name == "present_key").AsTensor<Microsoft.ML.OnnxRuntime.Float16>();
+        for (int h = 0; h < Heads; h++)
+        {
+            for (int j = 0; j < Capacity; j++)
+            {
+                for (int x = 0; x < HeadSize; x++)
+                {
+                    float expected = j == 3 ? qkv[Heads * HeadSize + h * HeadSize + x] : (float)past[0, h, j, x];
+                    Assert.AreEqual(expected, (float)present[0, h, j, x], $"head {h} position {j} element {x}");
+                }
+            }
+        }
+    }
+
+    [TestMethod]
+    public void ACacheOfAnotherHeadCountIsRefusedByName()
+    {
+        using var session = Session(3);
+        var qkv = new float[3 * Heads * HeadSize];
+        var e = Assert.ThrowsExactly<Microsoft.ML.OnnxRuntime.OnnxRuntimeException>(() => session.Run(Inputs(3, past: 2, qkv)).Dispose());
+        StringAssert.Contains(e.Message, "Float16CacheAttention");
+        StringAssert.Contains(e.Message, "past_key has shape (1, 3, 8, 16); expected (1, 2, capacity, D)");
+    }
+
+    [TestMethod]
+    public void ALengthBeyondTheCacheIsRefused()
+    {
+        using var session = Session(Heads);
+        var e = Assert.ThrowsExactly<Microsoft.ML.OnnxRuntime.OnnxRuntimeException>(() => session.Run(Inputs(Heads, past: Capacity, new float[3 * Heads * HeadSize])).Dispose());
+        StringAssert.Contains(e.Message, "seqlens_k + 1 = 9 does not fit");
+    }
+}
