@@ -38,14 +38,63 @@ internal static unsafe class CustomOperators
     private const int RuntimeException = 6;   // ORT_RUNTIME_EXCEPTION
     private const int Float = 1, Int32 = 6, Float16 = 10;   // ONNXTensorElementDataType
 
-    private static readonly Lazy<IntPtr> s_domain = new(CreateDomain);
+    private static readonly Lazy<IntPtr> s_domain = new(() =>
+    {
+        var domain = CreateDomain();
+        FirstSession(domain);
+        return domain;
+    });
 
     /// <summary>Adds the OnnxGpt domain to <paramref name="options"/> (before a session is created from them).</summary>
     public static void AddTo(SessionOptions options)
     {
         ArgumentNullException.ThrowIfNull(options);
-        var status = ((delegate* unmanaged[Stdcall]<IntPtr, IntPtr, IntPtr>)OrtNative.Api[AddCustomOpDomainIndex])(options.DangerousGetHandle(), s_domain.Value);
+        Add(options, s_domain.Value);
+    }
+
+    private static void Add(SessionOptions options, IntPtr domain)
+    {
+        var status = ((delegate* unmanaged[Stdcall]<IntPtr, IntPtr, IntPtr>)OrtNative.Api[AddCustomOpDomainIndex])(options.DangerousGetHandle(), domain);
         OrtNative.ThrowIfError(status, $"registering the '{OnnxGptOperators.Domain}' operators");
+    }
+
+    /// <summary>
+    /// Creates one session with the domain, once, before any other can: the first session that has a custom domain
+    /// adds it to ONNX's process-wide table of domains, which ONNX Runtime checks and fills without a lock, so two
+    /// sessions created at once from fresh options would both add it and one would fail. The model is the smallest
+    /// there is (one Identity node), written out in protobuf's wire format.
+    /// </summary>
+    private static void FirstSession(IntPtr domain)
+    {
+        using var options = new SessionOptions();
+        Add(options, domain);
+        using var session = new InferenceSession(IdentityModel(), options);
+    }
+
+    private static byte[] IdentityModel()
+    {
+        // ModelProto { ir_version 8 (1); opset_import (8) { version 13 (2) }; graph (7) { node (1) { input "x" (1),
+        // output "y" (2), op_type "Identity" (4) }; name "g" (2); input (11) / output (12) { name (1), type (2)
+        // { tensor_type (1) { elem_type 1 (1) } } } } }
+        static byte[] Message(int field, params byte[][] parts) => [.. Tag(field, 2), .. Varint(parts.Sum(p => p.Length)), .. parts.SelectMany(p => p)];
+        static byte[] Text(int field, string text) => Message(field, System.Text.Encoding.UTF8.GetBytes(text));
+        static byte[] Number(int field, int value) => [.. Tag(field, 0), .. Varint(value)];
+        static byte[] Tag(int field, int wire) => Varint(field << 3 | wire);
+        static byte[] Varint(int value)
+        {
+            var bytes = new List<byte>();
+            for (; value >= 0x80; value >>= 7)
+            {
+                bytes.Add((byte)(value | 0x80));
+            }
+
+            bytes.Add((byte)value);
+            return [.. bytes];
+        }
+
+        byte[] Value(int field, string name) => Message(field, Text(1, name), Message(2, Message(1, Number(1, 1))));
+        return [.. Number(1, 8), .. Message(8, Number(2, 13)),
+            .. Message(7, Message(1, Text(1, "x"), Text(2, "y"), Text(4, "Identity")), Text(2, "g"), Value(11, "x"), Value(12, "y"))];
     }
 
     /// <summary>The OrtCustomOp struct, field for field (onnxruntime_c_api.h), up to version 17's members.</summary>

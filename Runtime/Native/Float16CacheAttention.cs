@@ -1,4 +1,3 @@
-using System.Numerics.Tensors;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
@@ -265,18 +264,75 @@ internal static unsafe class Float16CacheAttention
     /// <summary>
     /// Exponentiates each of <paramref name="n"/> score rows (stride <paramref name="seen"/>; row qi holds
     /// <paramref name="position"/> + qi + 1 keys) less its maximum, plus <paramref name="shift"/>, in place;
-    /// <paramref name="inverse"/> gets 1 / each row's sum.
+    /// <paramref name="inverse"/> gets 1 / each row's sum. Its own vector loops (<see cref="Exp"/>), not
+    /// TensorPrimitives': those would run unoptimised for the first calls of a process, a whole first prompt long.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Softmax(float* scores, int seen, int position, int n, float* inverse, float shift = 0)
     {
         for (int qi = 0; qi < n; qi++)
         {
-            var span = new Span<float>(scores + (long)qi * seen, position + qi + 1);
-            float max = TensorPrimitives.Max(span);
-            TensorPrimitives.Subtract(span, max - shift, span);
-            TensorPrimitives.Exp(span, span);
-            inverse[qi] = 1f / TensorPrimitives.Sum(span);
+            float* row = scores + (long)qi * seen;
+            int length = position + qi + 1, i = 0;
+            var max = Vector512.Create(float.NegativeInfinity);
+            for (; i + Lanes <= length; i += Lanes)
+            {
+                max = Vector512.Max(max, Vector512.Load(row + i));
+            }
+
+            float top = max.GetElement(0);
+            for (int l = 1; l < Lanes; l++)
+            {
+                top = MathF.Max(top, max.GetElement(l));
+            }
+
+            for (int k = i; k < length; k++)
+            {
+                top = MathF.Max(top, row[k]);
+            }
+
+            var bias = Vector512.Create(top - shift);
+            var sum = Vector512<float>.Zero;
+            for (i = 0; i + Lanes <= length; i += Lanes)
+            {
+                var e = Exp(Vector512.Load(row + i) - bias);
+                e.Store(row + i);
+                sum += e;
+            }
+
+            float total = Vector512.Sum(sum);
+            for (; i < length; i++)
+            {
+                row[i] = MathF.Exp(row[i] - (top - shift));
+                total += row[i];
+            }
+
+            inverse[qi] = 1f / total;
         }
+    }
+
+    /// <summary>
+    /// e^x for 16 values, to about 1 ulp: x = n·ln 2 + r with |r| ≤ ln 2 / 2 (ln 2 in two parts), e^r by its Taylor
+    /// polynomial to degree 7, times 2^n through the exponent bits. Inputs are clamped to [−87, 88], where the result
+    /// stays a normal float32 (softmax inputs are at most <see cref="Ln2Times112"/>; below −87 the weight is negligible).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<float> Exp(Vector512<float> x)
+    {
+        x = Vector512.Min(Vector512.Max(x, Vector512.Create(-87f)), Vector512.Create(88f));
+        var n = Vector512.Round(x * Vector512.Create(1.44269504f));
+        var r = Vector512.FusedMultiplyAdd(n, Vector512.Create(-0.693145752f), x);    // ln 2, high part (exact in n·hi)
+        r = Vector512.FusedMultiplyAdd(n, Vector512.Create(-1.42860677e-6f), r);          // ln 2, low part
+        var p = Vector512.Create(1f / 5040);
+        p = Vector512.FusedMultiplyAdd(p, r, Vector512.Create(1f / 720));
+        p = Vector512.FusedMultiplyAdd(p, r, Vector512.Create(1f / 120));
+        p = Vector512.FusedMultiplyAdd(p, r, Vector512.Create(1f / 24));
+        p = Vector512.FusedMultiplyAdd(p, r, Vector512.Create(1f / 6));
+        p = Vector512.FusedMultiplyAdd(p, r, Vector512.Create(0.5f));
+        p = Vector512.FusedMultiplyAdd(p, r, Vector512<float>.One);
+        p = Vector512.FusedMultiplyAdd(p, r, Vector512<float>.One);
+        var scale = ((Vector512.ConvertToInt32(n) + Vector512.Create(127)) << 23).AsSingle();
+        return p * scale;
     }
 
     /// <summary>Queries i0 .. i0 + n − 1 of (row, head): query i sits at position past + i and sees keys 0 .. past + i.</summary>

@@ -79,6 +79,7 @@ internal sealed class BenchCommand : CliCommand
         Subcommands.Add(new BenchConstraintCommand());
         Subcommands.Add(new BenchDecodingCommand());
         Subcommands.Add(new BenchSpeculativeCommand());
+        Subcommands.Add(new BenchContextCommand());
         Subcommands.Add(new BenchOrleansCommand());
         Subcommands.Add(new BenchCacheSimCommand());
         Validators.Add(r =>
