@@ -36,6 +36,9 @@ internal static unsafe class CustomOperators
     // in-place and alias maps of 18 and later, which stay unread.
     private const uint OpVersion = 17;
     private const int RuntimeException = 6;   // ORT_RUNTIME_EXCEPTION
+
+    // Below this many key rows read (summed over the step's pairs, a tile of 4 queries reading each once), a step runs on the calling thread.
+    private const long InlineKeyRows = 2048;
     private const int Float = 1, Int32 = 6, Float16 = 10;   // ONNXTensorElementDataType
 
     private static readonly Lazy<IntPtr> s_domain = new(() =>
@@ -386,8 +389,26 @@ internal static unsafe class CustomOperators
                 HeadSize = (int)d,
                 Scale = 1f / MathF.Sqrt(d),
             };
-            Call(((delegate* unmanaged[Stdcall]<IntPtr, delegate* unmanaged[Stdcall]<void*, nuint, void>, nuint, nuint, void*, IntPtr>)api[KernelContextParallelForIndex])(
-                context, &Pair, (nuint)(rows * heads), 0, &step));
+            // Key rows the step reads: below a few thousand the pairs take less time than handing them to the
+            // intra-op threads does (decoding a short context), so they run here, one after the other.
+            long work = 0;
+            for (int b = 0; b < rows; b++)
+            {
+                work += (long)(past[b] + count[b]) * Math.Max(1, count[b] / 4) * heads;
+            }
+
+            if (work < InlineKeyRows)
+            {
+                for (int pair = 0; pair < rows * heads; pair++)
+                {
+                    Float16CacheAttention.Pair(&step, pair / heads, pair % heads);
+                }
+            }
+            else
+            {
+                Call(((delegate* unmanaged[Stdcall]<IntPtr, delegate* unmanaged[Stdcall]<void*, nuint, void>, nuint, nuint, void*, IntPtr>)api[KernelContextParallelForIndex])(
+                    context, &Pair, (nuint)(rows * heads), 0, &step));
+            }
             if (step.Failed != 0)
             {
                 throw new ShapeException("a (row, head) pair failed (out of memory?).");
