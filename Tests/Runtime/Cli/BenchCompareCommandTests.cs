@@ -39,7 +39,7 @@ public sealed class BenchCompareCommandTests
         using var tmp = TestPaths.NewTemp();
         var (code, _, err) = Cli("bench", "compare", "--work", tmp.Sub("w"), "--variants", "fused,fp8");
         Assert.AreEqual(2, code);
-        Assert.AreEqual("onnxgpt bench compare: --variants: 'fp8' is not a variant; expected portable, decomposed, fused, int8, int4." + Environment.NewLine, err);
+        Assert.AreEqual("onnxgpt bench compare: --variants: 'fp8' is not a variant; expected portable, decomposed, fused, int8, int4, fused-kv16, int4-kv16." + Environment.NewLine, err);
 
         (code, _, err) = Cli("bench", "compare", "--work", tmp.Sub("w"), "--engines", "onnxgpt,genai");
         Assert.AreEqual(2, code);
