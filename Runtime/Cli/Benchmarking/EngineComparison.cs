@@ -180,7 +180,7 @@ internal sealed class EngineComparison(ComparisonSettings o, TextWriter stdout)
 
         foreach (var engine in o.Engines)
         {
-            foreach (var variant in o.Variants)
+            foreach (var variant in o.Variants.Where(v => results.Any(r => r.Variant == v && r.Engine == engine)))
             {
                 double first = Median(results, variant, engine, r => Decode(r, o.Contexts[0]));
                 double last = Median(results, variant, engine, r => Decode(r, o.Contexts[^1]));
