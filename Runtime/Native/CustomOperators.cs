@@ -214,6 +214,7 @@ internal static unsafe class CustomOperators
     {
         IntPtr kernel;
         var status = CreateKernelCore(info, &kernel);
+        OrtNative.Release(status);   // (this older entry point has no way to report it)
         return status == IntPtr.Zero ? kernel : IntPtr.Zero;
     }
 

@@ -91,29 +91,30 @@ internal static unsafe class OrtNative
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Check(IntPtr status, NativeName name)
     {
-        if (status == IntPtr.Zero)
+        if (status != IntPtr.Zero)
         {
-            return;
+            var (code, message) = TakeError(status);
+            throw new OnnxGptException($"ONNX Runtime could not bind '{name}' (error code {code}): {message}");
         }
+    }
 
+    /// <summary>A failed call's error code and message; the status is released.</summary>
+    private static (int Code, string Message) TakeError(IntPtr status)
+    {
         int code = GetErrorCode(status);
         string message = Marshal.PtrToStringUTF8((IntPtr)GetErrorMessage(status)) ?? "(no message)";
         ReleaseStatus(status);
-        throw new OnnxGptException($"ONNX Runtime could not bind '{name}' (error code {code}): {message}");
+        return (code, message);
     }
 
     /// <summary>Throws for a failed ONNX Runtime call's status (and releases it); nothing for success (null).</summary>
     internal static void ThrowIfError(IntPtr status, string what)
     {
-        if (status == IntPtr.Zero)
+        if (status != IntPtr.Zero)
         {
-            return;
+            var (code, message) = TakeError(status);
+            throw new OnnxGptException($"ONNX Runtime failed {what} (error code {code}): {message}");
         }
-
-        int code = GetErrorCode(status);
-        string message = Marshal.PtrToStringUTF8((IntPtr)GetErrorMessage(status)) ?? "(no message)";
-        ReleaseStatus(status);
-        throw new OnnxGptException($"ONNX Runtime failed {what} (error code {code}): {message}");
     }
 
     /// <summary>Releases a status (null is fine).</summary>

@@ -109,6 +109,26 @@ public sealed class Float16CacheTests
     }
 
     [TestMethod]
+    public async Task TheBatchEngineGivesEachRequestItsSoloTokens()
+    {
+        // Two slots for five requests: they queue, join and leave, and prompts go in chunks of 4 beside decoding rows.
+        var weights = Weights(2, 128);
+        using var tmp = TestPaths.NewTemp();
+        using var model = GptModel.Load(TestModels.Export(weights, tmp, options: new ExportOptions { Graph = Fused with { Float16Cache = true } }));
+        int[][] prompts = [[5, 17, 3, 52, 9], [8, 41, 2], [30], [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13], [44, 45]];
+        using var engine = OnnxGpt.Runtime.Batching.BatchEngine.Start(model, new OnnxGpt.Runtime.Batching.BatchEngineOptions { Slots = 2, PrefillChunkTokens = 4 });
+        var requests = prompts.Select(p => engine.Submit(p, Greedy with { MaxNewTokens = 10 })).ToArray();
+        for (int i = 0; i < prompts.Length; i++)
+        {
+            await requests[i].Completion;
+            using var alone = model.CreateGenerator(Greedy with { MaxNewTokens = 10 });
+            alone.Append(prompts[i]);
+            var expected = alone.GenerateAll()[0];
+            CollectionAssert.AreEqual(expected.Ids.ToArray(), requests[i].Result!.Ids.ToArray(), $"request {i}");
+        }
+    }
+
+    [TestMethod]
     public void OptionsThatDoNotGoWithAFloat16CacheAreRefusedWithTheReason()
     {
         var gpt = TestWeights.Random(TestWeights.Small(heads: 2, width: 32), seed: 1);
