@@ -139,9 +139,5 @@ public static class EngineBench
         Console.Write(OrtProfile.Summarize(file.FullName, [promptTokens]));
     }
 
-    private static double Median(List<double> values)
-    {
-        var sorted = values.Order().ToArray();
-        return sorted.Length % 2 == 1 ? sorted[sorted.Length / 2] : (sorted[sorted.Length / 2 - 1] + sorted[sorted.Length / 2]) / 2;
-    }
+    private static double Median(List<double> values) => OnnxGpt.Cli.Benchmarking.SampleStatistics.Median(values);
 }

@@ -50,11 +50,8 @@ internal static class ConstraintBench
                 $"mask+advance cold {cold:F3} ms, warm {warm:F4} ms per token over {tokens.Length} tokens ({states:F0} states met)"));
         }
 
-        double Median(Func<(double Free, double Constrained, double Cold, double Warm, int Tokens, double ColdStates), double> f)
-        {
-            var values = rows.Select(f).Order().ToArray();
-            return values.Length % 2 == 1 ? values[values.Length / 2] : (values[values.Length / 2 - 1] + values[values.Length / 2]) / 2;
-        }
+        double Median(Func<(double Free, double Constrained, double Cold, double Warm, int Tokens, double ColdStates), double> f) =>
+            SampleStatistics.Median(rows.Select(f));
 
         double free = Median(r => r.Free), warmMs = Median(r => r.Warm), coldMs = Median(r => r.Cold);
         stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,

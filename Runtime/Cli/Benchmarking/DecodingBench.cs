@@ -57,7 +57,7 @@ internal static class DecodingBench
         stdout.WriteLine($"| {variant} run | decode step ms | ÷ greedy | managed B/step | cache positions copied/step | copy ms/step | copy ÷ step |");
         for (int i = 0; i < runs.Length; i++)
         {
-            double step = Median(results[i], r => r.StepMs), ratio = Median(Enumerable.Range(0, reps).Select(r => results[i][r].StepMs / results[0][r].StepMs));
+            double step = Median(results[i], r => r.StepMs), ratio = SampleStatistics.Median(Enumerable.Range(0, reps).Select(r => results[i][r].StepMs / results[0][r].StepMs));
             double copied = Median(results[i], r => r.CopiedPerStep), copyMs = Median(results[i], r => r.CopyMsPerStep);
             string copies = copied > 0
                 ? Invariant($"{copied:F1} ({copied * bytesPerPosition / 1024:F0} KiB) | {copyMs:F3} | {100 * Median(results[i], r => r.CopyMsPerStep / r.StepMs):F2}% |")
@@ -66,13 +66,7 @@ internal static class DecodingBench
         }
     }
 
-    private static double Median<T>(IEnumerable<T> items, Func<T, double> f) => Median(items.Select(f));
-
-    private static double Median(IEnumerable<double> values)
-    {
-        var sorted = values.Order().ToArray();
-        return sorted.Length % 2 == 1 ? sorted[sorted.Length / 2] : (sorted[sorted.Length / 2 - 1] + sorted[sorted.Length / 2]) / 2;
-    }
+    private static double Median<T>(IEnumerable<T> items, Func<T, double> f) => SampleStatistics.Median(items.Select(f));
 
     /// <summary>Decodes <paramref name="newTokens"/> steps after the prompt's: the median step, and per step the bytes allocated and the cache copied.</summary>
     private static Run Decode(GptModel model, int[] prompt, GenerationOptions options, int newTokens)
@@ -96,7 +90,7 @@ internal static class DecodingBench
         }
 
         int count = Math.Max(1, steps.Count);
-        return new Run(Median(steps), (double)bytes / count, (double)(generator.CopiedCachePositions - copiedBefore) / count,
+        return new Run(SampleStatistics.Median(steps), (double)bytes / count, (double)(generator.CopiedCachePositions - copiedBefore) / count,
             (generator.CacheCopyTime - copyBefore).TotalMilliseconds / count);
     }
 }

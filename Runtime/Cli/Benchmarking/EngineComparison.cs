@@ -239,7 +239,7 @@ internal sealed class EngineComparison(ComparisonSettings o, TextWriter stdout)
             return null;
         }
 
-        return (MedianOfSorted(ratios), ratios[0], ratios[^1]);
+        return (SampleStatistics.Median(ratios), ratios[0], ratios[^1]);
     }
 
     private static double Decode(EngineMeasurement m, int context) => m.DecodeTokensPerSecond.GetValueOrDefault(context, double.NaN);
@@ -247,12 +247,8 @@ internal sealed class EngineComparison(ComparisonSettings o, TextWriter stdout)
     /// <summary>The median over repetitions, NaN where the engine did not measure it.</summary>
     private static double Median(List<EngineMeasurement> results, string variant, string engine, Func<EngineMeasurement, double> f)
     {
-        var values = results.Where(r => r.Variant == variant && r.Engine == engine).Select(f).Where(v => !double.IsNaN(v)).Order().ToList();
-        return values.Count == 0 ? double.NaN : MedianOfSorted(values);
+        return SampleStatistics.Median(results.Where(r => r.Variant == variant && r.Engine == engine).Select(f).Where(v => !double.IsNaN(v)));
     }
-
-    private static double MedianOfSorted(List<double> sorted) =>
-        sorted.Count % 2 == 1 ? sorted[sorted.Count / 2] : (sorted[sorted.Count / 2 - 1] + sorted[sorted.Count / 2]) / 2;
 
     /// <summary>
     /// Bytes of weights one decoded token reads: every initializer but the position table (one row is read), and the

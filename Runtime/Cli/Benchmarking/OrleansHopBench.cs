@@ -1,6 +1,4 @@
 using System.Diagnostics;
-using System.Net;
-using System.Net.Sockets;
 using OnnxGpt.Cli.Serving;
 using OnnxGpt.Orleans.Client;
 using OnnxGpt.Orleans.Conversations;
@@ -26,7 +24,7 @@ internal static class OrleansHopBench
         var options = new GenerationOptions { DoSample = false, MaxNewTokens = newTokens, StopStrings = [] };
         // The silo's engine has these settings too (two slots, chunks of 128, finished conversations kept until released).
         using var engine = BatchEngine.Start(model, new BatchEngineOptions { Slots = 2, PrefillChunkTokens = 128, MaxIdleConversations = 2 });
-        int[] ports = FreePorts(3);
+        int[] ports = SampleStatistics.FreePorts(3);
         var settings = new ClusterSettings { SiloPort = ports[0], GatewayPort = ports[1], GatewayPorts = [ports[1]], ClusterId = "bench-" + ports[2] };
         var silo = ClusterHost.StartSiloAsync(model, slots: 2, prefillChunk: 128, settings, stdout, CancellationToken.None).GetAwaiter().GetResult();
         try
@@ -136,20 +134,7 @@ internal static class OrleansHopBench
             $"request time ratio {Median([.. paired.Select(p => p.Second.EndMs / p.First.EndMs)]):F2}x");
     }
 
-    private static double Median(double[] values)
-    {
-        Array.Sort(values);
-        return values.Length == 0 ? 0 : values.Length % 2 == 1 ? values[values.Length / 2] : (values[values.Length / 2 - 1] + values[values.Length / 2]) / 2;
-    }
-
-    private static int[] FreePorts(int count)
-    {
-        var listeners = Enumerable.Range(0, count).Select(_ => new TcpListener(IPAddress.Loopback, 0)).ToList();
-        listeners.ForEach(l => l.Start());
-        int[] ports = [.. listeners.Select(l => ((IPEndPoint)l.LocalEndpoint).Port)];
-        listeners.ForEach(l => l.Stop());
-        return ports;
-    }
+    private static double Median(double[] values) => values.Length == 0 ? 0 : SampleStatistics.Median(values);
 
     private readonly record struct Timing(int Tokens, double FirstMs, double GapMs, double EndMs);
 }

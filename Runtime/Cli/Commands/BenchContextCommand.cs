@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Diagnostics;
+using OnnxGpt.Cli.Benchmarking;
 using OnnxGpt.Cli.Options;
 using OnnxGpt.Runtime.Generation;
 using OnnxGpt.Runtime.Model;
@@ -103,8 +104,8 @@ internal sealed class BenchContextCommand : CliCommand
                 }
 
                 var ratios = Enumerable.Range(0, blocks).Select(k => speeds[^1][k] / speeds[0][k]).Order().ToArray();
-                stdout.WriteLine($"| {path} | {string.Join(" | ", speeds.Select(s => Median(s).ToString("F1")))} | " +
-                    $"{Median(ratios):F3} [{ratios[0]:F2}–{ratios[^1]:F2}] | {(double)bytes / timed:F0} |");
+                stdout.WriteLine($"| {path} | {string.Join(" | ", speeds.Select(s => SampleStatistics.Median(s).ToString("F1")))} | " +
+                    $"{SampleStatistics.Median(ratios):F3} [{ratios[0]:F2}–{ratios[^1]:F2}] | {(double)bytes / timed:F0} |");
             }
             finally
             {
@@ -116,11 +117,5 @@ internal sealed class BenchContextCommand : CliCommand
         }
 
         return ExitCodes.Success;
-    }
-
-    private static double Median(IEnumerable<double> values)
-    {
-        var sorted = values.Order().ToArray();
-        return sorted.Length % 2 == 1 ? sorted[sorted.Length / 2] : (sorted[sorted.Length / 2 - 1] + sorted[sorted.Length / 2]) / 2;
     }
 }

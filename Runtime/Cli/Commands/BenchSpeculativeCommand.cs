@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Diagnostics;
 using System.Text.Json.Nodes;
+using OnnxGpt.Cli.Benchmarking;
 using OnnxGpt.Cli.Options;
 using OnnxGpt.Contracts;
 using OnnxGpt.Runtime.Generation;
@@ -133,9 +134,9 @@ internal sealed class BenchSpeculativeCommand : CliCommand
         var spec = runs.Where(r => r.Run.Kind == Kind.Speculative).ToList();
         var plainAsleep = runs.Where(r => r.Run.Kind == Kind.PlainAsleep).ToList();
         bool identical = runs.All(r => r.Run.Ids.AsSpan().SequenceEqual(plain[0].Run.Ids));
-        double? asleepMedian = plainAsleep.Count == 0 ? null : Median(plainAsleep.Select(r => r.Run.TokensPerSecond));
+        double? asleepMedian = plainAsleep.Count == 0 ? null : SampleStatistics.Median(plainAsleep.Select(r => r.Run.TokensPerSecond));
         var ratios = Enumerable.Range(0, reps).Select(i => spec[i].Run.TokensPerSecond / plain[i].Run.TokensPerSecond).Order().ToArray();
-        double plainMedian = Median(plain.Select(r => r.Run.TokensPerSecond)), specMedian = Median(spec.Select(r => r.Run.TokensPerSecond));
+        double plainMedian = SampleStatistics.Median(plain.Select(r => r.Run.TokensPerSecond)), specMedian = SampleStatistics.Median(spec.Select(r => r.Run.TokensPerSecond));
         long drafted = spec.Sum(s => s.Run.Statistics!.Value.DraftedTokens), accepted = spec.Sum(s => s.Run.Statistics!.Value.AcceptedTokens);
         long rounds = spec.Sum(s => s.Run.Statistics!.Value.Rounds), plainSteps = spec.Sum(s => s.Run.Statistics!.Value.PlainSteps);
         double acceptance = drafted == 0 ? double.NaN : (double)accepted / drafted;
@@ -148,7 +149,7 @@ internal sealed class BenchSpeculativeCommand : CliCommand
                 ["speculative_tokens_per_second"] = Math.Round(specMedian, 3),
                 ["plain_threads_asleep_tokens_per_second"] = asleepMedian is { } a ? Math.Round(a, 3) : null,
                 ["ratio_of_medians"] = Math.Round(specMedian / plainMedian, 4),
-                ["median_ratio"] = Math.Round(Median(ratios), 4),
+                ["median_ratio"] = Math.Round(SampleStatistics.Median(ratios), 4),
                 ["ratio_min"] = Math.Round(ratios[0], 4),
                 ["ratio_max"] = Math.Round(ratios[^1], 4),
                 ["acceptance_rate"] = double.IsNaN(acceptance) ? null : Math.Round(acceptance, 4),
@@ -161,7 +162,7 @@ internal sealed class BenchSpeculativeCommand : CliCommand
         else
         {
             stdout.WriteLine($"plain {plainMedian:F1} tok/s, speculative {specMedian:F1} tok/s (medians): {specMedian / plainMedian:F2}x; " +
-                $"per repetition {Median(ratios):F2}x [{ratios[0]:F2}-{ratios[^1]:F2}]" +
+                $"per repetition {SampleStatistics.Median(ratios):F2}x [{ratios[0]:F2}-{ratios[^1]:F2}]" +
                 (asleepMedian is { } a ? $"; plain on the speculative runs' session (threads asleep between runs) {a:F1} tok/s" : ""));
             stdout.WriteLine($"acceptance {acceptance:P1} ({accepted} of {drafted} draft tokens), {meanK:F2} draft tokens per verifying step, " +
                 $"{rounds} verifying and {plainSteps} plain steps; tokens {(identical ? "identical" : "DIFFERENT")} in every run");
@@ -241,11 +242,5 @@ internal sealed class BenchSpeculativeCommand : CliCommand
 
         var random = new Random((int)parse.GetValue(_seed));
         return Enumerable.Range(0, parse.GetValue(_promptTokens)).Select(_ => random.Next(model.Config.VocabSize)).ToArray();
-    }
-
-    private static double Median(IEnumerable<double> values)
-    {
-        var sorted = values.Order().ToArray();
-        return sorted.Length % 2 == 1 ? sorted[sorted.Length / 2] : (sorted[sorted.Length / 2 - 1] + sorted[sorted.Length / 2]) / 2;
     }
 }

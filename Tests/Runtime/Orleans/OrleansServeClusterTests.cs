@@ -1,8 +1,6 @@
 using System.ClientModel;
 using System.ClientModel.Primitives;
 using System.Diagnostics;
-using System.Net;
-using System.Net.Sockets;
 using Microsoft.Extensions.AI;
 using OnnxGpt.Runtime.Chat;
 using OnnxGpt.Runtime.Model;
@@ -159,14 +157,7 @@ public sealed class OrleansServeClusterTests
         message is UserChatMessage ? ChatRole.User : message is AssistantChatMessage ? ChatRole.Assistant : ChatRole.System,
         message.Content.Count == 0 ? "" : message.Content[0].Text);
 
-    private static int[] FreePorts(int count)
-    {
-        var listeners = Enumerable.Range(0, count).Select(_ => new TcpListener(IPAddress.Loopback, 0)).ToList();
-        listeners.ForEach(l => l.Start());
-        int[] ports = [.. listeners.Select(l => ((IPEndPoint)l.LocalEndpoint).Port)];
-        listeners.ForEach(l => l.Stop());
-        return ports;
-    }
+    private static int[] FreePorts(int count) => OnnxGpt.Cli.Benchmarking.SampleStatistics.FreePorts(count);
 
     /// <summary>Adds the <c>X-Conversation-Id</c> header to every request of an OpenAI client.</summary>
     private sealed class ConversationHeader(string id) : PipelinePolicy
