@@ -21,12 +21,34 @@ internal static class TestModels
 
     /// <summary>
     /// The small fused model the batch engine's and the decoding step's tests share: random weights of
-    /// <paramref name="seed"/>, 4 heads of width 32, 64 tokens of context, exported into <paramref name="tmp"/> and loaded.
+    /// <paramref name="seed"/>, 4 heads of width 32, 64 tokens of context, exported into a folder of its own and
+    /// loaded; disposing it frees the model and the folder.
     /// </summary>
-    public static OnnxGpt.Runtime.Model.GptModel LoadSmallFused(TempFolder tmp, ulong seed)
+    public static OwnedModel LoadSmallFused(ulong seed)
     {
-        var weights = TestWeights.Random(TestWeights.Small(heads: 4, width: 32) with { ContextLength = 64 }, seed: seed);
-        return OnnxGpt.Runtime.Model.GptModel.Load(Export(weights, tmp, options: new ExportOptions { Graph = new GraphOptions { Flavor = GraphFlavor.Fused } }));
+        var tmp = new TempFolder();
+        try
+        {
+            var weights = TestWeights.Random(TestWeights.Small(heads: 4, width: 32) with { ContextLength = 64 }, seed: seed);
+            return new OwnedModel(tmp, OnnxGpt.Runtime.Model.GptModel.Load(Export(weights, tmp, options: new ExportOptions { Graph = new GraphOptions { Flavor = GraphFlavor.Fused } })));
+        }
+        catch
+        {
+            tmp.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>A loaded model and the temporary folder it was exported into.</summary>
+    public sealed class OwnedModel(TempFolder folder, OnnxGpt.Runtime.Model.GptModel model) : IDisposable
+    {
+        public OnnxGpt.Runtime.Model.GptModel Model { get; } = model;
+
+        public void Dispose()
+        {
+            Model.Dispose();
+            folder.Dispose();
+        }
     }
 
     /// <summary>

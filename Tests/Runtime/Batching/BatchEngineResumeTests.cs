@@ -16,25 +16,22 @@ namespace OnnxGpt.Tests.Runtime.Batching;
 public sealed class BatchEngineResumeTests
 {
     private static readonly GenerationOptions Sampling = new() { MaxNewTokens = 10, Temperature = 1.0, TopK = 0, Seed = 7 };
-    private static TempFolder? s_tmp;
-    private static GptModel? s_model;
+    private static TestModels.OwnedModel? s_owned;
 
     public TestContext TestContext { get; set; } = null!;
 
-    private static GptModel Model => s_model!;
+    private static GptModel Model => s_owned!.Model;
 
     [ClassInitialize]
     public static void Initialize(TestContext _)
     {
-        s_tmp = new TempFolder();
-        s_model = TestModels.LoadSmallFused(s_tmp, seed: 103);
+        s_owned = TestModels.LoadSmallFused(seed: 103);
     }
 
     [ClassCleanup]
     public static void Cleanup()
     {
-        s_model?.Dispose();
-        s_tmp?.Dispose();
+        s_owned?.Dispose();
     }
 
     [TestMethod]

@@ -16,25 +16,22 @@ public sealed class BatchEngineTests
 {
     private const float Tolerance = 1e-4f;
     private static readonly GenerationOptions Greedy = new() { DoSample = false, MaxNewTokens = 12 };
-    private static TempFolder? s_tmp;
-    private static GptModel? s_model;
+    private static TestModels.OwnedModel? s_owned;
 
     public TestContext TestContext { get; set; } = null!;
 
-    private static GptModel Model => s_model!;
+    private static GptModel Model => s_owned!.Model;
 
     [ClassInitialize]
     public static void Initialize(TestContext _)
     {
-        s_tmp = new TempFolder();
-        s_model = TestModels.LoadSmallFused(s_tmp, seed: 101);
+        s_owned = TestModels.LoadSmallFused(seed: 101);
     }
 
     [ClassCleanup]
     public static void Cleanup()
     {
-        s_model?.Dispose();
-        s_tmp?.Dispose();
+        s_owned?.Dispose();
     }
 
     [TestMethod]

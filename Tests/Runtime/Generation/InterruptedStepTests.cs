@@ -14,23 +14,20 @@ namespace OnnxGpt.Tests.Runtime.Generation;
 [TestClass]
 public sealed class InterruptedStepTests
 {
-    private static TempFolder? s_tmp;
-    private static GptModel? s_model;
+    private static TestModels.OwnedModel? s_owned;
 
-    private static GptModel Model => s_model!;
+    private static GptModel Model => s_owned!.Model;
 
     [ClassInitialize]
     public static void Initialize(TestContext _)
     {
-        s_tmp = new TempFolder();
-        s_model = TestModels.LoadSmallFused(s_tmp, seed: 103);
+        s_owned = TestModels.LoadSmallFused(seed: 103);
     }
 
     [ClassCleanup]
     public static void Cleanup()
     {
-        s_model?.Dispose();
-        s_tmp?.Dispose();
+        s_owned?.Dispose();
     }
 
     [TestMethod]
